@@ -1,0 +1,142 @@
+"""Business-hours calendars: SLA time that counts only inside open hours.
+
+Times are epoch microseconds (UTC). A calendar turns each local date into its
+open intervals (weekly hours minus holidays) in its IANA zone, converted to UTC
+instants, so DST days count the real length of their open hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+US = 1_000_000
+DAY_US = 86_400 * US
+# A calendar must open at least once in this many days, or SLA time can never
+# accumulate; checked when the policy file is loaded.
+MAX_CLOSED_DAYS = 400
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Weekly open hours in a time zone, minus holidays.
+
+    ``hours[i]`` are the (start, end) local times open on weekday ``i``
+    (Monday = 0); ``end`` of ``None`` means midnight at the end of the day.
+    """
+
+    name: str
+    timezone: str = "UTC"
+    hours: tuple[tuple[tuple[time, time | None], ...], ...] = ((),) * 7
+    holidays: frozenset[date] = frozenset()
+    always_open: bool = False
+    _zone: ZoneInfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_zone", ZoneInfo(self.timezone))
+
+    # -- the two operations every clock uses ---------------------------------
+
+    def add(self, start_us: int, amount_us: int) -> int:
+        """The last instant at which business time since ``start_us`` is still
+        ``amount_us``: the deadline of a goal.
+
+        Business time reaches the goal inside an open interval and then stays
+        flat while closed, so when the goal is used up exactly at closing time
+        the deadline is the next opening: a follow-up at 08:59 the next morning
+        has spent exactly the goal and is met.
+        """
+        if self.always_open:
+            return start_us + amount_us
+        remaining = amount_us
+        for a, b in self._intervals_from(start_us):
+            s = max(a, start_us)
+            avail = b - s
+            if remaining < avail:
+                return s + remaining
+            remaining -= avail
+        raise AssertionError("unreachable: _intervals_from is endless")
+
+    def elapsed(self, start_us: int, end_us: int) -> int:
+        """Business microseconds in ``[start_us, end_us)``."""
+        if end_us <= start_us:
+            return 0
+        if self.always_open:
+            return end_us - start_us
+        total = 0
+        for a, b in self._intervals_from(start_us):
+            if a >= end_us:
+                break
+            total += min(b, end_us) - max(a, start_us)
+        return total
+
+    # -- intervals --------------------------------------------------------------
+
+    def _intervals_from(self, t_us: int):  # type: ignore[no-untyped-def]
+        """Open intervals, in order, that end after ``t_us``; merged when they touch."""
+        day = self._local_date(t_us)
+        closed_days = 0
+        pending: tuple[int, int] | None = None
+        while True:
+            ivs = self.day_intervals(day)
+            if not ivs:
+                closed_days += 1
+                if closed_days > MAX_CLOSED_DAYS:
+                    raise ValueError(f"calendar {self.name!r} has no open hours for {MAX_CLOSED_DAYS} days")
+            else:
+                closed_days = 0
+            for a, b in ivs:
+                if b <= t_us:
+                    continue
+                if pending is not None and a <= pending[1]:
+                    pending = (pending[0], max(pending[1], b))
+                    continue
+                if pending is not None:
+                    yield pending
+                pending = (a, b)
+            day += timedelta(days=1)
+
+    def day_intervals(self, day: date) -> tuple[tuple[int, int], ...]:
+        return _day_intervals(self, day)
+
+    def _local_date(self, t_us: int) -> date:
+        dt = datetime.fromtimestamp(t_us / US, tz=timezone.utc).astimezone(self._zone)
+        # Start one day early: an interval of the previous local date can still
+        # be open (only for hours ending at midnight, but it is cheap to be safe).
+        return dt.date() - timedelta(days=1)
+
+    def is_open(self, t_us: int) -> bool:
+        if self.always_open:
+            return True
+        for a, b in self._intervals_from(t_us):
+            return a <= t_us < b
+        return False
+
+
+ALWAYS_OPEN = Calendar(name="24x7", always_open=True)
+
+
+@lru_cache(maxsize=65_536)
+def _day_intervals(cal: Calendar, day: date) -> tuple[tuple[int, int], ...]:
+    if day in cal.holidays:
+        return ()
+    out = []
+    for start, end in cal.hours[day.weekday()]:
+        a = _local_to_us(cal, day, start)
+        b = _local_to_us(cal, day + timedelta(days=1), time(0)) if end is None else _local_to_us(cal, day, end)
+        if b > a:
+            out.append((a, b))
+    return tuple(out)
+
+
+def _local_to_us(cal: Calendar, day: date, t: time) -> int:
+    # fold=0 picks the first of two ambiguous instants; a local time skipped by
+    # a spring-forward gap maps forward, which zoneinfo does for fold=0 too.
+    local = datetime.combine(day, t, tzinfo=cal._zone)
+    utc = local.astimezone(timezone.utc)
+    delta = utc - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds
