@@ -77,10 +77,11 @@ class Calendar:
     # -- intervals --------------------------------------------------------------
 
     def _intervals_from(self, t_us: int):  # type: ignore[no-untyped-def]
-        """Open intervals, in order, that end after ``t_us``; merged when they touch."""
+        """Open intervals, in order, that end after ``t_us``. Touching intervals
+        are not merged (``add`` and ``elapsed`` do not need it), so a calendar
+        open around the clock still yields one interval per day."""
         day = self._local_date(t_us)
         closed_days = 0
-        pending: tuple[int, int] | None = None
         while True:
             ivs = self.day_intervals(day)
             if not ivs:
@@ -90,14 +91,8 @@ class Calendar:
             else:
                 closed_days = 0
             for a, b in ivs:
-                if b <= t_us:
-                    continue
-                if pending is not None and a <= pending[1]:
-                    pending = (pending[0], max(pending[1], b))
-                    continue
-                if pending is not None:
-                    yield pending
-                pending = (a, b)
+                if b > t_us:
+                    yield a, b
             day += timedelta(days=1)
 
     def day_intervals(self, day: date) -> tuple[tuple[int, int], ...]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -36,7 +37,7 @@ def parse_duration_us(text: str | int | float | timedelta) -> int:
     elif isinstance(text, bool):
         raise DurationError(f"not a duration: {text!r}")
     elif isinstance(text, (int, float)):
-        us = round(text * 1_000_000)
+        us = _round(text * 1_000_000, text)
     elif isinstance(text, str):
         us = _parse_text(text.strip())
     else:
@@ -61,11 +62,13 @@ def _parse_text(text: str) -> int:
         for unit, scale in (("w", "w"), ("d", "d"), ("h", "h"), ("m", "m"), ("s", "s")):
             if m.group(unit):
                 total += float(m.group(unit)) * _UNITS_US[scale]
-        return round(total)
+        return _round(total, text)
     try:
-        return round(float(text) * 1_000_000)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        return _round(number * 1_000_000, text)
     pos = 0
     total = 0.0
     for m in _SHORT.finditer(text):
@@ -77,7 +80,13 @@ def _parse_text(text: str) -> int:
         raise DurationError(
             f"not a duration: {text!r} (use e.g. 90s, 15m, 1h30m, 2d, 500ms or ISO 8601 PT1H)"
         )
-    return round(total)
+    return _round(total, text)
+
+
+def _round(us: float, text: object) -> int:
+    if not math.isfinite(us):  # "inf", "nan", 1e400, .inf in YAML
+        raise DurationError(f"not a finite duration: {text!r}")
+    return round(us)
 
 
 def format_duration_us(us: int) -> str:

@@ -225,16 +225,16 @@ def load_policies(path: str | Path) -> PolicySet:
 
 
 def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
+    marks: dict[tuple[Any, ...], Any] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = None if node is None else _to_python(node, (), marks)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise PolicyError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if node is None:
         raise PolicyError(f"{source}: empty policies file; it needs a 'policies:' list")
-    marks: dict[tuple[Any, ...], Any] = {}
-    data = _to_python(node, (), marks)
 
     def where(loc: tuple[Any, ...]) -> str:
         for n in range(len(loc), -1, -1):
@@ -385,9 +385,11 @@ def _to_python(node: yaml.Node, path: tuple[Any, ...], marks: dict[tuple[Any, ..
 
 def _scalar(node: yaml.Node) -> Any:
     if not isinstance(node, yaml.ScalarNode):
-        raise PolicyError(f"line {node.start_mark.line + 1}: a mapping key must be a plain value")
+        raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a plain value", node.start_mark)
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_object(node, deep=True)
+    except ValueError as exc:  # a value its tag cannot hold, e.g. the date 2026-13-01
+        raise yaml.constructor.ConstructorError(None, None, f"{node.value!r}: {exc}", node.start_mark) from None
     finally:
         loader.dispose()

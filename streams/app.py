@@ -1,0 +1,200 @@
+"""The Faust app: one agent on lead-events, one timer for deadlines, two
+changelog-backed tables, /metrics and a small query API.
+
+Lead state lives in a table keyed by ``lead_id``. Its changelog records are
+written with the partition of the lead's events, explicitly, so the timer
+can persist a breach it decides without a current stream event, and a table
+key is only ever written to one changelog partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+from faust.serializers import codecs
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from models.policy import PolicySet
+
+from .codec import state_from_bytes, state_to_bytes
+from .engine import Engine, LeadEntry
+from .metrics import Metrics, RuntimeCollector
+from .settings import Settings
+
+log = logging.getLogger("leadsla")
+
+
+class _LeadEntryCodec(codecs.Codec):
+    def _dumps(self, entry: Any) -> bytes:
+        return state_to_bytes(entry.partition, entry.state)
+
+    def _loads(self, s: bytes) -> LeadEntry:
+        partition, state = state_from_bytes(s)
+        return LeadEntry(partition, state)
+
+
+codecs.register("leadsla-lead", _LeadEntryCodec())
+
+
+class _LeadEntryType:
+    """What Faust needs of a table value type: its codec, and a no-op
+    reconstruction (the codec already returns a LeadEntry)."""
+
+    _options = SimpleNamespace(serializer="leadsla-lead")
+
+    @classmethod
+    def from_data(cls, value: Any, preferred_type: Any = None) -> Any:
+        return value
+
+
+@dataclass
+class Monitor:
+    app: faust.App
+    engine: Engine
+    registry: CollectorRegistry
+
+
+class _Sink:
+    def __init__(self, leads: Any, windows: Any, outcomes: Any, dlq: Any) -> None:
+        self._leads, self._windows, self._outcomes, self._dlq = leads, windows, outcomes, dlq
+
+    def persist(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None:
+        if entry is None:
+            self._leads.send_changelog(partition, lead_id, None, value_serializer="raw")
+        else:
+            self._leads.send_changelog(partition, lead_id, entry)
+
+    def window(self, partition: int, key: str, value: float | None) -> None:
+        if value is None:
+            self._windows.send_changelog(partition, key, None, value_serializer="raw")
+        else:
+            self._windows.send_changelog(partition, key, value)
+
+    def outcome(self, lead_id: str, value: bytes) -> None:
+        self._outcomes.send_soon(key=lead_id.encode(), value=value)
+
+    def dead_letter(self, key: bytes | None, value: bytes | None, reason: str, error: str) -> None:
+        headers = [("reason", reason.encode()), ("error", error.encode("utf-8", "replace")[:1000])]
+        self._dlq.send_soon(key=key, value=value, headers=headers)
+
+
+def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRegistry | None = None) -> Monitor:
+    registry = registry or CollectorRegistry()
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap()}",
+        store="memory://",
+        datadir=str(settings.data_dir),
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_request_timeout=max(30.0, settings.session_timeout * 3),
+        broker_commit_interval=settings.commit_interval,
+        producer_max_batch_size=1 if settings.single_record_batches else 16384,
+        stream_buffer_maxsize=4096,
+        broker_max_poll_records=1000,
+    )
+    # Table writes queue in Faust's producer buffer; past this many, stream
+    # processing waits for them (backpressure). Faust's default of 100 is
+    # small for single-record changelog batches and logs a warning each time.
+    app.producer.buffer.max_messages = 5000
+
+    leads = app.Table(
+        "leads",
+        partitions=settings.partitions,
+        key_type=str,
+        value_type=_LeadEntryType,
+        help="Lead state: clocks, buffered events and dedupe memory, by lead_id.",
+    )
+    windows = app.Table(
+        "team-windows",
+        partitions=settings.partitions,
+        key_type=str,
+        value_type=float,
+        help="Tumbling event-time windows (1h, 1d) of handoffs and follow-ups per team and partition.",
+    )
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    events_topic = app.topic(settings.input_topic, partitions=settings.partitions, **raw)
+    outcomes_topic = app.topic(settings.outcomes_topic, partitions=settings.partitions, **raw)
+    dlq_topic = app.topic(settings.dlq_topic, partitions=settings.partitions, **raw)
+
+    def highwater(partition: int) -> int | None:
+        try:
+            return app.consumer.highwater(faust.TopicPartition(settings.input_topic, partition))  # type: ignore[no-any-return]
+        except Exception:
+            return None
+
+    metrics = Metrics(registry, policies, settings.max_team_labels)
+    engine = Engine(
+        settings,
+        policies,
+        metrics,
+        store=leads.data,
+        windows=windows.data,
+        sink=_Sink(leads, windows, outcomes_topic, dlq_topic),
+        highwater=highwater,
+    )
+    registry.register(RuntimeCollector(engine.snapshot, policies))
+
+    @app.agent(events_topic, name="leadsla.process")
+    async def process(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            engine.handle(message.partition, message.offset, message.key, message.value)
+
+    @app.timer(settings.timer_interval, name="leadsla.deadlines")
+    async def deadlines() -> None:
+        # Decide in slices so a burst of due clocks never stalls consumption.
+        while True:
+            engine.tick()
+            if not engine.pending():
+                return
+            await asyncio.sleep(0)
+
+    async def rebuild() -> None:
+        tps = {tp for tp in app.assignor.assigned_actives() if tp.topic == settings.input_topic}
+        positions: dict[int, int | None] = {}
+        for tp in tps:
+            try:
+                positions[tp.partition] = await app.consumer.position(tp)
+            except Exception:
+                positions[tp.partition] = None
+        engine.revoke([p for p in engine.runtimes if p not in {tp.partition for tp in tps}])
+        engine.rebuild([tp.partition for tp in tps], positions)
+
+    leads.on_recover(rebuild)
+
+    @app.on_partitions_revoked.connect
+    async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        engine.ready = False
+        engine.revoke(tp.partition for tp in revoked if tp.topic == settings.input_topic)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/ready")
+    async def ready_page(web: Any, request: Any) -> Any:
+        return web.json({"ready": engine.ready, "partitions": sorted(engine.runtimes)}, status=200 if engine.ready else 503)
+
+    @app.page("/leads/{lead_id}")
+    async def lead_page(web: Any, request: Any, lead_id: str) -> Any:
+        view = engine.lead_view(lead_id)
+        if view is None:
+            return web.json({"error": "unknown lead on this worker (it may be owned by another worker)"}, status=404)
+        return web.json(view)
+
+    return Monitor(app, engine, registry)

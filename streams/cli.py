@@ -1,0 +1,257 @@
+"""The ``leadsla`` command: broker, run, demo and policies."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from models.durations import format_duration_us
+from models.policy import PolicyError, PolicySet, load_policies
+
+from .broker import BrokerError, EmbeddedBroker, ensure_topics
+from .settings import EMBEDDED_LISTEN, Settings
+
+log = logging.getLogger("leadsla")
+
+DESCRIPTION = """\
+leadsla watches the marketing-to-sales lead handoff as a live SLA. It reads lead
+lifecycle events from Kafka, runs one event-time clock per lead and policy,
+decides each clock once (met or breached, breaches detected by a timer even
+when no further event arrives), writes decisions to the sla-outcomes topic and
+exposes Prometheus metrics on /metrics.
+
+Every option is also an environment variable: LEADSLA_<OPTION>, e.g.
+LEADSLA_BROKER, LEADSLA_POLICIES, LEADSLA_WEB_PORT, LEADSLA_ALLOWED_LATENESS.
+"""
+
+EPILOG = """\
+examples:
+  leadsla demo                                  # everything in one process, metrics on :6066
+  leadsla broker                                # an embedded broker on 127.0.0.1:9092
+  leadsla run --policies my.yaml --broker kafka://kafka:9092
+  leadsla policies my.yaml                      # check a policies file and show what it means
+"""
+
+
+class CliError(Exception):
+    pass
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policies", type=Path, help="policies file (YAML); default: the bundled example [LEADSLA_POLICIES]")
+    p.add_argument("--web-port", type=int, help="port of /metrics and the query API (default 6066) [LEADSLA_WEB_PORT]")
+    p.add_argument("--web-host", help="address to serve on (default 127.0.0.1) [LEADSLA_WEB_HOST]")
+    p.add_argument("--partitions", type=int, help="partitions of the topics leadsla creates (default 4) [LEADSLA_PARTITIONS]")
+    p.add_argument("--allowed-lateness", help="how late a stop event may arrive and still count, e.g. 2m [LEADSLA_ALLOWED_LATENESS]")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="[LEADSLA_LOG_LEVEL]")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="leadsla", description=DESCRIPTION, epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+
+    b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker and create the topics",
+                       description="Run the embedded Kafka-compatible broker (Tansu, in-memory storage: data is "
+                                   "gone when it stops) in the foreground and create lead-events, lead-events-dlq "
+                                   "and sla-outcomes in it. Ctrl-C stops it.")
+    b.add_argument("--listen", default=EMBEDDED_LISTEN, help=f"HOST:PORT to listen on (default {EMBEDDED_LISTEN})")
+    b.add_argument("--partitions", type=int, help="partitions per topic (default 4) [LEADSLA_PARTITIONS]")
+
+    r = sub.add_parser("run", help="run the monitor",
+                       description="Run the SLA monitor: consume lead-events, decide clocks, publish sla-outcomes, "
+                                   "serve /metrics. Without --broker (and no LEADSLA_BROKER) it starts the embedded "
+                                   "broker itself on 127.0.0.1:9092. Run several with the same broker to split the "
+                                   "partitions; give each its own --web-port.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--broker", help="Kafka bootstrap, e.g. kafka://127.0.0.1:9092 [LEADSLA_BROKER]")
+    _common(r)
+
+    d = sub.add_parser("demo", help="broker, monitor and realistic traffic in one command",
+                       description="Start the embedded broker, the monitor and a generator of realistic lead "
+                                   "traffic (a few days of history, then live leads). Within a minute "
+                                   "http://127.0.0.1:6066/metrics shows met and breached clocks. Ctrl-C stops all.")
+    d.add_argument("--broker", help="use this broker instead of starting the embedded one [LEADSLA_BROKER]")
+    d.add_argument("--history-leads", type=int, default=400, help="leads in the generated history (default 400)")
+    _common(d)
+
+    pol = sub.add_parser("policies", help="check a policies file and show what it means",
+                         description="Parse and check a policies file; print each policy's clock, goal, "
+                                     "calendar and objective. Exit status 2 with the position of the problem "
+                                     "if the file is wrong.")
+    pol.add_argument("file", type=Path, nargs="?", help="policies file (default: the bundled example)")
+    return ap
+
+
+def make_settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("broker", "policies", "web_port", "web_host", "partitions", "allowed_lateness", "log_level"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        raise CliError("invalid settings (flags or LEADSLA_* variables):\n" + "\n".join(lines)) from None
+
+
+def _load(path: Path) -> PolicySet:
+    try:
+        return load_policies(path)
+    except PolicyError as exc:
+        raise CliError(f"policies file: {exc}") from None
+
+
+def describe(policies: PolicySet) -> str:
+    rows = []
+    for p in policies.policies:
+        starts = ", ".join(s.type for s in p.selectors["start"])
+        stops = ", ".join(s.type for s in p.selectors["stop"])
+        extra = []
+        if p.selectors["pause"]:
+            extra.append("pauses")
+        if p.match:
+            extra.append("match " + ", ".join(f"{k} in {sorted(v)}" for k, v in p.match))
+        if p.on_restart != "keep":
+            extra.append("restarts on a new start")
+        rows.append(
+            f"  {p.name}: {starts} -> {stops} within {format_duration_us(p.goal_us)} "
+            f"({'wall-clock time' if p.calendar.always_open else 'business hours of ' + p.calendar.name + ', ' + p.calendar.timezone}); "
+            f"objective {p.objective:.1%}, at risk at {p.at_risk:.0%}" + (f"; {'; '.join(extra)}" if extra else "")
+        )
+    return "\n".join(rows)
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    from .settings import EXAMPLE_POLICIES
+
+    path = args.file or EXAMPLE_POLICIES
+    policies = _load(path)
+    print(f"{path}: {len(policies.policies)} policies")
+    print(describe(policies))
+    return 0
+
+
+def _topics_ready(settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
+    created = loop.run_until_complete(ensure_topics(settings.bootstrap(), settings.required_topics(), settings.partitions))
+    if created:
+        log.info("created topics %s with %d partitions", ", ".join(created), settings.partitions)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    overrides = {"partitions": args.partitions} if args.partitions else {}
+    try:
+        settings = Settings(broker=f"kafka://{args.listen}", **overrides)
+    except ValidationError as exc:
+        raise CliError(str(exc)) from None
+    broker = EmbeddedBroker(args.listen)
+    broker.start()
+    loop = asyncio.new_event_loop()
+    try:
+        _topics_ready(settings, loop)
+        print(f"leadsla broker: listening on {args.listen}; topics {', '.join(settings.required_topics())} "
+              f"({settings.partitions} partitions). Ctrl-C stops it (its data is in memory only).", flush=True)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        async def wait() -> None:
+            while not stop.is_set():
+                if broker.proc is not None and broker.proc.poll() is not None:
+                    raise CliError(f"the embedded broker exited with status {broker.proc.returncode}")
+                try:
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    pass
+
+        loop.run_until_complete(wait())
+        print("leadsla broker: stopping", flush=True)
+    finally:
+        broker.stop()
+        loop.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
+    import faust
+
+    from .app import build_monitor
+
+    settings = make_settings(args)
+    policies = _load(settings.policies)
+    broker = None
+    if settings.broker is None:
+        broker = EmbeddedBroker(EMBEDDED_LISTEN)
+        broker.start()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        _topics_ready(settings, loop)
+        monitor = build_monitor(settings, policies)
+        if demo:
+            from .demo import run_demo_traffic
+
+            stop = asyncio.Event()
+
+            @monitor.app.task
+            async def traffic() -> None:
+                try:
+                    await run_demo_traffic(settings.bootstrap(), settings.input_topic, policies, stop,
+                                           history_leads=args.history_leads)
+                except asyncio.CancelledError:
+                    stop.set()
+                    raise
+
+        where = f"http://{settings.web_host}:{settings.web_port}"
+        print(f"leadsla: {'demo' if demo else 'monitor'} on {settings.bootstrap()}"
+              f"{' (embedded broker)' if broker else ''}; metrics at {where}/metrics, "
+              f"lead timelines at {where}/leads/<lead_id>\n{describe(policies)}\nCtrl-C stops it.", flush=True)
+        # Faust narrates every service start at INFO; show its warnings and
+        # leadsla's own info unless debugging.
+        faust_level = "DEBUG" if settings.log_level == "debug" else "WARNING"
+        worker = faust.Worker(monitor.app, loop=loop, loglevel=faust_level, quiet=True, override_logging=True)
+        logging.getLogger("leadsla").setLevel(settings.log_level.upper())
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:
+            return int(exc.code or 0)
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
+    args = ap.parse_args(argv)
+    if args.command is None:
+        ap.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "broker":
+            return cmd_broker(args)
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "demo":
+            return cmd_run(args, demo=True)
+        if args.command == "policies":
+            return cmd_policies(args)
+    except (CliError, BrokerError) as exc:
+        print(f"leadsla: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

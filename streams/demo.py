@@ -1,0 +1,150 @@
+"""Realistic demo traffic: a few days of history (so met and breached clocks
+show up at once), then live leads in real time.
+
+Arrivals fall inside the sales calendar's business hours; reps differ in how
+fast they follow up; some leads are never touched; a few records are bad and
+end up in the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from models.calendar import ALWAYS_OPEN, Calendar
+from models.events import format_timestamp_us
+from models.policy import PolicySet
+
+log = logging.getLogger("leadsla.demo")
+
+US = 1_000_000
+TEAMS = ("na_east", "na_west", "emea")
+SEGMENTS = ("smb", "mid_market", "enterprise")
+CHANNELS = ("call", "email", "social")
+
+
+@dataclass(frozen=True)
+class Rep:
+    id: str
+    team: str
+    median_minutes: float  # business minutes to the first attempt
+    never: float  # share of leads never touched
+
+
+def reps(rng: random.Random) -> list[Rep]:
+    out = []
+    for i in range(12):
+        kind = i % 4
+        median = (8, 25, 50, 120)[kind]
+        never = (0.02, 0.05, 0.10, 0.25)[kind]
+        out.append(Rep(f"rep-{i + 1:02d}", TEAMS[i % len(TEAMS)], median, never))
+    return out
+
+
+class TrafficGenerator:
+    def __init__(self, policies: PolicySet, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        self.reps = reps(self.rng)
+        cals = [p.calendar for p in policies.policies if not p.calendar.always_open]
+        self.calendar: Calendar = cals[0] if cals else ALWAYS_OPEN
+
+    def _open_instant(self, lo_us: int, hi_us: int) -> int | None:
+        for _ in range(50):
+            t = self.rng.randrange(lo_us, hi_us)
+            if self.calendar.is_open(t):
+                return t
+        return None
+
+    def lead(self, handoff_us: int, horizon_us: int) -> list[dict[str, object]]:
+        """One lead's events up to ``horizon_us`` (later ones are not yet known)."""
+        rng = self.rng
+        lead_id = f"lead-{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}"
+        rep = rng.choice(self.reps)
+        base = {"lead_id": lead_id, "segment": rng.choice(SEGMENTS), "region": rep.team, "source": "marketing"}
+        attrs = {"form": "demo_request"} if rng.random() < 0.15 else {"form": "content_download"}
+        events: list[dict[str, object]] = [
+            {**base, "type": "lead.created", "occurred_at": handoff_us - rng.randrange(3600, 86400) * US},
+            {**base, "type": "lead.mql", "occurred_at": handoff_us - rng.randrange(60, 3600) * US},
+            {**base, "type": "lead.handed_off", "occurred_at": handoff_us, "team": rep.team, "rep": rep.id, "attributes": attrs},
+        ]
+        if rng.random() >= rep.never:
+            minutes = rng.lognormvariate(0, 0.8) * rep.median_minutes
+            t = self.calendar.add(handoff_us, round(minutes * 60 * US))
+            for n in range(rng.choice((1, 1, 2, 3))):
+                outcome = "reached" if n == 2 else rng.choice(("no_answer", "waiting_on_prospect", "no_answer"))
+                events.append({**base, "type": "lead.contact_attempt", "occurred_at": t, "team": rep.team, "rep": rep.id,
+                               "channel": rng.choice(CHANNELS), "attributes": {"outcome": outcome}})
+                t = self.calendar.add(t, rng.randrange(20, 300) * 60 * US)
+            end = rng.choice(("lead.qualified", "lead.disqualified", "lead.recycled", None))
+            if end:
+                events.append({**base, "type": "lead.connected", "occurred_at": t, "team": rep.team, "rep": rep.id})
+                t = self.calendar.add(t, rng.randrange(30, 60 * 24) * 60 * US)
+                events.append({**base, "type": end, "occurred_at": t, "team": rep.team, "rep": rep.id})
+        out = []
+        for e in events:
+            at = int(e["occurred_at"])  # type: ignore[call-overload]
+            if at <= horizon_us:
+                out.append({**e, "event_id": str(uuid.UUID(int=rng.getrandbits(128))), "occurred_at": format_timestamp_us(at)})
+        return out
+
+    def bad_records(self) -> list[tuple[bytes | None, bytes]]:
+        return [
+            (b"lead-bad-1", b"{not json"),
+            (b"lead-bad-2", orjson.dumps({"event_id": "x1", "lead_id": "lead-bad-2", "type": "lead.teleported", "occurred_at": "2026-01-01T00:00:00Z"})),
+            (b"lead-bad-3", orjson.dumps({"event_id": "x2", "lead_id": "lead-bad-3", "type": "lead.mql", "occurred_at": "yesterday"})),
+        ]
+
+    def history(self, now_us: int, days: float, leads: int) -> list[dict[str, object]]:
+        events = []
+        lo = now_us - int(days * 86400 * US)
+        for _ in range(leads):
+            t = self._open_instant(lo, now_us - 3600 * US)
+            if t is not None:
+                events.extend(self.lead(t, now_us))
+        events.sort(key=lambda e: str(e["occurred_at"]))
+        return events
+
+
+async def run_demo_traffic(bootstrap: str, topic: str, policies: PolicySet, stop: asyncio.Event,
+                           history_days: float = 4, history_leads: int = 400, live_interval: float = 2.0) -> None:
+    gen = TrafficGenerator(policies)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        now = time.time_ns() // 1000
+        history = gen.history(now, history_days, history_leads)
+        for e in history:
+            await producer.send(topic, key=str(e["lead_id"]).encode(), value=orjson.dumps(e))
+        for key, value in gen.bad_records():
+            await producer.send(topic, key=key, value=value)
+        await producer.flush()
+        log.info("demo: published %d historical events and 3 bad records", len(history))
+        pending: list[tuple[int, dict[str, object]]] = []
+        while not stop.is_set():
+            now = time.time_ns() // 1000
+            # A new lead now; its follow-ups are released when their time comes.
+            for e in gen.lead(now, now + 7 * 86400 * US):
+                pending.append((int(_parse(str(e["occurred_at"]))), e))
+            pending.sort(key=lambda x: x[0])
+            while pending and pending[0][0] <= now:
+                _, e = pending.pop(0)
+                await producer.send(topic, key=str(e["lead_id"]).encode(), value=orjson.dumps(e))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=live_interval * gen.rng.uniform(0.5, 1.5))
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        await producer.stop()
+
+
+def _parse(text: str) -> int:
+    from models.events import parse_timestamp_us
+
+    return parse_timestamp_us(text)

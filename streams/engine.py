@@ -1,0 +1,395 @@
+"""The monitor's runtime, free of Faust: per-partition watermarks, the
+deadline index, lead state in a mapping, effects turned into metrics,
+outcome records, dead letters and window aggregates.
+
+The Faust app (``streams.app``) feeds it records and timer ticks and gives it
+a store (the table's data) and a sink (topics and changelogs); tests feed it
+directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any, Protocol
+
+from models import clock
+from models.clock import (
+    AtRisk,
+    AtRiskCleared,
+    ClockStarted,
+    Decision,
+    Effect,
+    Handoff,
+    LateStop,
+    LeadState,
+    OwnerChanged,
+    Touch,
+)
+from models.policy import PolicySet
+
+from .codec import Rejection, decode, outcome_record
+from .index import DeadlineIndex
+from .metrics import Metrics
+from .settings import Settings
+
+log = logging.getLogger("leadsla")
+
+NEVER = -(1 << 62)
+# Tumbling event-time windows kept for dashboards: (size, label, retention).
+WINDOWS = ((3600, "1h", 2 * 86400), (86400, "1d", 8 * 86400))
+
+
+class LeadEntry:
+    """A table value: a lead's state and the partition its events come from."""
+
+    __slots__ = ("partition", "state")
+
+    def __init__(self, partition: int, state: LeadState) -> None:
+        self.partition = partition
+        self.state = state
+
+
+class Sink(Protocol):
+    def persist(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None: ...
+    def outcome(self, lead_id: str, value: bytes) -> None: ...
+    def dead_letter(self, key: bytes | None, value: bytes | None, reason: str, error: str) -> None: ...
+    def window(self, partition: int, key: str, value: float | None) -> None: ...
+
+
+class PartitionRuntime:
+    """What one owned partition needs in memory: rebuilt after recovery,
+    dropped on revocation."""
+
+    __slots__ = ("partition", "index", "max_event_time", "watermark", "last_offset", "caught_up", "open", "at_risk", "windows", "dirty")
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.index = DeadlineIndex()
+        self.max_event_time = NEVER
+        self.watermark = NEVER
+        self.last_offset = -1
+        self.caught_up = False
+        self.open: Counter[tuple[str, str]] = Counter()
+        self.at_risk: Counter[tuple[str, str]] = Counter()
+        # (window size s, window start s) -> (metric, team) -> value
+        self.windows: dict[tuple[int, int], dict[tuple[str, str], float]] = {}
+        self.dirty: set[tuple[int, int, str, str]] = set()
+
+
+def window_key(size: int, start: int, metric: str, team: str, partition: int) -> str:
+    return f"{size}|{start}|{metric}|{team}|{partition}"
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        policies: PolicySet,
+        metrics: Metrics,
+        store: MutableMapping[str, LeadEntry],
+        windows: MutableMapping[str, float],
+        sink: Sink,
+        highwater: Callable[[int], int | None] = lambda p: None,
+        wall_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+    ) -> None:
+        self.settings = settings
+        self.policies = policies
+        self.metrics = metrics
+        self.store = store
+        self.window_store = windows
+        self.sink = sink
+        self.highwater = highwater
+        self.wall_us = wall_us
+        self.runtimes: dict[int, PartitionRuntime] = {}
+        self.ready = False
+        self.started_wall = time.time()
+        self.last_event_wall: float | None = None
+        self._lateness = settings.lateness_us
+        self._ttl = round(settings.state_ttl * 1_000_000)
+        self._skew = round(settings.max_clock_skew * 1_000_000)
+        self._goal = {p.name: p.goal_us for p in policies.policies}
+
+    # -- partitions -------------------------------------------------------------
+
+    def rebuild(self, partitions: Iterable[int], positions: dict[int, int | None] | None = None) -> None:
+        """Index every lead of the given partitions (after table recovery)."""
+        wanted = set(partitions)
+        for p in wanted:
+            self.runtimes[p] = PartitionRuntime(p)
+            pos = (positions or {}).get(p)
+            if pos is not None:
+                self.runtimes[p].last_offset = pos - 1
+        now = self.wall_us()
+        for lead_id, entry in list(self.store.items()):
+            rt = self.runtimes.get(entry.partition)
+            if rt is None or entry.partition not in wanted:
+                continue
+            st = entry.state
+            if st.last_event_at > rt.max_event_time:
+                rt.max_event_time = st.last_event_at
+            for name, c in st.clocks.items():
+                if c.status != clock.IDLE and name in self._goal:
+                    team = self.metrics.team(c.team)
+                    rt.open[(name, team)] += 1
+                    if c.at_risk:
+                        rt.at_risk[(name, team)] += 1
+            rt.index.schedule(lead_id, self._wake(st))
+        for key, value in list(self.window_store.items()):
+            size, start, metric, team, part = key.split("|")
+            rt = self.runtimes.get(int(part))
+            if rt is not None and int(part) in wanted:
+                rt.windows.setdefault((int(size), int(start)), {})[(metric, team)] = value
+        for p in wanted:
+            # Replay decisions happen at event time; start from the state's own time.
+            self._advance_watermark(self.runtimes[p], now)
+        self.ready = True
+        log.info("owning partitions %s: %d leads indexed", sorted(wanted), sum(len(self.runtimes[p].index) for p in wanted))
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.runtimes.pop(p, None)
+
+    def _runtime(self, partition: int) -> PartitionRuntime:
+        rt = self.runtimes.get(partition)
+        if rt is None:
+            rt = self.runtimes[partition] = PartitionRuntime(partition)
+        return rt
+
+    # -- time -------------------------------------------------------------------
+
+    def _advance_watermark(self, rt: PartitionRuntime, now_us: int) -> int:
+        """Event time while catching up on a backlog, wall clock once caught
+        up; never ahead of the wall clock, never backwards."""
+        hw = self.highwater(rt.partition)
+        rt.caught_up = hw is not None and rt.last_offset + 1 >= hw
+        live = now_us - self._lateness
+        candidate = live if rt.caught_up else min(rt.max_event_time - self._lateness, live)
+        if candidate > rt.watermark:
+            rt.watermark = candidate
+        return rt.watermark
+
+    def _wake(self, st: LeadState) -> int | None:
+        wake = clock.next_wake(st)
+        if wake is None and st.is_quiet():
+            return st.last_event_at + self._ttl  # forget the lead then
+        return wake
+
+    # -- the two entry points ---------------------------------------------------
+
+    def handle(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        """One record of lead-events."""
+        now = self.wall_us()
+        rt = self._runtime(partition)
+        rt.last_offset = offset
+        self.last_event_wall = now / 1_000_000
+        result = decode(key, value, self.settings.max_event_bytes, now, self._skew)
+        if isinstance(result, Rejection):
+            self.metrics.reject(result.reason).inc()
+            self.sink.dead_letter(key, value, result.reason, result.error)
+            return
+        event = result
+        if event.occurred_at > rt.max_event_time:
+            rt.max_event_time = event.occurred_at
+        w = self._advance_watermark(rt, now)
+        entry = self.store.get(event.lead_id)
+        if entry is None:
+            entry = LeadEntry(partition, LeadState())
+            self.store[event.lead_id] = entry
+        effects = clock.apply(entry.state, event, self.policies, w, now)
+        if effects is None:
+            self.metrics.duplicates.inc()
+            return
+        self.metrics.event(event.type).inc()
+        if event.occurred_at <= w:
+            self.metrics.late.inc()
+        entry.partition = partition
+        self._effects(rt, effects)
+        rt.index.schedule(event.lead_id, self._wake(entry.state))
+        self.sink.persist(partition, event.lead_id, entry)
+
+    def tick(self, limit: int | None = None) -> int:
+        """Decide what the watermark has reached; returns leads handled.
+
+        Runs on the timer of every worker, for the partitions it owns."""
+        now = self.wall_us()
+        limit = limit or self.settings.timer_batch
+        handled = 0
+        for rt in list(self.runtimes.values()):
+            w = self._advance_watermark(rt, now)
+            for lead_id in rt.index.pop_due(w, limit):
+                handled += 1
+                entry = self.store.get(lead_id)
+                if entry is None or entry.partition != rt.partition:
+                    continue
+                st = entry.state
+                effects = clock.advance(st, self.policies, lead_id, w, now)
+                if not effects and st.is_quiet() and w >= st.last_event_at + self._ttl:
+                    del self.store[lead_id]
+                    self.sink.persist(rt.partition, lead_id, None)
+                    continue
+                self._effects(rt, effects)
+                rt.index.schedule(lead_id, self._wake(st))
+                self.sink.persist(rt.partition, lead_id, entry)
+            self._flush_windows(rt, now)
+        return handled
+
+    def pending(self) -> bool:
+        """Is any partition's index due at its current watermark?"""
+        for rt in self.runtimes.values():
+            due = rt.index.next_due_us()
+            if due is not None and due <= rt.watermark:
+                return True
+        return False
+
+    # -- effects ----------------------------------------------------------------
+
+    def _effects(self, rt: PartitionRuntime, effects: list[Effect]) -> None:
+        m = self.metrics
+        for e in effects:
+            if isinstance(e, Decision):
+                team = m.team(e.team)
+                if e.outcome == clock.CORRECTED:
+                    m.correction(e.policy, e.team).inc()
+                else:
+                    m.outcome(e.policy, e.outcome, e.team).inc()
+                    _dec(rt.open, (e.policy, team))
+                    if e.was_at_risk:
+                        _dec(rt.at_risk, (e.policy, team))
+                    if e.elapsed_us is not None:
+                        m.elapsed_of(e.policy, e.team).observe(e.elapsed_us / 1_000_000)
+                self.sink.outcome(e.lead_id, outcome_record(e, self._goal[e.policy]))
+            elif isinstance(e, ClockStarted):
+                rt.open[(e.policy, m.team(e.team))] += 1
+            elif isinstance(e, AtRisk):
+                rt.at_risk[(e.policy, m.team(e.team))] += 1
+                m.at_risk_of(e.policy, e.team).inc()
+            elif isinstance(e, AtRiskCleared):
+                _dec(rt.at_risk, (e.policy, m.team(e.team)))
+            elif isinstance(e, OwnerChanged):
+                old, new = m.team(e.old_team), m.team(e.new_team)
+                _dec(rt.open, (e.policy, old))
+                rt.open[(e.policy, new)] += 1
+                if e.at_risk:
+                    _dec(rt.at_risk, (e.policy, old))
+                    rt.at_risk[(e.policy, new)] += 1
+            elif isinstance(e, LateStop):
+                m.elapsed_of(e.policy, e.team).observe(e.elapsed_us / 1_000_000)
+            elif isinstance(e, Handoff):
+                m.handoffs_of(e.team).inc()
+                self._window_add(rt, e.at, "handoffs", m.team(e.team), 1)
+            elif isinstance(e, Touch):
+                team = m.team(e.team)
+                m.attempts_of(e.team).inc()
+                self._window_add(rt, e.at, "attempts", team, 1)
+                if e.latency_us is not None:
+                    m.followup_of(e.team).observe(e.latency_us / 1_000_000)
+                    self._window_add(rt, e.at, "first", team, 1)
+                    self._window_add(rt, e.at, "latency", team, e.latency_us / 1_000_000)
+
+    # -- windows ----------------------------------------------------------------
+
+    def _window_add(self, rt: PartitionRuntime, at_us: int, metric: str, team: str, amount: float) -> None:
+        at = at_us // 1_000_000
+        now = self.wall_us() // 1_000_000
+        for size, _, retention in WINDOWS:
+            start = at - at % size
+            if start + size + retention < now:
+                continue  # older than anything a dashboard shows
+            cell = rt.windows.setdefault((size, start), {})
+            cell[(metric, team)] = cell.get((metric, team), 0) + amount
+            rt.dirty.add((size, start, metric, team))
+
+    def _flush_windows(self, rt: PartitionRuntime, now_us: int) -> None:
+        """One changelog record per changed window cell per timer pass."""
+        for size, start, metric, team in rt.dirty:
+            key = window_key(size, start, metric, team, rt.partition)
+            value = rt.windows[(size, start)][(metric, team)]
+            self.window_store[key] = value
+            self.sink.window(rt.partition, key, value)
+        rt.dirty.clear()
+        now = now_us // 1_000_000
+        for size, _, retention in WINDOWS:
+            for (s, start), cells in list(rt.windows.items()):
+                if s == size and start + size + retention < now:
+                    for metric, team in cells:
+                        key = window_key(size, start, metric, team, rt.partition)
+                        self.window_store.pop(key, None)
+                        self.sink.window(rt.partition, key, None)
+                    del rt.windows[(s, start)]
+
+    # -- reading ----------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the scrape-time collector shows."""
+        open_: dict[str, dict[str, int]] = {}
+        at_risk: dict[str, dict[str, int]] = {}
+        partitions = {}
+        windows: dict[tuple[str, str, str], float] = {}
+        now = self.wall_us() // 1_000_000
+        for rt in self.runtimes.values():
+            for (policy, team), n in rt.open.items():
+                open_.setdefault(policy, {}).setdefault(team, 0)
+                open_[policy][team] += n
+            for (policy, team), n in rt.at_risk.items():
+                at_risk.setdefault(policy, {}).setdefault(team, 0)
+                at_risk[policy][team] += n
+            hw = self.highwater(rt.partition)
+            partitions[rt.partition] = {
+                "lag": None if hw is None else max(0, hw - rt.last_offset - 1),
+                "watermark": None if rt.watermark == NEVER else rt.watermark / 1_000_000,
+                "caught_up": rt.caught_up,
+                "indexed": len(rt.index),
+            }
+            for size, label, _ in WINDOWS:
+                for (metric, team), value in rt.windows.get((size, now - now % size), {}).items():
+                    windows[(metric, team, label)] = windows.get((metric, team, label), 0) + value
+        return {
+            "open": open_,
+            "at_risk": at_risk,
+            "partitions": partitions,
+            "windows": windows,
+            "ready": self.ready,
+            "last_event_wall": self.last_event_wall,
+            "started_wall": self.started_wall,
+        }
+
+    def lead_view(self, lead_id: str) -> dict[str, Any] | None:
+        """A lead's SLA timeline for the query API (no metrics, no logs)."""
+        entry = self.store.get(lead_id)
+        if entry is None:
+            return None
+        from models.events import format_timestamp_us as ts
+
+        st = entry.state
+        clocks = {}
+        for name, c in st.clocks.items():
+            clocks[name] = {
+                "status": ("idle", "running", "paused")[c.status],
+                "cycle": c.cycle,
+                "started_at": ts(c.started_at) if c.cycle else None,
+                "deadline": ts(c.deadline) if c.status == clock.RUNNING else None,
+                "at_risk": c.at_risk,
+                "team": c.team,
+                "rep": c.rep,
+                "last_outcome": c.last_outcome,
+                "last_deadline": ts(c.last_deadline) if c.last_outcome else None,
+            }
+        return {
+            "lead_id": lead_id,
+            "partition": entry.partition,
+            "owner": {"team": st.owner_team, "rep": st.owner_rep},
+            "last_event_at": ts(st.last_event_at) if st.last_event_at else None,
+            "waiting_events": len(st.buffer),
+            "clocks": clocks,
+        }
+
+
+def _dec(counter: Counter[tuple[str, str]], key: tuple[str, str]) -> None:
+    n = counter[key] - 1
+    if n > 0:
+        counter[key] = n
+    else:
+        del counter[key]

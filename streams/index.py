@@ -1,0 +1,75 @@
+"""The deadline index: which leads of one partition need the watermark's
+attention next. O(1) to (re)schedule a lead, O(log b) per due bucket, never a
+scan of all open clocks."""
+
+from __future__ import annotations
+
+import heapq
+
+BUCKET_US = 1_000_000  # one-second buckets: breaches fire at most ~1 s late
+
+
+class DeadlineIndex:
+    """Leads bucketed by the second after their next wake-up time.
+
+    A lead is in at most one bucket. A bucket keyed ``k`` holds leads whose wake
+    time is in ``[(k-1) s, k s)``; it is due once the watermark reaches ``k s``,
+    which is strictly after every wake time in it (a breach needs the watermark
+    *past* the deadline).
+    """
+
+    __slots__ = ("_buckets", "_heap", "_where")
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, set[str]] = {}
+        self._heap: list[int] = []
+        self._where: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def schedule(self, lead_id: str, wake_us: int | None) -> None:
+        """Set (or with None, clear) the lead's next wake-up."""
+        old = self._where.get(lead_id)
+        new = None if wake_us is None else wake_us // BUCKET_US + 1
+        if old == new:
+            return
+        if old is not None:
+            bucket = self._buckets[old]
+            bucket.discard(lead_id)
+            if not bucket:
+                del self._buckets[old]  # its heap entry is skipped lazily
+        if new is None:
+            self._where.pop(lead_id, None)
+            return
+        self._where[lead_id] = new
+        bucket = self._buckets.get(new)
+        if bucket is None:
+            self._buckets[new] = {lead_id}
+            heapq.heappush(self._heap, new)
+        else:
+            bucket.add(lead_id)
+
+    def next_due_us(self) -> int | None:
+        """The watermark at which the earliest bucket becomes due."""
+        while self._heap and self._heap[0] not in self._buckets:
+            heapq.heappop(self._heap)
+        return self._heap[0] * BUCKET_US if self._heap else None
+
+    def pop_due(self, watermark_us: int, limit: int) -> list[str]:
+        """Remove and return up to ``limit`` leads whose bucket is due."""
+        out: list[str] = []
+        while len(out) < limit:
+            due = self.next_due_us()
+            if due is None or due > watermark_us:
+                break
+            key = self._heap[0]
+            bucket = self._buckets[key]
+            while bucket and len(out) < limit:
+                lead = bucket.pop()
+                del self._where[lead]
+                out.append(lead)
+            if not bucket:
+                del self._buckets[key]
+                heapq.heappop(self._heap)
+        return out

@@ -1,0 +1,181 @@
+"""Every Prometheus metric leadsla exposes, declared once against an injected
+registry. Hot-path label children are bound once and cached; gauges that
+describe owned partitions are computed at scrape time from the runtime."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from models.events import EVENT_TYPES
+from models.policy import PolicySet
+
+from .codec import REASONS
+
+# ``*_created`` series double the exposition for no use on dashboards.
+disable_created_metrics()
+
+# SLA goals run from minutes to days: buckets cover 1 minute to 2 weeks.
+ELAPSED_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 345600, 604800, 1209600)
+OTHER, NONE = "other", "none"
+
+
+class LabelGuard:
+    """Keeps a label's value set bounded: past ``limit`` values, new ones are 'other'."""
+
+    __slots__ = ("_known", "_limit")
+
+    def __init__(self, limit: int) -> None:
+        self._known: set[str] = set()
+        self._limit = limit
+
+    def __call__(self, value: str | None) -> str:
+        if not value:
+            return NONE
+        if value in self._known:
+            return value
+        if len(self._known) >= self._limit:
+            return OTHER
+        self._known.add(value)
+        return value
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry, policies: PolicySet, max_teams: int) -> None:
+        self.registry = registry
+        self.team = LabelGuard(max_teams)
+        r = registry
+        self.events = Counter("leadsla_events_total", "Events accepted (duplicates excluded), by type.", ["type"], registry=r)
+        self.duplicates = Counter("leadsla_events_duplicate_total", "Events dropped as duplicates of an event id already seen.", registry=r)
+        self.rejected = Counter("leadsla_events_rejected_total", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=r)
+        self.late = Counter("leadsla_events_late_total", "Accepted events that arrived behind the watermark (later than the allowed lateness).", registry=r)
+        self.outcomes = Counter("leadsla_sla_outcomes_total", "Decided clocks, by policy, outcome (met or breached) and team.", ["policy", "outcome", "team"], registry=r)
+        self.corrections = Counter("leadsla_sla_corrections_total", "Late stop events that contradicted a breach already decided.", ["policy", "team"], registry=r)
+        self.elapsed = Histogram("leadsla_sla_elapsed_seconds", "Elapsed SLA (business) time of clocks that stopped.", ["policy", "team"], buckets=ELAPSED_BUCKETS, registry=r)
+        self.at_risk_total = Counter("leadsla_sla_at_risk_total", "Clocks that crossed their at-risk threshold.", ["policy", "team"], registry=r)
+        self.followup = Histogram("leadsla_followup_latency_seconds", "Wall-clock time from handoff to the first follow-up attempt.", ["team"], buckets=ELAPSED_BUCKETS, registry=r)
+        self.attempts = Counter("leadsla_followup_attempts_total", "Follow-up attempts (contact attempts and connects), by team.", ["team"], registry=r)
+        self.handoffs = Counter("leadsla_handoffs_total", "Leads handed off to sales, by team.", ["team"], registry=r)
+        # Pre-bound children for label sets known up front.
+        self._events = {t: self.events.labels(type=t) for t in EVENT_TYPES}
+        self._rejected = {reason: self.rejected.labels(reason=reason) for reason in REASONS}
+        self._children: dict[tuple[Any, ...], Any] = {}
+        for p in policies.policies:
+            for outcome in ("met", "breached"):
+                self.outcome(p.name, outcome, None)
+            self.correction(p.name, None)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def event(self, etype: str) -> Any:
+        return self._events[etype]
+
+    def reject(self, reason: str) -> Any:
+        return self._rejected[reason]
+
+    def outcome(self, policy: str, outcome: str, team: str | None) -> Any:
+        return self._child(self.outcomes, policy, outcome, self.team(team))
+
+    def correction(self, policy: str, team: str | None) -> Any:
+        return self._child(self.corrections, policy, self.team(team))
+
+    def elapsed_of(self, policy: str, team: str | None) -> Any:
+        return self._child(self.elapsed, policy, self.team(team))
+
+    def at_risk_of(self, policy: str, team: str | None) -> Any:
+        return self._child(self.at_risk_total, policy, self.team(team))
+
+    def followup_of(self, team: str | None) -> Any:
+        return self._child(self.followup, self.team(team))
+
+    def attempts_of(self, team: str | None) -> Any:
+        return self._child(self.attempts, self.team(team))
+
+    def handoffs_of(self, team: str | None) -> Any:
+        return self._child(self.handoffs, self.team(team))
+
+
+class RuntimeCollector(Collector):
+    """Gauges read from the live runtime at scrape time: open and at-risk
+    clocks, policy metadata, per-partition watermark and lag, windows."""
+
+    def __init__(self, snapshot: Callable[[], dict[str, Any]], policies: PolicySet) -> None:
+        self._snapshot = snapshot
+        self._policies = policies
+
+    def describe(self) -> Iterable[Any]:
+        return []  # unchecked collector: its families depend on the runtime
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        s = self._snapshot()
+        now = time.time()
+
+        open_ = GaugeMetricFamily("leadsla_sla_open_clocks", "Clocks running now (started, not decided), by policy and team.", labels=["policy", "team"])
+        risk = GaugeMetricFamily("leadsla_sla_at_risk_clocks", "Running clocks past their at-risk threshold.", labels=["policy", "team"])
+        for p in self._policies.policies:  # every policy has a series, zero included
+            teams = s["open"].get(p.name, {})
+            if not teams:
+                open_.add_metric([p.name, NONE], 0)
+            for team, n in sorted(teams.items()):
+                open_.add_metric([p.name, team], n)
+            rteams = s["at_risk"].get(p.name, {})
+            if not rteams:
+                risk.add_metric([p.name, NONE], 0)
+            for team, n in sorted(rteams.items()):
+                risk.add_metric([p.name, team], n)
+        yield open_
+        yield risk
+
+        goal = GaugeMetricFamily("leadsla_sla_goal_seconds", "Each policy's goal (business seconds).", labels=["policy"])
+        obj = GaugeMetricFamily("leadsla_sla_objective_ratio", "Each policy's objective: the target share of met clocks.", labels=["policy"])
+        thr = GaugeMetricFamily("leadsla_sla_at_risk_threshold_ratio", "Each policy's at-risk threshold as a fraction of the goal.", labels=["policy"])
+        for p in self._policies.policies:
+            goal.add_metric([p.name], p.goal_seconds)
+            obj.add_metric([p.name], p.objective)
+            thr.add_metric([p.name], p.at_risk)
+        yield goal
+        yield obj
+        yield thr
+
+        lag = GaugeMetricFamily("leadsla_consumer_lag", "Records of lead-events not yet processed, per owned partition.", labels=["partition"])
+        wm = GaugeMetricFamily("leadsla_watermark_timestamp_seconds", "Event-time watermark per owned partition.", labels=["partition"])
+        caught = GaugeMetricFamily("leadsla_partition_caught_up", "1 once a partition's backlog is consumed (watermark follows the wall clock).", labels=["partition"])
+        idx = GaugeMetricFamily("leadsla_deadline_index_leads", "Leads waiting in the deadline index, per owned partition.", labels=["partition"])
+        for part, info in sorted(s["partitions"].items()):
+            label = [str(part)]
+            if info["lag"] is not None:
+                lag.add_metric(label, info["lag"])
+            if info["watermark"] is not None:
+                wm.add_metric(label, info["watermark"])
+            caught.add_metric(label, 1 if info["caught_up"] else 0)
+            idx.add_metric(label, info["indexed"])
+        yield lag
+        yield wm
+        yield caught
+        yield idx
+
+        yield GaugeMetricFamily("leadsla_owned_partitions", "Partitions of lead-events this worker owns.", value=len(s["partitions"]))
+        yield GaugeMetricFamily("leadsla_worker_ready", "1 once this worker has recovered its state and is processing.", value=1 if s["ready"] else 0)
+        last = s["last_event_wall"]
+        yield GaugeMetricFamily("leadsla_last_event_timestamp_seconds", "Wall-clock time this worker last received a record (0: never).", value=last or 0)
+        yield GaugeMetricFamily("leadsla_seconds_since_last_event", "Seconds since this worker last received a record (since start when none).", value=now - (last or s["started_wall"]))
+
+        windows = {
+            "handoffs": GaugeMetricFamily("leadsla_window_handoffs", "Handoffs in the current event-time window, by team.", labels=["team", "window"]),
+            "attempts": GaugeMetricFamily("leadsla_window_followup_attempts", "Follow-up attempts in the current event-time window, by team.", labels=["team", "window"]),
+            "first": GaugeMetricFamily("leadsla_window_first_followups", "First follow-ups after a handoff in the current window, by team.", labels=["team", "window"]),
+            "latency": GaugeMetricFamily("leadsla_window_first_followup_seconds_sum", "Sum of handoff-to-first-follow-up seconds in the current window, by team.", labels=["team", "window"]),
+        }
+        for (metric, team, window), value in sorted(s["windows"].items()):
+            windows[metric].add_metric([team, window], value)
+        yield from windows.values()

@@ -1,0 +1,92 @@
+"""All configuration in one frozen object, read once from ``LEADSLA_*``
+environment variables and command-line flags (flags win)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.durations import DurationError, parse_duration_us
+
+from . import topics
+
+EXAMPLE_POLICIES = Path(__file__).with_name("policies.example.yaml")
+EMBEDDED_LISTEN = "127.0.0.1:9092"
+
+
+def _duration(v: Any) -> float:
+    try:
+        return parse_duration_us(v) / 1_000_000
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class Settings(BaseSettings):
+    """Every setting; each is also ``LEADSLA_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADSLA_", frozen=True, extra="forbid")
+
+    broker: str | None = Field(None, description="Kafka bootstrap URL, e.g. kafka://host:9092; unset: start the embedded broker")
+    policies: Path = Field(EXAMPLE_POLICIES, description="policies file (YAML)")
+    web_host: str = Field("127.0.0.1", description="address of the metrics and query server")
+    web_port: int = Field(6066, ge=0, le=65535, description="port of /metrics and the query API")
+    allowed_lateness: float = Field(120.0, description="how late a stop may arrive and still count (duration)")
+    max_event_bytes: int = Field(64 * 1024, ge=256, description="records larger than this go to the dead-letter topic")
+    max_clock_skew: float = Field(900.0, description="events dated further in the future are rejected as invalid (duration)")
+    state_ttl: float = Field(30 * 86400.0, description="forget a quiet lead (and its dedupe memory) this long after its last event (duration)")
+    partitions: int = Field(4, ge=1, le=1024, description="partitions of the topics leadsla creates")
+    app_id: str = Field("leadsla", description="consumer group and changelog prefix")
+    input_topic: str = Field(topics.INPUT, description="lead events in")
+    dlq_topic: str = Field(topics.DLQ, description="rejected records out")
+    outcomes_topic: str = Field(topics.OUTCOMES, description="decisions out")
+    timer_interval: float = Field(0.5, description="how often due clocks are looked for (duration)")
+    timer_batch: int = Field(5000, ge=1, description="due leads decided per partition per timer pass before yielding")
+    single_record_batches: bool = Field(True, description="one record per changelog batch (needed by the embedded broker; turn off on Apache Kafka)")
+    max_team_labels: int = Field(200, ge=1, description="distinct team label values before new ones become 'other'")
+    data_dir: Path = Field(Path(".leadsla"), description="Faust's local data directory")
+    log_level: str = Field("info", description="debug, info, warning or error")
+    session_timeout: float = Field(10.0, description="consumer group session timeout (duration)")
+    heartbeat_interval: float = Field(1.0, description="consumer group heartbeat (duration)")
+    rebalance_timeout: float = Field(20.0, description="consumer group rebalance timeout (duration)")
+    commit_interval: float = Field(0.5, description="offset commit interval (duration)")
+
+    _durations = field_validator(
+        "allowed_lateness", "max_clock_skew", "state_ttl", "timer_interval",
+        "session_timeout", "heartbeat_interval", "rebalance_timeout", "commit_interval",
+        mode="before",
+    )(_duration)
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if "://" not in v:
+            v = f"kafka://{v}"
+        if not v.startswith("kafka://"):
+            raise ValueError("broker must look like kafka://host:port")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.lower()
+        if v not in ("debug", "info", "warning", "error"):
+            raise ValueError("log_level must be debug, info, warning or error")
+        return v
+
+    @property
+    def lateness_us(self) -> int:
+        return round(self.allowed_lateness * 1_000_000)
+
+    def bootstrap(self) -> str:
+        """``host:port`` list for aiokafka."""
+        url = self.broker or f"kafka://{EMBEDDED_LISTEN}"
+        return ",".join(u.removeprefix("kafka://") for u in url.split(";"))
+
+    def required_topics(self) -> list[str]:
+        """Topics the monitor reads or writes that Faust does not create itself."""
+        return [self.input_topic, self.dlq_topic, self.outcomes_topic]
