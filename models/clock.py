@@ -168,9 +168,12 @@ class Touch:
 Effect = Decision | ClockStarted | AtRisk | AtRiskCleared | OwnerChanged | LateStop | Handoff | Touch
 
 
-def decision_id(lead_id: str, policy: str, started_at: int, kind: str) -> str:
-    """Stable across re-sends: the same clock decided again gets the same id."""
-    raw = f"{lead_id}\x1f{policy}\x1f{started_at}\x1f{kind}".encode()
+def decision_id(lead_id: str, policy: str, started_at: int, kind: str, cycle: int = 1) -> str:
+    """Stable across re-sends: the same clock decided again gets the same id.
+
+    The cycle is part of it: a zero-length cycle and the next one can start at
+    the same instant, and each is decided once."""
+    raw = f"{lead_id}\x1f{policy}\x1f{started_at}\x1f{kind}\x1f{cycle}".encode()
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
@@ -209,6 +212,10 @@ def apply(
             # rather than grow without bound.
             _apply_one(st, st.buffer.pop(0), policies, event.lead_id, watermark, now, effects)
     else:
+        # A late event: first everything the watermark already reached (due
+        # events, breaches), as if the lead's timer had run, so the result does
+        # not depend on when it last ran; then the late event itself.
+        _advance(st, policies, event.lead_id, watermark, now, effects)
         _apply_one(st, item, policies, event.lead_id, watermark, now, effects)
     _advance(st, policies, event.lead_id, watermark, now, effects)
     return effects
@@ -368,10 +375,11 @@ def _stop(
         c.last_open = False
         if t <= c.last_deadline:
             elapsed = None if c.last_paused else policy.calendar.elapsed(c.last_started, t)
+            cycle = c.cycle if c.status == IDLE else c.cycle - 1  # a newer cycle may be running
             effects.append(
                 Decision(
-                    lead_id, policy.name, CORRECTED, c.cycle, c.last_started, c.last_deadline, now, w, t,
-                    elapsed, c.team, c.rep, False, decision_id(lead_id, policy.name, c.last_started, CORRECTED),
+                    lead_id, policy.name, CORRECTED, cycle, c.last_started, c.last_deadline, now, w, t, elapsed,
+                    c.team, c.rep, False, decision_id(lead_id, policy.name, c.last_started, CORRECTED, cycle),
                 )
             )
         else:
@@ -397,7 +405,7 @@ def _decide(
     effects.append(
         Decision(
             lead_id, name, outcome, c.cycle, c.started_at, c.deadline, now, w, stopped_at, elapsed,
-            c.team, c.rep, c.at_risk, decision_id(lead_id, name, c.started_at, "decided"),
+            c.team, c.rep, c.at_risk, decision_id(lead_id, name, c.started_at, "decided", c.cycle),
         )
     )
     c.status = IDLE

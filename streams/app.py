@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
+from faust.types import TP
 from faust.serializers import codecs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -132,9 +133,11 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
     dlq_topic = app.topic(settings.dlq_topic, partitions=settings.partitions, **raw)
 
     def highwater(partition: int) -> int | None:
+        # From the last fetch response: right even where the embedded broker's
+        # ListOffsets is not. None until the partition was fetched once.
         try:
-            return app.consumer.highwater(faust.TopicPartition(settings.input_topic, partition))  # type: ignore[no-any-return]
-        except Exception:
+            return app.consumer.highwater(TP(settings.input_topic, partition))  # type: ignore[no-any-return]
+        except (AssertionError, KeyError, AttributeError):  # not assigned (any more), or no consumer yet
             return None
 
     metrics = Metrics(registry, policies, settings.max_team_labels)
@@ -166,12 +169,11 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
 
     async def rebuild() -> None:
         tps = {tp for tp in app.assignor.assigned_actives() if tp.topic == settings.input_topic}
-        positions: dict[int, int | None] = {}
-        for tp in tps:
-            try:
-                positions[tp.partition] = await app.consumer.position(tp)
-            except Exception:
-                positions[tp.partition] = None
+        # Where this group resumes in each partition (None: from the start).
+        # Needed to know a partition is caught up before any record arrives.
+        committed = getattr(app.consumer, "_committed_offset", {})
+        positions: dict[int, int | None] = {tp.partition: committed.get(tp) for tp in tps}
+        log.info("recovered; resuming lead-events at %s", positions)
         engine.revoke([p for p in engine.runtimes if p not in {tp.partition for tp in tps}])
         engine.rebuild([tp.partition for tp in tps], positions)
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -42,6 +43,7 @@ class EmbeddedBroker:
         self.listen = listen
         self.log_file = log_file
         self.proc: subprocess.Popen[bytes] | None = None
+        self._out: Any = None
 
     def start(self, timeout: float = 20.0) -> None:
         _split(self.listen)
@@ -57,7 +59,7 @@ class EmbeddedBroker:
         except Exception as exc:  # the wheel has no binary for this platform
             raise BrokerError(f"the embedded broker is not available here: {exc}") from None
         url = f"tcp://{self.listen}"
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self._out = out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
             stdout=out,
@@ -76,14 +78,16 @@ class EmbeddedBroker:
         log.info("embedded broker listening on %s", self.listen)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self._out not in (None, subprocess.DEVNULL):
+            self._out.close()
+            self._out = None
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()

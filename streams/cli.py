@@ -218,7 +218,7 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
         # leadsla's own info unless debugging.
         faust_level = "DEBUG" if settings.log_level == "debug" else "WARNING"
         worker = faust.Worker(monitor.app, loop=loop, loglevel=faust_level, quiet=True, override_logging=True)
-        logging.getLogger("leadsla").setLevel(settings.log_level.upper())
+        _own_logging(settings.log_level)
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:
@@ -227,6 +227,16 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
         if broker is not None:
             broker.stop()
     return 0
+
+
+def _own_logging(level: str) -> None:
+    # Faust's worker reconfigures the root logger; leadsla keeps its own handler.
+    own = logging.getLogger("leadsla")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    own.handlers[:] = [handler]
+    own.propagate = False
+    own.setLevel(level.upper())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,6 +108,7 @@ class Engine:
         self.started_wall = time.time()
         self.last_event_wall: float | None = None
         self._lateness = settings.lateness_us
+        self._replay_lag = max(self._lateness, round(settings.replay_horizon * 1_000_000))
         self._ttl = round(settings.state_ttl * 1_000_000)
         self._skew = round(settings.max_clock_skew * 1_000_000)
         self._goal = {p.name: p.goal_us for p in policies.policies}
@@ -162,19 +163,28 @@ class Engine:
 
     def _advance_watermark(self, rt: PartitionRuntime, now_us: int) -> int:
         """Event time while catching up on a backlog, wall clock once caught
-        up; never ahead of the wall clock, never backwards."""
+        up; never ahead of the wall clock, never backwards.
+
+        A backlog holds many leads' events interleaved, a lead's follow-up
+        often far behind other leads' later events. So while catching up the
+        watermark trails the backlog's event time by the replay horizon (at
+        least the allowed lateness): a clock is judged once its follow-up,
+        wherever it sits in the backlog, has been read, or the backlog ends.
+        """
         hw = self.highwater(rt.partition)
         rt.caught_up = hw is not None and rt.last_offset + 1 >= hw
         live = now_us - self._lateness
-        candidate = live if rt.caught_up else min(rt.max_event_time - self._lateness, live)
+        candidate = live if rt.caught_up else min(rt.max_event_time - self._replay_lag, live)
         if candidate > rt.watermark:
             rt.watermark = candidate
         return rt.watermark
 
     def _wake(self, st: LeadState) -> int | None:
         wake = clock.next_wake(st)
-        if wake is None and st.is_quiet():
-            return st.last_event_at + self._ttl  # forget the lead then
+        if wake is None:
+            # Nothing running or waiting: forget the lead (and its dedupe
+            # memory) once it has been quiet for the state TTL.
+            return st.last_event_at + self._ttl
         return wake
 
     # -- the two entry points ---------------------------------------------------
@@ -226,7 +236,7 @@ class Engine:
                     continue
                 st = entry.state
                 effects = clock.advance(st, self.policies, lead_id, w, now)
-                if not effects and st.is_quiet() and w >= st.last_event_at + self._ttl:
+                if not effects and clock.next_wake(st) is None and w >= st.last_event_at + self._ttl:
                     del self.store[lead_id]
                     self.sink.persist(rt.partition, lead_id, None)
                     continue

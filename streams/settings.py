@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="address of the metrics and query server")
     web_port: int = Field(6066, ge=0, le=65535, description="port of /metrics and the query API")
     allowed_lateness: float = Field(120.0, description="how late a stop may arrive and still count (duration)")
+    replay_horizon: float = Field(7 * 86400.0, description="while catching up on a backlog, decide a clock only once the backlog's event time is this far past it, or the backlog is consumed (duration)")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="records larger than this go to the dead-letter topic")
     max_clock_skew: float = Field(900.0, description="events dated further in the future are rejected as invalid (duration)")
     state_ttl: float = Field(30 * 86400.0, description="forget a quiet lead (and its dedupe memory) this long after its last event (duration)")
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
     commit_interval: float = Field(0.5, description="offset commit interval (duration)")
 
     _durations = field_validator(
-        "allowed_lateness", "max_clock_skew", "state_ttl", "timer_interval",
+        "allowed_lateness", "replay_horizon", "max_clock_skew", "state_ttl", "timer_interval",
         "session_timeout", "heartbeat_interval", "rebalance_timeout", "commit_interval",
         mode="before",
     )(_duration)

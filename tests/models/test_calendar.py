@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import H, M, S, ts
 from models.calendar import ALWAYS_OPEN, Calendar
+from tests.models.conftest import H, M, S, ts
 
 NINE_TO_FIVE = ((time(9), time(17)),)
 SPLIT_DAY = ((time(9), time(12)), (time(13), time(17)))
@@ -19,12 +19,17 @@ AROUND_THE_CLOCK = ((time(0), None),)
 NIGHT = ((time(1), time(4)),)  # spans the 02:00-03:00 DST transitions
 
 
-def weekdays(ranges: tuple[tuple[time, time | None], ...]) -> tuple[tuple[tuple[time, time | None], ...], ...]:
+def weekdays(
+    ranges: tuple[tuple[time, time | None], ...],
+) -> tuple[tuple[tuple[time, time | None], ...], ...]:
     return (ranges,) * 5 + ((), ())
 
 
 OFFICE = Calendar(
-    "office", "Europe/Berlin", weekdays(NINE_TO_FIVE), holidays=frozenset({date(2026, 12, 25), date(2027, 1, 1)})
+    "office",
+    "Europe/Berlin",
+    weekdays(NINE_TO_FIVE),
+    holidays=frozenset({date(2026, 12, 25), date(2027, 1, 1)}),
 )
 OFFICE_NY = Calendar("office_ny", "America/New_York", weekdays(NINE_TO_FIVE))
 SPLIT = Calendar("split", "Europe/Berlin", weekdays(SPLIT_DAY))
@@ -227,9 +232,12 @@ def test_always_open_is_plain_arithmetic() -> None:
 
 
 def test_calendar_that_never_opens_is_refused_not_looped() -> None:
-    closed = Calendar("closed", "UTC", weekdays(NINE_TO_FIVE), holidays=frozenset(
-        date.fromordinal(date(2026, 1, 1).toordinal() + i) for i in range(800)
-    ))
+    closed = Calendar(
+        "closed",
+        "UTC",
+        weekdays(NINE_TO_FIVE),
+        holidays=frozenset(date.fromordinal(date(2026, 1, 1).toordinal() + i) for i in range(800)),
+    )
     with pytest.raises(ValueError, match="has no open hours for 400 days"):
         closed.add(ts("2026-01-01T00:00:00Z"), H)
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import D, H, M, S
 from models.durations import DurationError, format_duration_us, parse_duration, parse_duration_us
+from tests.models.conftest import D, H, M, S
 
 MS = 1_000
 
@@ -142,7 +142,10 @@ def test_format_round_trips_for_whole_milliseconds(ms: int) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.integers(0, 30), st.integers(0, 23), st.integers(0, 59), st.integers(0, 59),
+    st.integers(0, 30),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.integers(0, 59),
 )
 def test_short_and_iso_agree(d: int, h: int, m: int, s: int) -> None:
     expected = d * D + h * H + m * M + s * S

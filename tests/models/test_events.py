@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from conftest import H, M
 from models.events import EVENT_TYPES, EventType, LeadEvent, format_timestamp_us, parse_timestamp_us
+from tests.models.conftest import H, M
 
 T0 = 1_795_338_900_000_000  # 2026-11-22T09:15:00Z
 
@@ -66,7 +66,13 @@ def test_full_event_from_json_bytes() -> None:
     assert e.type is EventType.DEAL_WON
     assert e.occurred_at == T0 + 250_000
     assert (e.source, e.segment, e.persona, e.team, e.rep, e.region, e.channel) == (
-        "marketing", "enterprise", "cfo", "emea", "r-12", "dach", "call",
+        "marketing",
+        "enterprise",
+        "cfo",
+        "emea",
+        "r-12",
+        "dach",
+        "call",
     )
     assert (e.amount, e.currency) == (12500.5, "EUR")
     assert e.attributes == {"campaign": "spring", "tier": "gold"}
@@ -112,11 +118,20 @@ def test_every_contract_type_is_accepted(etype: str) -> None:
 
 
 def test_contract_types_are_exactly_these() -> None:
-    assert EVENT_TYPES == {
-        "lead.created", "lead.mql", "lead.handed_off", "lead.contact_attempt", "lead.connected",
-        "lead.accepted", "lead.qualified", "lead.disqualified", "lead.recycled",
-        "opportunity.created", "deal.won", "deal.lost",
-    }
+    assert {
+        "lead.created",
+        "lead.mql",
+        "lead.handed_off",
+        "lead.contact_attempt",
+        "lead.connected",
+        "lead.accepted",
+        "lead.qualified",
+        "lead.disqualified",
+        "lead.recycled",
+        "opportunity.created",
+        "deal.won",
+        "deal.lost",
+    } == EVENT_TYPES
 
 
 def test_unknown_extra_fields_are_ignored() -> None:
@@ -150,7 +165,7 @@ def test_boundaries_accepted(field: str, value: Any) -> None:
 def test_events_are_frozen() -> None:
     e = validate()
     with pytest.raises(ValidationError):
-        e.lead_id = "other"  # type: ignore[misc]
+        e.lead_id = "other"
 
 
 # -- rejected ----------------------------------------------------------------------
@@ -281,6 +296,6 @@ def test_format_parse_round_trip(us: int) -> None:
 @given(st.integers(_LO + 86_400_000_000, _HI - 86_400_000_000), st.integers(-23 * 60 - 59, 23 * 60 + 59))
 def test_any_offset_converts_to_the_same_utc_instant(us: int, offset_min: int) -> None:
     tz = timezone(timedelta(minutes=offset_min))
-    local = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+    local = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
     text = local.astimezone(tz).isoformat(timespec="microseconds")
     assert parse_timestamp_us(text) == us

@@ -1,0 +1,573 @@
+"""The policies file: the contract's minimal form, the richer keys, and error
+messages that name the problem, its position (file:line:col) and its path."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import date, time, timedelta
+from pathlib import Path
+
+import pytest
+
+from models.calendar import ALWAYS_OPEN
+from models.policy import (
+    PAUSE,
+    RESUME,
+    START,
+    STOP,
+    PolicyError,
+    Selector,
+    load_policies,
+    parse_policies,
+)
+from tests.models.conftest import MINIMAL_YAML, H, M, ev, pol, ts
+
+STOPS = ("lead.contact_attempt", "lead.connected", "lead.disqualified", "lead.recycled")
+
+
+# -- the contract's minimal form -------------------------------------------------------
+
+
+def test_minimal_form_means_24x7_no_pauses_every_lead() -> None:
+    ps = parse_policies(MINIMAL_YAML, source="policies.yaml")
+    assert ps.names == ("first_touch",)
+    assert ps.source == "policies.yaml"
+    p = ps.by_name("first_touch")
+    assert p.goal_us == H
+    assert p.goal_seconds == 3600.0
+    assert p.calendar is ALWAYS_OPEN
+    assert p.calendar.always_open
+    assert p.selectors == {
+        START: (Selector("lead.handed_off"),),
+        STOP: tuple(Selector(t) for t in STOPS),
+        PAUSE: (),
+        RESUME: (),
+    }
+    assert p.match == ()
+    assert (p.at_risk, p.objective, p.on_restart, p.description) == (0.8, 0.95, "keep", "")
+    assert p.types() == {"lead.handed_off", *STOPS}
+    assert ps.for_type("lead.handed_off") == (0,)
+    assert ps.for_type("lead.connected") == (0,)
+    assert ps.for_type("deal.won") == ()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"source": "marketing", "segment": "smb", "team": "emea", "attributes": {"tier": "gold"}},
+        {"source": "sales", "region": "us", "rep": "r1"},
+    ],
+)
+def test_minimal_form_every_lead_matches(fields: dict[str, object]) -> None:
+    p = parse_policies(MINIMAL_YAML).policies[0]
+    assert p.roles(ev("lead.handed_off", 0, "e1", **fields)) == (START,)  # type: ignore[arg-type]
+    assert p.roles(ev("lead.recycled", 0, "e2", **fields)) == (STOP,)  # type: ignore[arg-type]
+    assert p.roles(ev("deal.won", 0, "e3", **fields)) == ()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("goal", "us"),
+    [
+        ("90s", 90_000_000),
+        ("15m", 15 * M),
+        ("1h", H),
+        ("2d", 48 * H),
+        ("PT1H", H),
+        ("P1DT2H30M", 26 * H + 30 * M),
+        ("3600", H),
+        ("1h30m", 90 * M),
+    ],
+)
+def test_goal_spellings(goal: str, us: int) -> None:
+    assert parse_policies(MINIMAL_YAML.replace("goal: 1h ", f"goal: {goal} ")).policies[0].goal_us == us
+
+
+def test_start_and_stop_as_single_type_or_list() -> None:
+    ps = pol(
+        """
+        policies:
+          - name: a
+            start: [lead.handed_off, lead.recycled]
+            stop: lead.connected
+            goal: 1h
+        """
+    )
+    p = ps.policies[0]
+    assert p.selectors[START] == (Selector("lead.handed_off"), Selector("lead.recycled"))
+    assert p.selectors[STOP] == (Selector("lead.connected"),)
+
+
+# -- richer keys ----------------------------------------------------------------------
+
+RICH = """\
+calendars:
+  office:
+    timezone: Europe/Berlin
+    hours:
+      mon-fri: "09:00-17:00"
+    holidays: [2026-12-25, 2026-12-26]
+  support:
+    timezone: America/New_York
+    hours:
+      mon-thu: ["08:00-12:00", "13:00-18:00"]
+      fri: "08:00-12:00"
+      sat: "10:00-24:00"
+defaults:
+  calendar: office
+  at_risk: 0.5
+policies:
+  - name: first_touch
+    description: Sales touches a handed-off lead within one business hour.
+    start: lead.handed_off
+    stop: [lead.contact_attempt, lead.connected]
+    goal: 1h
+    match: {segment: [smb, mid], attributes.tier: gold}
+  - name: acceptance
+    start:
+      - type: lead.handed_off
+        match: {source: marketing}
+    stop: {type: lead.accepted}
+    pause: lead.recycled
+    resume: {type: lead.mql, match: {team: [emea]}}
+    goal: P2D
+    calendar: 24x7
+    at_risk: 0.9
+    objective: 0.99
+    on_restart: restart
+  - name: support_reply
+    start: lead.created
+    stop: lead.connected
+    goal: 30m
+    calendar: support
+"""
+
+
+def test_rich_file() -> None:
+    ps = parse_policies(RICH, source="rich.yaml")
+    assert ps.names == ("first_touch", "acceptance", "support_reply")
+    assert set(ps.calendars) == {"24x7", "office", "support"}
+
+    office = ps.calendars["office"]
+    assert office.timezone == "Europe/Berlin"
+    assert office.hours == (((time(9), time(17)),),) * 5 + ((), ())
+    assert office.holidays == {date(2026, 12, 25), date(2026, 12, 26)}
+    support = ps.calendars["support"]
+    assert support.hours == (((time(8), time(12)), (time(13), time(18))),) * 4 + (
+        ((time(8), time(12)),),
+        ((time(10), None),),
+        (),
+    )
+
+    first = ps.by_name("first_touch")
+    assert first.description == "Sales touches a handed-off lead within one business hour."
+    assert first.calendar is office
+    assert (first.goal_us, first.at_risk, first.objective, first.on_restart) == (H, 0.5, 0.95, "keep")
+    assert first.match == (("attributes.tier", frozenset({"gold"})), ("segment", frozenset({"smb", "mid"})))
+
+    acc = ps.by_name("acceptance")
+    assert acc.calendar is ALWAYS_OPEN
+    assert (acc.goal_us, acc.at_risk, acc.objective, acc.on_restart) == (48 * H, 0.9, 0.99, "restart")
+    assert acc.selectors == {
+        START: (Selector("lead.handed_off", (("source", frozenset({"marketing"})),)),),
+        STOP: (Selector("lead.accepted"),),
+        PAUSE: (Selector("lead.recycled"),),
+        RESUME: (Selector("lead.mql", (("team", frozenset({"emea"})),)),),
+    }
+    assert ps.by_name("support_reply").calendar is support
+    assert ps.for_type("lead.handed_off") == (0, 1)
+    assert ps.for_type("lead.connected") == (0, 2)
+    assert ps.for_type("lead.recycled") == (1,)
+
+
+def test_compiled_calendar_deadline() -> None:
+    office = parse_policies(RICH).calendars["office"]
+    assert office.add(ts("2026-11-27T16:30:00+01:00"), H) == ts("2026-11-30T09:30:00+01:00")
+    assert office.add(ts("2026-12-24T16:30:00+01:00"), H) == ts("2026-12-28T09:30:00+01:00")
+
+
+@pytest.mark.parametrize(
+    ("fields", "roles"),
+    [
+        ({"segment": "smb", "attributes": {"tier": "gold"}}, (START,)),
+        ({"segment": "mid", "attributes": {"tier": "gold", "x": "y"}}, (START,)),
+        ({"segment": "enterprise", "attributes": {"tier": "gold"}}, ()),
+        ({"segment": "smb", "attributes": {"tier": "silver"}}, ()),
+        ({"segment": "smb"}, ()),
+        ({}, ()),
+    ],
+)
+def test_policy_match_narrows_the_start(fields: dict[str, object], roles: tuple[str, ...]) -> None:
+    p = parse_policies(RICH).by_name("first_touch")
+    assert p.roles(ev("lead.handed_off", 0, "e", **fields)) == roles  # type: ignore[arg-type]
+    # Stops are not filtered by the policy's match: they stop whatever clock runs.
+    assert p.roles(ev("lead.connected", 0, "s", **fields)) == (STOP,)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("etype", "fields", "roles"),
+    [
+        ("lead.handed_off", {"source": "marketing"}, (START,)),
+        ("lead.handed_off", {"source": "sales"}, ()),
+        ("lead.handed_off", {}, ()),
+        ("lead.accepted", {}, (STOP,)),
+        ("lead.recycled", {}, (PAUSE,)),
+        ("lead.mql", {"team": "emea"}, (RESUME,)),
+        ("lead.mql", {"team": "apac"}, ()),
+    ],
+)
+def test_selectors(etype: str, fields: dict[str, object], roles: tuple[str, ...]) -> None:
+    p = parse_policies(RICH).by_name("acceptance")
+    assert p.roles(ev(etype, 0, "e", **fields)) == roles  # type: ignore[arg-type]
+
+
+def test_one_event_can_play_several_roles_in_a_fixed_order() -> None:
+    p = pol(
+        """
+        policies:
+          - name: x
+            start: lead.connected
+            stop: lead.connected
+            pause: lead.connected
+            resume: lead.connected
+            goal: 1h
+        """
+    ).policies[0]
+    assert p.roles(ev("lead.connected", 0, "e")) == (START, PAUSE, RESUME, STOP)
+
+
+@pytest.mark.parametrize(
+    ("key", "days"),
+    [
+        ("mon", [0]),
+        ("sun", [6]),
+        ("mon-fri", [0, 1, 2, 3, 4]),
+        ("sat-mon", [0, 5, 6]),
+        ("weekdays", [0, 1, 2, 3, 4]),
+        ("daily", [0, 1, 2, 3, 4, 5, 6]),
+        ("Tue", [1]),
+    ],
+)
+def test_weekday_keys(key: str, days: list[int]) -> None:
+    ps = pol(
+        f"""
+        calendars:
+          c:
+            hours:
+              {key}: "10:00-11:30"
+        policies:
+          - {{name: x, start: lead.created, stop: lead.mql, goal: 1h, calendar: c}}
+        """
+    )
+    cal = ps.calendars["c"]
+    assert cal.timezone == "UTC"
+    assert [d for d in range(7) if cal.hours[d]] == days
+    assert all(cal.hours[d] == ((time(10), time(11, 30)),) for d in days)
+
+
+def test_defaults_are_overridden_by_the_policy() -> None:
+    ps = pol(
+        """
+        defaults:
+          goal: 2h
+          on_restart: restart
+          match: {region: emea}
+        policies:
+          - {name: a, start: lead.created, stop: lead.mql}
+          - {name: b, start: lead.created, stop: lead.mql, goal: 15m, on_restart: keep, match: {}}
+        """
+    )
+    a, b = ps.policies
+    assert (a.goal_us, a.on_restart, a.match) == (2 * H, "restart", (("region", frozenset({"emea"})),))
+    assert (b.goal_us, b.on_restart, b.match) == (15 * M, "keep", ())
+
+
+def test_load_policies_reads_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "policies.yaml"
+    path.write_text(RICH, encoding="utf-8")
+    ps = load_policies(path)
+    assert ps.names == ("first_touch", "acceptance", "support_reply")
+    assert ps.source == str(path)
+
+
+def test_load_policies_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(PolicyError) as info:
+        load_policies(path)
+    assert str(info.value) == f"{path}: cannot read the policies file: No such file or directory"
+
+
+def test_load_policies_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"policies:\n  - name: caf\xe9\n")
+    with pytest.raises(PolicyError) as info:
+        load_policies(path)
+    assert str(info.value) == f"{path}: not UTF-8 text (invalid continuation byte at byte 23)"
+
+
+def test_load_policies_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(MINIMAL_YAML.replace("goal: 1h ", "goal: 2x "), encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policies(path)
+    assert str(info.value).startswith(f"{path}:5:5: policies[0].goal: not a duration: '2x'")
+
+
+# -- errors: problem, position and path ---------------------------------------------
+
+_TWO = """\
+policies:
+  - name: first_touch
+    start: lead.handed_off
+    stop: lead.connected
+    goal: 1h
+  - name: second
+    start: lead.handed_off
+    stop: lead.connected
+    goal: {goal}
+"""
+
+_CAL = """\
+calendars:
+  office:
+    timezone: {tz}
+    hours:
+      {day}: {hours}
+policies:
+  - name: a
+    start: lead.created
+    stop: lead.mql
+    goal: 1h
+    calendar: office
+"""
+
+
+def _cal(tz: str = "Europe/Berlin", day: str = "mon-fri", hours: str = '"09:00-17:00"') -> str:
+    return _CAL.format(tz=tz, day=day, hours=hours)
+
+
+ERRORS = [
+    (
+        "bad duration",
+        _TWO.format(goal="2x"),
+        "p.yaml:9:5: policies[1].goal: not a duration: '2x' (use e.g. 90s, 15m, 1h30m, 2d, 500ms or ISO 8601 PT1H)",
+    ),
+    ("zero goal", _TWO.format(goal="0s"), "p.yaml:9:5: policies[1].goal: goal must be longer than zero"),
+    ("negative goal", _TWO.format(goal="-5"), "p.yaml:9:5: policies[1].goal: negative duration: -5"),
+    ("infinite goal", _TWO.format(goal=".inf"), "p.yaml:9:5: policies[1].goal: not a finite duration: inf"),
+    ("goal true", _TWO.format(goal="true"), "p.yaml:9:5: policies[1].goal: not a duration: True"),
+    ("missing goal", _TWO.replace("    goal: {goal}\n", ""), "p.yaml:6:5: policies[1].goal: Field required"),
+    (
+        "unknown start type",
+        _TWO.format(goal="1h").replace(
+            "start: lead.handed_off\n    stop: lead.connected\n    goal: 1h\n  -",
+            "start: lead.handof\n    stop: lead.connected\n    goal: 1h\n  -",
+        ),
+        "p.yaml:3:5: policies[0].start: unknown event type 'lead.handof'; known: ",
+    ),
+    (
+        "unknown stop type in a list",
+        MINIMAL_YAML.replace("lead.connected,", "lead.conected,"),
+        "p.yaml:4:34: policies[0].stop[1]: unknown event type 'lead.conected'; known: deal.lost, deal.won, ",
+    ),
+    (
+        "unknown key in a policy",
+        _TWO.format(goal="1h") + "    colour: red\n",
+        "p.yaml:10:5: policies[1].colour: unknown key 'colour'",
+    ),
+    ("unknown top-level key", MINIMAL_YAML + "version: 2\n", "p.yaml:6:1: version: unknown key 'version'"),
+    ("misspelt policies", "polices: []\n", "p.yaml:1:1: policies: Field required"),
+    (
+        "unknown key in a selector",
+        MINIMAL_YAML.replace("start: lead.handed_off", "start: {type: lead.handed_off, when: x}"),
+        "p.yaml:3:36: policies[0].start.when: unknown key 'when'",
+    ),
+    (
+        "bad match field",
+        _TWO.format(goal="1h") + "    match: {colour: red}\n",
+        "p.yaml:10:5: policies[1].match: cannot match on 'colour': use one of source, segment, persona, "
+        "team, rep, region, channel, currency or attributes.<name>",
+    ),
+    (
+        "duplicate name",
+        _TWO.format(goal="1h").replace("name: second", "name: first_touch"),
+        "p.yaml:6:5: policies[1].name: duplicate policy name 'first_touch'",
+    ),
+    (
+        "bad name",
+        _TWO.format(goal="1h").replace("name: second", "name: Second-One"),
+        "p.yaml:6:5: policies[1].name: String should match pattern '^[a-z0-9_]+$'",
+    ),
+    (
+        "unknown calendar",
+        _TWO.format(goal="1h") + "    calendar: office\n",
+        "p.yaml:10:5: policies[1].calendar: unknown calendar 'office'; defined: 24x7",
+    ),
+    (
+        "bad time zone",
+        _cal(tz="Europe/Atlantis"),
+        "p.yaml:3:5: calendars.office.timezone: unknown IANA time zone 'Europe/Atlantis'",
+    ),
+    (
+        "hours range backwards",
+        _cal(hours='"17:00-09:00"'),
+        "p.yaml:5:7: calendars.office.hours.mon-fri: '17:00-09:00' ends before it starts (use 24:00 for midnight)",
+    ),
+    (
+        "hours not a range",
+        _cal(hours='"9-17"'),
+        "p.yaml:5:7: calendars.office.hours.mon-fri: '9-17' is not an HH:MM-HH:MM range",
+    ),
+    (
+        "hours out of range",
+        _cal(hours='"09:00-24:30"'),
+        "p.yaml:5:7: calendars.office.hours.mon-fri: '09:00-24:30' is not a valid time range",
+    ),
+    (
+        "bad weekday",
+        _cal(day="funday"),
+        "p.yaml:5:7: calendars.office.hours.funday: 'funday' is not a weekday or range (mon, tue, …, mon-fri)",
+    ),
+    (
+        "overlapping hours",
+        _cal(hours='["09:00-13:00", "12:00-17:00"]'),
+        "p.yaml:4:5: calendars.office.hours: open hours overlap on mon",
+    ),
+    (
+        "overlapping hours across keys",
+        _cal().replace(
+            '      mon-fri: "09:00-17:00"\n', '      mon-fri: "09:00-17:00"\n      fri: "16:00-18:00"\n'
+        ),
+        "p.yaml:4:5: calendars.office.hours: open hours overlap on fri",
+    ),
+    (
+        "no open hours",
+        _cal().replace('    hours:\n      mon-fri: "09:00-17:00"\n', "    hours: {}\n"),
+        "p.yaml:4:5: calendars.office.hours: a calendar needs open hours on at least one day",
+    ),
+    (
+        "bad holiday date",
+        _cal().replace("    hours:", "    holidays: [2026-13-01]\n    hours:"),
+        "p.yaml:4:16: not valid YAML: '2026-13-01': month must be in 1..12",
+    ),
+    (
+        "pause without resume",
+        _TWO.format(goal="1h") + "    pause: lead.recycled\n",
+        "p.yaml:6:5: policies[1]: pause and resume go together: give both or neither",
+    ),
+    (
+        "at_risk out of range",
+        _TWO.format(goal="1h") + "    at_risk: 1.5\n",
+        "p.yaml:10:5: policies[1].at_risk: Input should be less than 1",
+    ),
+    (
+        "bad on_restart",
+        _TWO.format(goal="1h") + "    on_restart: sometimes\n",
+        "p.yaml:10:5: policies[1].on_restart: Input should be 'keep' or 'restart'",
+    ),
+    (
+        "unknown default",
+        "defaults:\n  colour: red\n" + MINIMAL_YAML,
+        "p.yaml:2:3: defaults.colour: unknown default 'colour'; allowed: at_risk, calendar, goal, match, "
+        "objective, on_restart, pause, resume",
+    ),
+    (
+        "invalid YAML",
+        "policies:\n  - name: [unclosed\n",
+        "p.yaml:3:1: not valid YAML: expected ',' or ']', but got '<stream end>'",
+    ),
+    (
+        "tab indentation",
+        "policies:\n\t- name: x\n",
+        "p.yaml:2:1: not valid YAML: found character '\\t' that cannot start any token",
+    ),
+    (
+        "unknown YAML tag",
+        MINIMAL_YAML.replace("goal: 1h", "goal: !secret 1h"),
+        "p.yaml:5:11: not valid YAML: could not determine a constructor for the tag '!secret'",
+    ),
+    (
+        "complex mapping key",
+        "policies:\n  - ? [a, b]\n    : 1\n",
+        "p.yaml:2:7: not valid YAML: a mapping key must be a plain value",
+    ),
+    (
+        "empty start",
+        MINIMAL_YAML.replace("start: lead.handed_off ", "start: [] "),
+        "p.yaml:2:5: policies[0]: start needs at least one event type",
+    ),
+    (
+        "empty stop",
+        _TWO.format(goal="1h").replace(
+            "    stop: lead.connected\n    goal: 1h\n  -", "    stop: []\n    goal: 1h\n  -"
+        ),
+        "p.yaml:2:5: policies[0]: stop needs at least one event type",
+    ),
+    (
+        "start not a type",
+        MINIMAL_YAML.replace("start: lead.handed_off ", "start: 5 "),
+        "p.yaml:3:5: policies[0].start: Input should be a valid list",
+    ),
+    ("empty file", "", "p.yaml: empty policies file; it needs a 'policies:' list"),
+    ("only comments", "# nothing here\n", "p.yaml: empty policies file; it needs a 'policies:' list"),
+    (
+        "policies empty list",
+        "policies: []\n",
+        "p.yaml:1:1: policies: List should have at least 1 item after validation, not 0",
+    ),
+    ("policies missing", "calendars: {}\n", "p.yaml:1:1: policies: Field required"),
+    ("policies not a list", "policies: first_touch\n", "p.yaml:1:1: policies: Input should be a valid list"),
+    (
+        "top level a list",
+        "- name: a\n",
+        "p.yaml:1:1: file: the top level must be a mapping with a 'policies:' list",
+    ),
+    (
+        "policy not a mapping",
+        "policies:\n  - first_touch\n",
+        "p.yaml:2:5: policies[0]: Input should be a valid dictionary",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "message"), ERRORS, ids=[c for c, _, _ in ERRORS])
+def test_errors(case: str, text: str, message: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        parse_policies(text, source="p.yaml")
+    assert str(info.value).startswith(message), case
+
+
+def test_every_error_is_a_policy_error_and_a_value_error() -> None:
+    assert issubclass(PolicyError, ValueError)
+
+
+def test_error_in_a_default_points_at_the_policy_that_uses_it() -> None:
+    text = textwrap.dedent(
+        """\
+        defaults:
+          goal: 2x
+        policies:
+          - name: a
+            start: lead.created
+            stop: lead.mql
+        """
+    )
+    with pytest.raises(PolicyError) as info:
+        parse_policies(text, source="p.yaml")
+    assert str(info.value).startswith("p.yaml:4:5: policies[0].goal: not a duration: '2x'")
+
+
+def test_too_many_holidays() -> None:
+    days = ", ".join((date(2026, 1, 1) + timedelta(days=i)).isoformat() for i in range(400))
+    text = _cal().replace("    hours:", f"    holidays: [{days}]\n    hours:")
+    with pytest.raises(PolicyError) as info:
+        parse_policies(text, source="p.yaml")
+    assert str(info.value) == "p.yaml:4:5: calendars.office.holidays: more than 400 holidays"
+
+
+def test_load_policies_refuses_a_huge_file(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text(MINIMAL_YAML + "#" * (1 << 20), encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policies(path)
+    assert str(info.value) == f"{path}: larger than 1048576 bytes; is this the right file?"
