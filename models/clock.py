@@ -65,6 +65,7 @@ class Clock:
     last_open: bool = False  # breached, and no stop for it seen yet
     last_paused: bool = False
     orphans: list[int] = field(default_factory=list)
+    last_end: int = 0  # where the last decided cycle ended: its stop, or its deadline
 
 
 # A buffered event: (occurred_at, tie, type, roles, team, rep); roles are
@@ -329,6 +330,10 @@ def _start(
     now: int,
     effects: list[Effect],
 ) -> None:
+    if c.status == IDLE and c.cycle and t <= c.last_end:
+        # A start inside a cycle already decided (a late or re-sent handoff):
+        # in time order it was a repeated start of that cycle, not a new one.
+        return
     if c.status == IDLE:
         c.cycle += 1
         c.status, c.started_at, c.resumed_at, c.consumed = RUNNING, t, t, 0
@@ -412,3 +417,4 @@ def _decide(
     c.last_outcome, c.last_started, c.last_deadline = outcome, c.started_at, c.deadline
     c.last_open = outcome == BREACHED and stopped_at is None
     c.last_paused = c.paused
+    c.last_end = c.deadline if stopped_at is None else stopped_at

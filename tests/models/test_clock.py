@@ -311,6 +311,21 @@ def test_a_later_start_after_a_decision_begins_a_new_cycle() -> None:
     assert lead.of(ClockStarted) == [ClockStarted("first_touch", None)] * 2
 
 
+def test_a_late_resent_handoff_inside_a_decided_cycle_starts_nothing() -> None:
+    """A CRM re-sends an old handoff under a new event id after its cycle was
+    decided: in time order it was a repeated start, so no phantom breach."""
+    lead = Lead(MINIMAL)
+    timely(lead, ev(HANDOFF, T0, "h1"))
+    timely(lead, ev(ATTEMPT, T0 + 10 * M, "a1"))
+    lead.advance(T0 + 2 * H)
+    assert [d.outcome for d in lead.decisions] == ["met"]
+    out = lead.apply(ev(HANDOFF, T0 + 5 * M, "h1-resent"), T0 + 3 * H)
+    assert out is not None and not [e for e in out if isinstance(e, (ClockStarted, Decision))]
+    lead.advance(T0 + 30 * D)
+    assert [d.outcome for d in lead.decisions] == ["met"]
+    assert lead.of(ClockStarted) == [ClockStarted("first_touch", None)]
+
+
 def test_two_cycles_starting_at_the_same_instant_get_different_ids() -> None:
     """A zero-length cycle (start and stop at one instant) followed by another
     start at that instant: each decided cycle has its own decision id."""
@@ -336,6 +351,7 @@ def test_late_stop_before_the_deadline_is_a_correction_not_a_rewrite() -> None:
     assert out is not None
     assert out[0] == Touch(None, T0 + 30 * M, 30 * M)
     corr = out[1]
+    assert isinstance(corr, Decision)
     assert corr == Decision(
         lead_id="L1",
         policy="first_touch",
