@@ -7,8 +7,9 @@ instants, so DST days count the real length of their open hours.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -76,7 +77,7 @@ class Calendar:
 
     # -- intervals --------------------------------------------------------------
 
-    def _intervals_from(self, t_us: int):  # type: ignore[no-untyped-def]
+    def _intervals_from(self, t_us: int) -> Iterator[tuple[int, int]]:
         """Open intervals, in order, that end after ``t_us``. Touching intervals
         are not merged (``add`` and ``elapsed`` do not need it), so a calendar
         open around the clock still yields one interval per day."""
@@ -99,7 +100,7 @@ class Calendar:
         return _day_intervals(self, day)
 
     def _local_date(self, t_us: int) -> date:
-        dt = datetime.fromtimestamp(t_us / US, tz=timezone.utc).astimezone(self._zone)
+        dt = datetime.fromtimestamp(t_us / US, tz=UTC).astimezone(self._zone)
         # Start one day early: an interval of the previous local date can still
         # be open (only for hours ending at midnight, but it is cheap to be safe).
         return dt.date() - timedelta(days=1)
@@ -132,6 +133,6 @@ def _local_to_us(cal: Calendar, day: date, t: time) -> int:
     # fold=0 picks the first of two ambiguous instants; a local time skipped by
     # a spring-forward gap maps forward, which zoneinfo does for fold=0 too.
     local = datetime.combine(day, t, tzinfo=cal._zone)
-    utc = local.astimezone(timezone.utc)
-    delta = utc - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    utc = local.astimezone(UTC)
+    delta = utc - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds

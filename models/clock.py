@@ -256,9 +256,13 @@ def _advance(
         for name, c in st.clocks.items():
             if c.status != RUNNING:
                 continue
-            if not c.at_risk and c.at_risk_at <= w and c.at_risk_at < c.deadline:
-                if best_t is None or (c.at_risk_at, 1) < (best_t, best_kind):
-                    best_t, best_kind, best_name = c.at_risk_at, 1, name
+            if (
+                not c.at_risk
+                and c.at_risk_at <= w
+                and c.at_risk_at < c.deadline
+                and (best_t is None or (c.at_risk_at, 1) < (best_t, best_kind))
+            ):
+                best_t, best_kind, best_name = c.at_risk_at, 1, name
             if c.deadline < w and (best_t is None or (c.deadline, 2) < (best_t, best_kind)):
                 best_t, best_kind, best_name = c.deadline, 2, name
         if ev_t is not None and (best_t is None or ev_t <= best_t):
@@ -379,11 +383,11 @@ def _stop(
     if c.last_open and c.last_started <= t:
         c.last_open = False
         if t <= c.last_deadline:
-            elapsed = None if c.last_paused else policy.calendar.elapsed(c.last_started, t)
+            corrected_elapsed = None if c.last_paused else policy.calendar.elapsed(c.last_started, t)
             cycle = c.cycle if c.status == IDLE else c.cycle - 1  # a newer cycle may be running
             effects.append(
                 Decision(
-                    lead_id, policy.name, CORRECTED, cycle, c.last_started, c.last_deadline, now, w, t, elapsed,
+                    lead_id, policy.name, CORRECTED, cycle, c.last_started, c.last_deadline, now, w, t, corrected_elapsed,
                     c.team, c.rep, False, decision_id(lead_id, policy.name, c.last_started, CORRECTED, cycle),
                 )
             )

@@ -8,7 +8,7 @@ are ignored so upstream producers can add fields without breaking the monitor.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -36,7 +36,7 @@ EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_timestamp_us(value: str) -> int:
@@ -56,7 +56,7 @@ def parse_timestamp_us(value: str) -> int:
 
 def format_timestamp_us(us: int) -> str:
     """Epoch microseconds -> RFC 3339 in UTC (``...Z``), millisecond precision when exact."""
-    dt = datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).replace(microsecond=us % 1_000_000)
+    dt = datetime.fromtimestamp(us // 1_000_000, tz=UTC).replace(microsecond=us % 1_000_000)
     if dt.microsecond % 1000 == 0:
         text = dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{dt.microsecond // 1000:03d}" if dt.microsecond else "")
     else:

@@ -231,8 +231,8 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
         data = None if node is None else _to_python(node, (), marks)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise PolicyError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        at = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise PolicyError(f"{at}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if node is None:
         raise PolicyError(f"{source}: empty policies file; it needs a 'policies:' list")
 
@@ -323,9 +323,9 @@ def _compile_calendar(name: str, spec: CalendarSpec, fail: Any) -> Calendar:
                 raise fail(("hours", key), f"{r!r} ends before it starts (use 24:00 for midnight)")
             for d in idx:
                 days[d].append((start, end))
-    for d, ranges in enumerate(days):
-        ranges.sort(key=lambda r: r[0])
-        for (s1, e1), (s2, _) in zip(ranges, ranges[1:]):
+    for d, day in enumerate(days):
+        day.sort(key=lambda r: r[0])
+        for (_, e1), (s2, _) in zip(day, day[1:], strict=False):
             if e1 is None or s2 < e1:
                 raise fail(("hours",), f"open hours overlap on {WEEKDAYS[d]}")
     if not any(days):
@@ -341,11 +341,9 @@ def _data_path(value: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
     (pydantic adds union branch names such as 'list[str]' in between)."""
     out: list[Any] = []
     for part in loc:
-        if isinstance(value, dict) and part in value:
+        if isinstance(value, dict) and part in value or isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
             value = value[part]
-        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
-            value = value[part]
-        elif isinstance(value, dict) and isinstance(part, str) and not out[-1:] == [part]:
+        elif isinstance(value, dict) and isinstance(part, str) and out[-1:] != [part]:
             out.append(part)  # a missing key: name it, it is where the fix goes
             break
         else:

@@ -4,6 +4,7 @@ topic creation, for the embedded broker and for Apache Kafka alike."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import subprocess
@@ -118,8 +119,6 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeo
             last = exc
             await asyncio.sleep(0.5)
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 await admin.close()
-            except Exception:
-                pass
     raise BrokerError(f"could not reach the broker at {bootstrap} to create topics: {last}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -167,10 +168,8 @@ def cmd_broker(args: argparse.Namespace) -> int:
             while not stop.is_set():
                 if broker.proc is not None and broker.proc.poll() is not None:
                     raise CliError(f"the embedded broker exited with status {broker.proc.returncode}")
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
-                except asyncio.TimeoutError:
-                    pass
 
         loop.run_until_complete(wait())
         print("leadsla broker: stopping", flush=True)

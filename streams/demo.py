@@ -9,6 +9,7 @@ end up in the dead-letter topic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -136,10 +137,8 @@ async def run_demo_traffic(bootstrap: str, topic: str, policies: PolicySet, stop
             while pending and pending[0][0] <= now:
                 _, e = pending.pop(0)
                 await producer.send(topic, key=str(e["lead_id"]).encode(), value=orjson.dumps(e))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=live_interval * gen.rng.uniform(0.5, 1.5))
-            except asyncio.TimeoutError:
-                pass
     finally:
         await producer.stop()
 

@@ -3,7 +3,7 @@ exactly: outcomes, open clocks, duplicates, dead letters — several policies.""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -35,8 +35,8 @@ def iso(dt: datetime) -> str:
 def test_backlog_replay_is_exact(setup) -> None:
     s = setup(POLICIES)
     create_topics(s.broker, list(s.topics.values()))
-    t = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=10)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    t = datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)
+    now = datetime.now(UTC).replace(microsecond=0)
     m = timedelta(minutes=1)
     n = 0
 

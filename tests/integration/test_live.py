@@ -4,7 +4,7 @@ correction for a stop that arrives after its breach was decided."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -28,7 +28,7 @@ def test_timer_breach_met_and_correction(setup) -> None:
     s = setup(POLICIES)
     create_topics(s.broker, list(s.topics.values()))
     w = s.worker().start()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     publish(s.broker, s.topics["input"], [
         event(event_id="h1", lead_id="silent", type="lead.handed_off", occurred_at=iso(now), team="emea"),
         event(event_id="h2", lead_id="quick", type="lead.handed_off", occurred_at=iso(now), team="emea"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -32,7 +32,7 @@ def iso(dt: datetime) -> str:
 def test_kill_and_restart_loses_no_clock(setup) -> None:
     s = setup(POLICIES)
     create_topics(s.broker, list(s.topics.values()))
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     fresh = [f"fresh-{i}" for i in range(40)]  # handed off 10 min ago: running
     stale = [f"stale-{i}" for i in range(10)]  # handed off 3 h ago: first_touch breached
     phase1 = [event(event_id=f"h-{lead}", lead_id=lead, type="lead.handed_off", occurred_at=iso(now - timedelta(minutes=10)), team="na_east") for lead in fresh]
