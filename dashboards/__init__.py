@@ -1,0 +1,1 @@
+"""Dashboards, recording rules and alerts generated from the policies file."""
