@@ -14,6 +14,11 @@ from models.events import EVENT_TYPES, LeadEvent, format_timestamp_us
 MALFORMED, INVALID, UNKNOWN_TYPE, TOO_LARGE = "malformed", "invalid", "unknown_type", "too_large"
 REASONS = (MALFORMED, INVALID, UNKNOWN_TYPE, TOO_LARGE)
 
+# The earliest instant an outcome record can spell (datetime's year 1, UTC).
+# An offset can put valid-looking text just outside it ("0001-01-01T00:30:00+01:00"),
+# which would crash formatting later instead of going to the dead-letter topic.
+MIN_OCCURRED_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
@@ -45,8 +50,12 @@ def decode(key: bytes | None, value: bytes | None, max_bytes: int, now_us: int, 
         return Rejection(INVALID, "record has no key; the key must be the lead_id")
     if key != event.lead_id.encode():
         return Rejection(INVALID, "record key is not the lead_id (a lead's events must share a partition)")
+    # The messages quote the text as sent: past year 9999 in UTC (an offset on
+    # 9999-12-31) the instant cannot be formatted, and decode must not raise.
+    if event.occurred_at < MIN_OCCURRED_US:
+        return Rejection(INVALID, f"occurred_at {data['occurred_at']} is before 0001-01-01T00:00:00Z")
     if event.occurred_at > now_us + max_skew_us:
-        return Rejection(INVALID, f"occurred_at {format_timestamp_us(event.occurred_at)} is in the future")
+        return Rejection(INVALID, f"occurred_at {data['occurred_at']} is in the future")
     return event
 
 

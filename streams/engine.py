@@ -139,7 +139,9 @@ class Engine:
                         rt.at_risk[(name, team)] += 1
             rt.index.schedule(lead_id, self._wake(st))
         for key, value in list(self.window_store.items()):
-            size, start, metric, team, part = key.split("|")
+            # The team is free text from events and may itself contain "|".
+            size, start, metric, rest = key.split("|", 3)
+            team, part = rest.rsplit("|", 1)
             rt = self.runtimes.get(int(part))
             if rt is not None and int(part) in wanted:
                 rt.windows.setdefault((int(size), int(start)), {})[(metric, team)] = value
@@ -161,7 +163,7 @@ class Engine:
 
     # -- time -------------------------------------------------------------------
 
-    def _advance_watermark(self, rt: PartitionRuntime, now_us: int) -> int:
+    def _advance_watermark(self, rt: PartitionRuntime, now_us: int, backlog: bool = False) -> int:
         """Event time while catching up on a backlog, wall clock once caught
         up; never ahead of the wall clock, never backwards.
 
@@ -170,11 +172,12 @@ class Engine:
         watermark trails the backlog's event time by the replay horizon (at
         least the allowed lateness): a clock is judged once its follow-up,
         wherever it sits in the backlog, has been read, or the backlog ends.
+        ``backlog`` keeps event time for a record that ends a backlog.
         """
         hw = self.highwater(rt.partition)
         rt.caught_up = hw is not None and rt.last_offset + 1 >= hw
         live = now_us - self._lateness
-        candidate = live if rt.caught_up else min(rt.max_event_time - self._replay_lag, live)
+        candidate = live if rt.caught_up and not backlog else min(rt.max_event_time - self._replay_lag, live)
         if candidate > rt.watermark:
             rt.watermark = candidate
         return rt.watermark
@@ -193,6 +196,7 @@ class Engine:
         """One record of lead-events."""
         now = self.wall_us()
         rt = self._runtime(partition)
+        was_caught_up = rt.caught_up
         rt.last_offset = offset
         self.last_event_wall = now / 1_000_000
         result = decode(key, value, self.settings.max_event_bytes, now, self._skew)
@@ -203,7 +207,12 @@ class Engine:
         event = result
         if event.occurred_at > rt.max_event_time:
             rt.max_event_time = event.occurred_at
-        w = self._advance_watermark(rt, now)
+        # The record that ends a backlog still belongs to it: were the watermark
+        # to jump to the wall clock before it is applied, a handoff buffered
+        # earlier in the backlog would be breached ahead of its own follow-up
+        # (this record), which would then become a correction. The next tick
+        # makes the jump, with every record of the backlog applied.
+        w = self._advance_watermark(rt, now, backlog=not was_caught_up)
         entry = self.store.get(event.lead_id)
         if entry is None:
             entry = LeadEntry(partition, LeadState())
@@ -259,6 +268,11 @@ class Engine:
     def _effects(self, rt: PartitionRuntime, effects: list[Effect]) -> None:
         m = self.metrics
         for e in effects:
+            if not isinstance(e, (Handoff, Touch)) and e.policy not in self._goal:
+                # A clock of a policy no longer in the file (removed or renamed
+                # before a restart) runs out silently: it has no goal to report
+                # and rebuild() does not count it as open.
+                continue
             if isinstance(e, Decision):
                 team = m.team(e.team)
                 if e.outcome == clock.CORRECTED:

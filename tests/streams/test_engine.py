@@ -1,0 +1,638 @@
+"""streams.engine.Engine driven directly: backlog and live time, duplicates,
+dead letters, gauges, recovery, state GC, windows, timer slices, lead view."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from models.clock import decision_id
+from models.events import format_timestamp_us
+from streams.codec import decode, state_from_bytes, state_to_bytes
+from streams.engine import WINDOWS, LeadEntry, window_key
+from tests.models.conftest import D
+
+from .conftest import MINIMAL_YAML, T0, H, M, Rig, S, record
+
+TWO = """
+policies:
+  - name: first_touch
+    start: lead.handed_off
+    stop: [lead.contact_attempt, lead.connected, lead.disqualified, lead.recycled]
+    goal: 1h
+  - name: disposition
+    start: lead.handed_off
+    stop: [lead.qualified, lead.disqualified, lead.recycled]
+    goal: 2d
+"""
+LATENESS = 2 * S
+DEADLINE = T0 + H  # first_touch of a handoff at T0
+
+
+def due_wall(wake: int) -> int:
+    """The first wall time at which a live timer acts on ``wake``: the index's
+    one-second bucket after it, plus the allowed lateness."""
+    return (wake // S + 1) * S + LATENESS
+
+
+def ts_text(us: int) -> str:
+    return format_timestamp_us(us)
+
+
+def outcome_count(r: Rig, policy: str, outcome: str, team: str = "none") -> float | None:
+    return r.sample("leadsla_sla_outcomes_total", policy=policy, outcome=outcome, team=team)
+
+
+# -- (1) backlog: judged by event time --------------------------------------------------
+
+
+def test_backlog_interleaved_followup_is_met_never_breach_and_correction() -> None:
+    r = Rig(wall=T0 + 10 * D)  # downtime: the wall clock is far past the backlog
+    r.hw[0] = 1000  # the partition's end is far ahead of what has been read
+    r.send("A", "lead.handed_off", T0, "a-h", team="emea")
+    r.send("B", "lead.handed_off", T0 + 20 * H, "b-h", team="emea")  # another lead, much later
+    r.send("A", "lead.contact_attempt", T0 + 30 * M, "a-c")  # A's timely follow-up, read after B
+    assert r.engine.tick() == 0
+    assert r.sink.outcomes == []
+    part = r.engine.snapshot()["partitions"][0]
+    assert part == {"lag": 997, "watermark": (T0 + 20 * H - D) / S, "caught_up": False, "indexed": 2}
+    # Nothing is applied yet: the events wait for the watermark.
+    assert r.engine.snapshot()["open"] == {}
+    assert r.engine.lead_view("A")["waiting_events"] == 2
+
+    r.hw[0] = 3  # the backlog is consumed
+    assert r.sink.outcomes == []  # caught up, but decisions come from the timer
+    assert r.engine.tick() == 2
+    recs = r.sink.records()
+    assert [(x["lead_id"], x["policy"], x["outcome"]) for x in recs] == [
+        ("A", "first_touch", "met"),
+        ("B", "first_touch", "breached"),
+    ]
+    assert recs[0]["elapsed_seconds"] == 1800.0
+    assert recs[0]["stopped_at"] == "2026-11-22T09:30:00Z"
+    assert recs[1]["deadline"] == "2026-11-23T06:00:00Z"
+    assert recs[1]["decided_at"] == ts_text(T0 + 10 * D)
+    assert recs[1]["watermark"] == ts_text(T0 + 10 * D - LATENESS)
+    assert outcome_count(r, "first_touch", "met", "emea") == 1.0
+    assert outcome_count(r, "first_touch", "breached", "emea") == 1.0
+    assert r.sample("leadsla_sla_corrections_total", policy="first_touch", team="emea") is None
+    assert r.sample("leadsla_sla_corrections_total", policy="first_touch", team="none") == 0.0
+    assert r.engine.snapshot()["partitions"][0]["caught_up"] is True
+    assert r.engine.tick() == 0
+    assert len(r.sink.outcomes) == 2
+
+
+def test_backlog_never_touched_lead_waits_for_the_partition_to_catch_up() -> None:
+    r = Rig(wall=T0 + 5 * D)
+    r.hw[0] = 50
+    r.send("B", "lead.handed_off", T0, "b-h")
+    for i in range(5):  # other leads' events, all within the replay horizon of B's deadline
+        r.send(f"X{i}", "lead.created", T0 + (i + 1) * 3 * H, f"x{i}")
+    for _ in range(3):
+        r.wall.now += 10 * S
+        assert r.engine.tick() == 0
+    assert r.sink.outcomes == []
+    r.hw[0] = 6
+    assert r.sink.outcomes == []
+    r.engine.tick()
+    assert r.sink.summary() == [("B", "first_touch", "breached")]
+    assert r.sink.records()[0]["decided_at"] == ts_text(T0 + 5 * D + 30 * S)
+
+
+def test_backlog_beyond_the_replay_horizon_is_decided_during_replay() -> None:
+    r = Rig(wall=T0 + 10 * D)
+    r.hw[0] = 1000
+    r.send("A", "lead.handed_off", T0, "a-h")
+    r.send("C", "lead.created", T0 + 3 * D, "c-1")  # 3 days later: past the 1 day horizon
+    assert r.engine.tick() == 1
+    recs = r.sink.records()
+    assert [(x["lead_id"], x["outcome"]) for x in recs] == [("A", "breached")]
+    assert recs[0]["watermark"] == ts_text(T0 + 2 * D)
+    assert r.engine.snapshot()["partitions"][0]["caught_up"] is False
+
+
+def test_backlog_ending_with_the_followup_is_met() -> None:
+    # The follow-up is the backlog's last record: reading it catches the
+    # partition up, but it is still judged by event time, not the wall clock.
+    r = Rig(wall=T0 + 10 * D)
+    r.hw[0] = 2
+    r.send("A", "lead.handed_off", T0, "a-h")
+    r.send("A", "lead.contact_attempt", T0 + 30 * M, "a-c")
+    assert r.sink.outcomes == []
+    assert r.engine.snapshot()["partitions"][0]["caught_up"] is True
+    assert r.engine.tick() == 1
+    assert r.sink.summary() == [("A", "first_touch", "met")]
+    assert r.sample("leadsla_sla_corrections_total", policy="first_touch", team="none") == 0.0
+    assert r.engine.snapshot()["partitions"][0]["watermark"] == (T0 + 10 * D - LATENESS) / S
+
+
+def test_restart_after_downtime_followup_read_last_is_met() -> None:
+    r1 = Rig(wall=T0 + 5 * S)
+    r1.live()
+    r1.send("A", "lead.handed_off", T0, "a-h")  # applied live: the clock runs
+    assert r1.engine.snapshot()["open"] == {"first_touch": {"none": 1}}
+    # Down for a day; meanwhile the CRM published the timely follow-up.
+    r2 = Rig(wall=T0 + D, store=_recovered(r1))
+    r2.hw[0] = 2
+    r2.next_offset[0] = 1
+    r2.engine.rebuild([0], {0: 1})
+    assert r2.engine.snapshot()["partitions"][0]["caught_up"] is False
+    r2.send("A", "lead.contact_attempt", T0 + 30 * M, "a-c")
+    r2.engine.tick()
+    (rec,) = r2.sink.records()
+    assert (rec["outcome"], rec["elapsed_seconds"]) == ("met", 1800.0)
+
+
+# -- (2) live: the timer breaches a clock nobody touches ------------------------------
+
+
+@pytest.mark.parametrize("offset", [0, 250_000])
+def test_live_breach_only_after_deadline_plus_lateness(offset: int) -> None:
+    start = T0 + offset
+    deadline = start + H
+    r = Rig(wall=start + 5 * S)
+    r.live()
+    r.send("A", "lead.handed_off", start, "a-h")
+    assert r.engine.snapshot()["open"] == {"first_touch": {"none": 1}}
+    expected = due_wall(deadline + 1)  # a breach needs the watermark past the deadline
+    assert deadline + LATENESS < expected <= deadline + LATENESS + S
+    r.wall.now = deadline + LATENESS - 3 * S
+    r.engine.tick()
+    decided_at = None
+    while r.wall.now <= deadline + LATENESS + 2 * S:
+        r.engine.tick()
+        if r.sink.outcomes:
+            decided_at = r.wall.now
+            break
+        r.wall.now += 50_000
+    assert decided_at == expected
+    assert decided_at > deadline + LATENESS
+    (rec,) = r.sink.records()
+    assert (rec["outcome"], rec["started_at"], rec["deadline"]) == ("breached", ts_text(start), ts_text(deadline))
+    assert rec["decided_at"] == ts_text(expected)
+    assert rec["was_at_risk"] is True
+    assert r.engine.snapshot()["open"] == {}
+    assert outcome_count(r, "first_touch", "breached") == 1.0
+
+
+def test_live_stop_within_the_allowed_lateness_is_met() -> None:
+    r = Rig(wall=T0 + 5 * S)
+    r.live()
+    r.send("A", "lead.handed_off", T0, "a-h")
+    r.wall.now = DEADLINE + LATENESS  # the watermark is exactly at the deadline
+    r.engine.tick()
+    assert r.sink.outcomes == []
+    r.send("A", "lead.connected", DEADLINE - 1 * S, "a-c")
+    (rec,) = r.sink.records()
+    assert (rec["outcome"], rec["elapsed_seconds"]) == ("met", 3599.0)
+    assert r.sample("leadsla_events_late_total") == 2.0  # the handoff was behind the watermark too
+
+
+def test_live_late_stop_after_a_breach_is_a_correction() -> None:
+    r = Rig(wall=T0 + 5 * S)
+    r.live()
+    r.send("A", "lead.handed_off", T0, "a-h", team="emea", rep="r1")
+    r.wall.now = due_wall(DEADLINE + 1)
+    r.engine.tick()
+    r.send("A", "lead.contact_attempt", T0 + 30 * M, "a-c")  # a CRM sync, far too late
+    recs = r.sink.records()
+    assert [x["outcome"] for x in recs] == ["breached", "corrected"]
+    corr = recs[1]
+    assert corr["decision_id"] == decision_id("A", "first_touch", T0, "corrected", 1)
+    assert corr["decision_id"] != recs[0]["decision_id"]
+    assert (corr["started_at"], corr["deadline"], corr["stopped_at"]) == (
+        "2026-11-22T09:00:00Z", "2026-11-22T10:00:00Z", "2026-11-22T09:30:00Z")
+    assert corr["elapsed_seconds"] == 1800.0
+    assert r.sample("leadsla_sla_corrections_total", policy="first_touch", team="emea") == 1.0
+    assert outcome_count(r, "first_touch", "breached", "emea") == 1.0
+    assert outcome_count(r, "first_touch", "met", "emea") is None
+    assert outcome_count(r, "first_touch", "met", "none") == 0.0
+    # A stop dated after the deadline for an already-breached clock: only its elapsed time.
+    r.send("B", "lead.handed_off", T0, "b-h", team="emea")
+    r.wall.now += 2 * H
+    r.engine.tick()
+    # Neither a breach nor a correction observes an elapsed time.
+    assert r.sample("leadsla_sla_elapsed_seconds_count", policy="first_touch", team="emea") is None
+    r.send("B", "lead.contact_attempt", T0 + 2 * H, "b-c")
+    assert len(r.sink.records()) == 3  # A breached + corrected, B breached
+    assert r.sample("leadsla_sla_elapsed_seconds_sum", policy="first_touch", team="emea") == 7200.0
+    assert r.sample("leadsla_sla_elapsed_seconds_count", policy="first_touch", team="emea") == 1.0
+    assert r.sample("leadsla_sla_elapsed_seconds_bucket", policy="first_touch", team="emea", le="3600.0") == 0.0
+    assert r.sample("leadsla_sla_elapsed_seconds_bucket", policy="first_touch", team="emea", le="7200.0") == 1.0
+
+
+# -- (3) duplicates ---------------------------------------------------------------------
+
+
+def test_duplicate_record_counts_once_and_is_not_persisted() -> None:
+    r = Rig(wall=T0 + 5 * S)
+    r.live()
+    key, value = record("A", "lead.handed_off", T0, "a-h", team="emea")
+    r.send_raw(key, value)
+    assert [(p, lead) for p, lead, _ in r.sink.persisted] == [(0, "A")]
+    r.send_raw(key, value)
+    assert r.sample("leadsla_events_duplicate_total") == 1.0
+    assert r.sample("leadsla_events_total", type="lead.handed_off") == 1.0
+    assert [(p, lead) for p, lead, _ in r.sink.persisted] == [(0, "A")]
+    assert r.engine.snapshot()["open"] == {"first_touch": {"emea": 1}}
+    # Same event id, different content: still the same event.
+    r.send("A", "lead.handed_off", T0 + M, "a-h", team="apac")
+    assert r.sample("leadsla_events_duplicate_total") == 2.0
+    assert r.engine.lead_view("A")["owner"] == {"team": "emea", "rep": None}
+    # A re-sent stop after the decision changes nothing.
+    r.send("A", "lead.contact_attempt", T0 + 2 * S, "a-c")
+    r.send("A", "lead.contact_attempt", T0 + 2 * S, "a-c")
+    assert r.sink.summary() == [("A", "first_touch", "met")]
+    assert r.sample("leadsla_events_duplicate_total") == 3.0
+    assert r.sample("leadsla_events_total", type="lead.contact_attempt") == 1.0
+    assert len(r.sink.persisted) == 2
+
+
+# -- (4) dead letters -------------------------------------------------------------------
+
+_OK = orjson.loads(record("A", "lead.handed_off", T0, "a-h")[1])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        (b"A", b"\xff\xfe{", "malformed"),
+        (b"A", b"[1, 2]", "malformed"),
+        (b"A", orjson.dumps({**_OK, "occurred_at": "yesterday"}), "invalid"),
+        (b"B", orjson.dumps(_OK), "invalid"),
+        (None, orjson.dumps(_OK), "invalid"),
+        (b"A", orjson.dumps({**_OK, "occurred_at": "0001-01-01T00:30:00+01:00"}), "invalid"),
+        (b"A", orjson.dumps({**_OK, "occurred_at": "9999-12-31T23:30:00-01:00"}), "invalid"),
+        (b"A", orjson.dumps({**_OK, "type": "lead.teleported"}), "unknown_type"),
+        (b"A", orjson.dumps({**_OK, "attributes": {"notes": "x" * 400}}), "too_large"),
+    ],
+)
+def test_each_rejection_goes_to_the_dead_letter_sink(key: bytes | None, value: bytes, reason: str) -> None:
+    r = Rig(wall=T0 + 5 * S, max_event_bytes=300)
+    r.live()
+    r.send_raw(key, value)
+    expected = decode(key, value, 300, T0 + 5 * S, 15 * M)
+    assert r.sink.dead == [(key, value, reason, expected.error)]
+    assert r.sink.dead[0][1] is value  # the original bytes, unchanged
+    for other in ("malformed", "invalid", "unknown_type", "too_large"):
+        assert r.sample("leadsla_events_rejected_total", reason=other) == (1.0 if other == reason else 0.0)
+    assert r.sample("leadsla_events_total", type="lead.handed_off") == 0.0
+    assert r.store == {}
+    assert r.sink.persisted == [] and r.sink.outcomes == []
+    assert r.engine.snapshot()["partitions"][0]["lag"] == 0  # the offset still counts as read
+
+
+def test_rejections_accumulate_per_reason() -> None:
+    r = Rig(wall=T0 + 5 * S)
+    r.live()
+    r.send_raw(b"A", b"nope")
+    r.send_raw(b"A", b"{}")
+    r.send_raw(b"A", b'{"type": 3}')
+    r.send_raw(b"A", None)
+    r.send("A", "lead.handed_off", T0, "a-h")
+    assert [d[2] for d in r.sink.dead] == ["malformed", "invalid", "invalid", "malformed"]
+    assert r.sample("leadsla_events_rejected_total", reason="malformed") == 2.0
+    assert r.sample("leadsla_events_rejected_total", reason="invalid") == 2.0
+    assert r.sample("leadsla_events_total", type="lead.handed_off") == 1.0
+
+
+# -- (5) gauges -------------------------------------------------------------------------
+
+
+def test_open_and_at_risk_gauges_per_policy() -> None:
+    r = Rig(TWO, wall=T0 + 30 * M)
+    r.live()
+
+    def open_(policy: str, team: str) -> float | None:
+        return r.sample("leadsla_sla_open_clocks", policy=policy, team=team)
+
+    def risk(policy: str, team: str) -> float | None:
+        return r.sample("leadsla_sla_at_risk_clocks", policy=policy, team=team)
+
+    assert (open_("first_touch", "none"), open_("disposition", "none")) == (0.0, 0.0)
+    r.send("A", "lead.handed_off", T0, "a-h", team="emea")
+    r.send("B", "lead.handed_off", T0, "b-h", team="apac")
+    r.send("C", "lead.handed_off", T0, "c-h", team="emea")
+    assert (open_("first_touch", "emea"), open_("first_touch", "apac")) == (2.0, 1.0)
+    assert (open_("disposition", "emea"), open_("disposition", "apac")) == (2.0, 1.0)
+    assert open_("first_touch", "none") is None
+    r.send("A", "lead.contact_attempt", T0 + 10 * M, "a-c")
+    assert (open_("first_touch", "emea"), open_("disposition", "emea")) == (1.0, 2.0)
+    r.send("C", "lead.disqualified", T0 + 20 * M, "c-d")  # stops both of C's clocks
+    assert (open_("first_touch", "emea"), open_("disposition", "emea")) == (None, 1.0)
+    assert open_("first_touch", "none") is None  # apac's series is still there
+    assert risk("first_touch", "none") == 0.0
+    # 80 % of the goal (48 min): B's first_touch is at risk.
+    r.wall.now = due_wall(T0 + 48 * M)
+    r.engine.tick()
+    assert risk("first_touch", "apac") == 1.0
+    assert r.sample("leadsla_sla_at_risk_total", policy="first_touch", team="apac") == 1.0
+    assert risk("disposition", "none") == 0.0
+    assert r.engine.snapshot()["at_risk"] == {"first_touch": {"apac": 1}}
+    # The breach takes it out of both gauges.
+    r.wall.now = due_wall(DEADLINE + 1)
+    r.engine.tick()
+    assert r.sink.summary()[-1] == ("B", "first_touch", "breached")
+    assert risk("first_touch", "apac") is None
+    assert risk("first_touch", "none") == 0.0
+    assert open_("first_touch", "none") == 0.0
+    assert (open_("disposition", "emea"), open_("disposition", "apac")) == (1.0, 1.0)
+    assert r.engine.snapshot()["open"] == {"disposition": {"emea": 1, "apac": 1}}
+
+
+def test_team_labels_are_capped() -> None:
+    r = Rig(wall=T0 + 5 * S, max_team_labels=2)
+    r.live()
+    for i, team in enumerate(["t1", "t2", "t3", "t4"]):
+        r.send(f"L{i}", "lead.handed_off", T0, f"h{i}", team=team)
+    r.send("L9", "lead.handed_off", T0, "h9")
+    assert r.engine.snapshot()["open"] == {"first_touch": {"t1": 1, "t2": 1, "other": 2, "none": 1}}
+    assert r.sample("leadsla_handoffs_total", team="other") == 2.0
+    assert r.sample("leadsla_handoffs_total", team="t3") is None
+
+
+# -- (6) recovery and revocation ------------------------------------------------------
+
+
+def _recovered(r: Rig) -> dict[str, LeadEntry]:
+    """The table after recovery: each lead's last state through the changelog codec."""
+    return {lead: LeadEntry(*state_from_bytes(state_to_bytes(e.partition, e.state))) for lead, e in r.store.items()}
+
+
+def test_rebuild_restores_open_clocks_and_the_deadline_index() -> None:
+    r1 = Rig(wall=T0 + 5 * S)
+    r1.live()
+    r1.live(1)
+    r1.send("A", "lead.handed_off", T0, "a-h", team="emea")  # deadline T0+1h
+    r1.send("B", "lead.handed_off", T0 - 30 * M, "b-h", team="apac")  # deadline T0+30m
+    r1.send("C", "lead.handed_off", T0 - 10 * M, "c-h")
+    r1.send("C", "lead.contact_attempt", T0 - 5 * M, "c-c")  # met: nothing running
+    r1.send("Z", "lead.handed_off", T0, "z-h", partition=1)  # another worker's partition
+    r1.engine.tick()
+    assert r1.sink.summary() == [("C", "first_touch", "met")]
+
+    # A restart: a new engine over the recovered table, resuming where the group left off.
+    r2 = Rig(wall=T0 + 10 * S, store=_recovered(r1), window_store=dict(r1.window_store))
+    r2.hw[0] = r1.next_offset[0]
+    r2.engine.rebuild([0], {0: r1.next_offset[0]})
+    snap = r2.engine.snapshot()
+    assert snap["ready"] is True
+    assert snap["open"] == {"first_touch": {"emea": 1, "apac": 1}}
+    assert snap["partitions"] == {0: {"lag": 0, "watermark": (T0 + 8 * S) / S, "caught_up": True, "indexed": 3}}
+    assert r2.sample("leadsla_sla_open_clocks", policy="first_touch", team="apac") == 1.0
+    assert len(r2.engine.runtimes[0].index) == 3
+
+    r2.wall.now = due_wall(T0 + 30 * M + 1)
+    r2.engine.tick()
+    (rec,) = r2.sink.records()
+    assert (rec["lead_id"], rec["outcome"]) == ("B", "breached")
+    assert rec["decision_id"] == decision_id("B", "first_touch", T0 - 30 * M, "decided", 1)
+    assert r2.engine.snapshot()["open"] == {"first_touch": {"emea": 1}}
+
+    r2.engine.revoke([0])
+    assert r2.engine.runtimes == {}
+    snap = r2.engine.snapshot()
+    assert (snap["open"], snap["partitions"]) == ({}, {})
+    r2.wall.now = due_wall(DEADLINE + 1)
+    assert r2.engine.tick() == 0
+    assert len(r2.sink.outcomes) == 1  # A is no longer this worker's to decide
+
+
+def test_rebuild_without_committed_offsets_is_a_backlog() -> None:
+    r1 = Rig(wall=T0 + 5 * S)
+    r1.live()
+    r1.send("A", "lead.handed_off", T0, "a-h")
+    r2 = Rig(wall=T0 + 3 * D, store=_recovered(r1))
+    r2.hw[0] = 1
+    r2.engine.rebuild([0], {0: None})
+    part = r2.engine.snapshot()["partitions"][0]
+    assert part == {"lag": 1, "watermark": (T0 - D) / S, "caught_up": False, "indexed": 1}
+    r2.engine.tick()
+    assert r2.sink.outcomes == []
+    # Re-reading the partition from the start: the duplicate is recognised.
+    r2.send("A", "lead.handed_off", T0, "a-h")
+    assert r2.sample("leadsla_events_duplicate_total") == 1.0
+    r2.engine.tick()
+    assert r2.sink.summary() == [("A", "first_touch", "breached")]
+
+
+def test_rebuild_restores_windows_of_teams_with_a_separator_in_their_name() -> None:
+    r1 = Rig(wall=T0 + 10 * M)
+    r1.live()
+    r1.send("A", "lead.handed_off", T0, "a-h", team="sales|emea")
+    r1.engine.tick()
+    assert window_key(3600, T0 // S, "handoffs", "sales|emea", 0) in r1.window_store
+    r2 = Rig(wall=T0 + 10 * M, store=_recovered(r1), window_store=dict(r1.window_store))
+    r2.hw[0] = 1
+    r2.engine.rebuild([0], {0: 1})
+    assert r2.engine.snapshot()["windows"] == {
+        ("handoffs", "sales|emea", "1h"): 1,
+        ("handoffs", "sales|emea", "1d"): 1,
+    }
+
+
+def test_clock_of_a_policy_removed_before_a_restart_runs_out_silently() -> None:
+    r1 = Rig(TWO, wall=T0 + 5 * S)
+    r1.live()
+    r1.send("A", "lead.handed_off", T0, "a-h", team="emea")
+    assert r1.engine.snapshot()["open"] == {"first_touch": {"emea": 1}, "disposition": {"emea": 1}}
+    r2 = Rig(MINIMAL_YAML, wall=T0 + 10 * S, store=_recovered(r1))
+    r2.hw[0] = 1
+    r2.engine.rebuild([0], {0: 1})
+    assert r2.engine.snapshot()["open"] == {"first_touch": {"emea": 1}}
+    r2.wall.now = T0 + 3 * D  # past both deadlines
+    assert r2.engine.tick() == 1
+    assert r2.sink.summary() == [("A", "first_touch", "breached")]
+    assert r2.engine.snapshot()["open"] == {}
+    assert r2.engine.snapshot()["at_risk"] == {}
+    assert "disposition" not in r2.exposition()
+    assert r2.engine.lead_view("A")["clocks"]["disposition"]["status"] == "idle"
+
+
+# -- (7) state GC -------------------------------------------------------------------------
+
+
+def test_quiet_lead_is_forgotten_after_the_state_ttl() -> None:
+    r = Rig(wall=T0 + 5 * S, state_ttl="1h")
+    r.live()
+    r.send("A", "lead.created", T0, "a-1")
+    r.send("C", "lead.handed_off", T0, "c-h")
+    r.send("C", "lead.contact_attempt", T0 + M, "c-c")
+    assert set(r.store) == {"A", "C"}
+    r.wall.now = due_wall(T0 + H) - 1
+    r.engine.tick()
+    assert set(r.store) == {"A", "C"}
+    r.wall.now = due_wall(T0 + H)
+    r.engine.tick()
+    assert set(r.store) == {"C"}
+    assert r.sink.persisted[-1] == (0, "A", None)
+    assert r.engine.lead_view("A") is None
+    r.wall.now = due_wall(T0 + M + H) - 1
+    r.engine.tick()
+    assert "C" in r.store
+    r.wall.now = due_wall(T0 + M + H)
+    r.engine.tick()
+    assert r.store == {}
+    assert r.sink.persisted[-1] == (0, "C", None)
+    assert [x for x in r.sink.persisted if x[2] is None] == [(0, "A", None), (0, "C", None)]
+    assert r.engine.snapshot()["partitions"][0]["indexed"] == 0
+    # Its dedupe memory went with it: the same event id counts again.
+    r.send("A", "lead.created", T0, "a-1")
+    assert r.sample("leadsla_events_total", type="lead.created") == 2.0
+    assert r.sample("leadsla_events_duplicate_total") == 0.0
+
+
+def test_running_clock_keeps_the_lead_until_decided() -> None:
+    r = Rig(wall=T0 + 5 * S, state_ttl="10m")
+    r.live()
+    r.send("A", "lead.handed_off", T0, "a-h")
+    r.wall.now = due_wall(T0 + 48 * M)  # well past last event + TTL, clock still running
+    r.engine.tick()
+    assert "A" in r.store
+    r.wall.now = due_wall(DEADLINE + 1)
+    r.engine.tick()
+    assert r.sink.summary() == [("A", "first_touch", "breached")]
+    r.engine.tick()  # rescheduled at last_event_at + ttl, which has passed: due next pass
+    assert r.store == {}
+    assert r.sink.persisted[-1] == (0, "A", None)
+
+
+# -- (8) windows --------------------------------------------------------------------------
+
+
+def test_handoffs_and_touches_land_in_the_current_windows_and_flush_once() -> None:
+    r = Rig(wall=T0 + 10 * M)
+    r.live()
+    r.send("A", "lead.handed_off", T0, "a-h", team="emea")
+    r.send("B", "lead.handed_off", T0 + 2 * M, "b-h", team="apac")
+    r.send("A", "lead.contact_attempt", T0 + 5 * M, "a-c1")  # first follow-up: 300 s
+    r.send("A", "lead.connected", T0 + 6 * M, "a-c2")
+    cells = {("handoffs", "emea"): 1, ("handoffs", "apac"): 1, ("attempts", "emea"): 2,
+             ("first", "emea"): 1, ("latency", "emea"): 300.0}
+    assert r.engine.snapshot()["windows"] == {(m, t, w): v for (m, t), v in cells.items() for w in ("1h", "1d")}
+    assert r.window_store == {} and r.sink.windows == []
+
+    r.engine.tick()
+    hour, day = T0 // S, T0 // S - 9 * 3600
+    expected = {}
+    for (metric, team), v in cells.items():
+        expected[f"3600|{hour}|{metric}|{team}|0"] = v
+        expected[f"86400|{day}|{metric}|{team}|0"] = v
+    assert r.window_store == expected
+    assert sorted(r.sink.windows) == sorted((0, k, v) for k, v in expected.items())
+    r.engine.tick()
+    assert len(r.sink.windows) == 10  # nothing changed: nothing re-sent
+
+    r.send("B", "lead.contact_attempt", T0 + 7 * M, "b-c")
+    r.engine.tick()
+    assert sorted(r.sink.windows[10:]) == sorted([
+        (0, f"3600|{hour}|attempts|apac|0", 1),
+        (0, f"3600|{hour}|first|apac|0", 1),
+        (0, f"3600|{hour}|latency|apac|0", 300.0),
+        (0, f"86400|{day}|attempts|apac|0", 1),
+        (0, f"86400|{day}|first|apac|0", 1),
+        (0, f"86400|{day}|latency|apac|0", 300.0),
+    ])
+    assert r.sample("leadsla_window_handoffs", team="emea", window="1h") == 1.0
+    assert r.sample("leadsla_window_followup_attempts", team="emea", window="1d") == 2.0
+    assert r.sample("leadsla_window_first_followup_seconds_sum", team="apac", window="1h") == 300.0
+    assert r.sample("leadsla_followup_latency_seconds_sum", team="emea") == 300.0
+    assert r.sample("leadsla_followup_latency_seconds_count", team="emea") == 1.0
+    assert r.sample("leadsla_followup_attempts_total", team="emea") == 2.0
+    assert r.sample("leadsla_handoffs_total", team="apac") == 1.0
+
+    # Past the 1h window's retention (2 days after it ends) its cells are deleted.
+    assert WINDOWS[0] == (3600, "1h", 2 * 86400)
+    r.wall.now = T0 + H + 2 * D + S + S
+    r.engine.tick()
+    gone = sorted(k for _, k, v in r.sink.windows if v is None)
+    assert gone == sorted(
+        [k for k in expected if k.startswith("3600|")]
+        + [f"3600|{hour}|attempts|apac|0", f"3600|{hour}|first|apac|0", f"3600|{hour}|latency|apac|0"]
+    )
+    assert sorted(r.window_store) == sorted(
+        [k for k in expected if k.startswith("86400|")]
+        + [f"86400|{day}|attempts|apac|0", f"86400|{day}|first|apac|0", f"86400|{day}|latency|apac|0"]
+    )
+    assert r.engine.snapshot()["windows"] == {}  # a new hour and a new day by the wall clock
+
+
+# -- (9) timer slices -----------------------------------------------------------------------
+
+
+def test_tick_limit_decides_everything_across_calls() -> None:
+    r = Rig(wall=T0 + 5 * S)
+    r.live()
+    leads = [f"L{i:02d}" for i in range(25)]
+    for i, lead in enumerate(leads):
+        r.send(lead, "lead.handed_off", T0, f"h{i}")
+    assert r.engine.pending() is False
+    r.wall.now = T0 + 2 * H
+    assert r.engine.tick(limit=10) == 10
+    assert r.engine.pending() is True
+    assert r.engine.tick(limit=10) == 10
+    assert r.engine.pending() is True
+    assert r.engine.tick(limit=10) == 5
+    assert r.engine.pending() is False
+    assert r.engine.tick(limit=10) == 0
+    recs = r.sink.records()
+    assert sorted(x["lead_id"] for x in recs) == leads
+    assert {x["outcome"] for x in recs} == {"breached"}
+    assert outcome_count(r, "first_touch", "breached") == 25.0
+    assert r.engine.snapshot()["open"] == {}
+
+
+def test_tick_default_limit_is_the_timer_batch() -> None:
+    r = Rig(wall=T0 + 5 * S, timer_batch=4)
+    r.live()
+    for i in range(9):
+        r.send(f"L{i}", "lead.handed_off", T0, f"h{i}")
+    r.wall.now = T0 + 2 * H
+    assert [r.engine.tick(), r.engine.tick(), r.engine.tick(), r.engine.tick()] == [4, 4, 1, 0]
+
+
+# -- (10) lead view -----------------------------------------------------------------------
+
+
+def test_lead_view_of_a_running_lead() -> None:
+    r = Rig(TWO, wall=T0 + M)
+    r.live()
+    r.send("A", "lead.handed_off", T0, "a-h", team="emea", rep="r-1")
+    r.send("A", "lead.contact_attempt", T0 + 5 * S, "a-c")
+    r.send("A", "lead.qualified", T0 + 10 * M, "a-q")  # ahead of the watermark: waiting
+    assert r.engine.lead_view("A") == {
+        "lead_id": "A",
+        "partition": 0,
+        "owner": {"team": "emea", "rep": "r-1"},
+        "last_event_at": "2026-11-22T09:10:00Z",
+        "waiting_events": 1,
+        "clocks": {
+            "first_touch": {
+                "status": "idle", "cycle": 1, "started_at": "2026-11-22T09:00:00Z", "deadline": None,
+                "at_risk": False, "team": "emea", "rep": "r-1", "last_outcome": "met",
+                "last_deadline": "2026-11-22T10:00:00Z",
+            },
+            "disposition": {
+                "status": "running", "cycle": 1, "started_at": "2026-11-22T09:00:00Z",
+                "deadline": "2026-11-24T09:00:00Z", "at_risk": False, "team": "emea", "rep": "r-1",
+                "last_outcome": None, "last_deadline": None,
+            },
+        },
+    }
+    assert r.engine.lead_view("nobody") is None
+
+
+# -- misc -------------------------------------------------------------------------------
+
+
+def test_snapshot_of_a_fresh_engine() -> None:
+    r = Rig(MINIMAL_YAML)
+    snap = r.engine.snapshot()
+    assert {k: snap[k] for k in ("open", "at_risk", "partitions", "windows", "ready", "last_event_wall")} == {
+        "open": {}, "at_risk": {}, "partitions": {}, "windows": {}, "ready": False, "last_event_wall": None,
+    }
+    r.send("A", "lead.created", T0, "a-1", partition=2)
+    snap = r.engine.snapshot()
+    assert snap["last_event_wall"] == T0 / S
+    # Never fetched (no highwater): a backlog, the watermark trails by the replay horizon.
+    assert snap["partitions"] == {2: {"lag": None, "watermark": (T0 - D) / S, "caught_up": False, "indexed": 1}}
