@@ -98,6 +98,7 @@ class PolicySpec(_Strict):
     at_risk: Annotated[float, Field(gt=0, lt=1)] = 0.8
     objective: Annotated[float, Field(gt=0, le=1)] = 0.95
     on_restart: Literal["keep", "restart"] = "keep"
+    min_decisions: Annotated[int, Field(ge=1)] = 10
 
     _sel = field_validator("start", "stop", "pause", "resume", mode="before")(_selectors)
     _m = field_validator("match")(_check_match)
@@ -161,6 +162,7 @@ class Policy:
     at_risk: float
     objective: float
     on_restart: str
+    min_decisions: int = 10
 
     @property
     def goal_seconds(self) -> float:
@@ -293,6 +295,7 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
                 at_risk=spec.at_risk,
                 objective=spec.objective,
                 on_restart=spec.on_restart,
+                min_decisions=spec.min_decisions,
             )
         )
     return PolicySet(tuple(policies), calendars, source)

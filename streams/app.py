@@ -140,7 +140,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         except (AssertionError, KeyError, AttributeError):  # not assigned (any more), or no consumer yet
             return None
 
-    metrics = Metrics(registry, policies, settings.max_team_labels)
+    metrics = Metrics(registry, policies, settings.max_team_labels, settings.max_rep_labels)
     engine = Engine(
         settings,
         policies,

@@ -279,6 +279,8 @@ class Engine:
                     m.correction(e.policy, e.team).inc()
                 else:
                     m.outcome(e.policy, e.outcome, e.team).inc()
+                    if e.outcome == clock.BREACHED:
+                        m.breach(e.policy, e.team, e.rep).inc()
                     _dec(rt.open, (e.policy, team))
                     if e.was_at_risk:
                         _dec(rt.at_risk, (e.policy, team))

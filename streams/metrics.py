@@ -46,15 +46,19 @@ class LabelGuard:
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry, policies: PolicySet, max_teams: int) -> None:
+    def __init__(self, registry: CollectorRegistry, policies: PolicySet, max_teams: int, max_reps: int = 0) -> None:
         self.registry = registry
         self.team = LabelGuard(max_teams)
+        # Reps are labels only on the breach counter, for routing alerts to a
+        # rep; 0 turns them off (every rep is 'none').
+        self.rep = LabelGuard(max_reps) if max_reps else (lambda value: NONE)
         r = registry
         self.events = Counter("leadsla_events_total", "Events accepted (duplicates excluded), by type.", ["type"], registry=r)
         self.duplicates = Counter("leadsla_events_duplicate_total", "Events dropped as duplicates of an event id already seen.", registry=r)
         self.rejected = Counter("leadsla_events_rejected_total", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=r)
         self.late = Counter("leadsla_events_late_total", "Accepted events that arrived behind the watermark (later than the allowed lateness).", registry=r)
         self.outcomes = Counter("leadsla_sla_outcomes_total", "Decided clocks, by policy, outcome (met or breached) and team.", ["policy", "outcome", "team"], registry=r)
+        self.breaches = Counter("leadsla_sla_breaches_total", "Breached clocks by policy, team and rep (rep: an id from the CRM, never a name).", ["policy", "team", "rep"], registry=r)
         self.corrections = Counter("leadsla_sla_corrections_total", "Late stop events that contradicted a breach already decided.", ["policy", "team"], registry=r)
         self.elapsed = Histogram("leadsla_sla_elapsed_seconds", "Elapsed SLA (business) time of clocks that stopped.", ["policy", "team"], buckets=ELAPSED_BUCKETS, registry=r)
         self.at_risk_total = Counter("leadsla_sla_at_risk_total", "Clocks that crossed their at-risk threshold.", ["policy", "team"], registry=r)
@@ -85,6 +89,9 @@ class Metrics:
 
     def outcome(self, policy: str, outcome: str, team: str | None) -> Any:
         return self._child(self.outcomes, policy, outcome, self.team(team))
+
+    def breach(self, policy: str, team: str | None, rep: str | None) -> Any:
+        return self._child(self.breaches, policy, self.team(team), self.rep(rep))
 
     def correction(self, policy: str, team: str | None) -> Any:
         return self._child(self.corrections, policy, self.team(team))
@@ -146,6 +153,14 @@ class RuntimeCollector(Collector):
         yield goal
         yield obj
         yield thr
+
+        # Business hours as Prometheus sees them: alerts such as "no events
+        # during business hours" need the calendars' time zones and holidays.
+        cal = GaugeMetricFamily("leadsla_calendar_open", "1 while a calendar of the policies file is open (business hours).", labels=["calendar"])
+        now_us = int(now * 1_000_000)
+        for name, c in sorted(self._policies.calendars.items()):
+            cal.add_metric([name], 1 if c.is_open(now_us) else 0)
+        yield cal
 
         lag = GaugeMetricFamily("leadsla_consumer_lag", "Records of lead-events not yet processed, per owned partition.", labels=["partition"])
         wm = GaugeMetricFamily("leadsla_watermark_timestamp_seconds", "Event-time watermark per owned partition.", labels=["partition"])

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     timer_batch: int = Field(5000, ge=1, description="due leads decided per partition per timer pass before yielding")
     single_record_batches: bool = Field(True, description="one record per changelog batch (needed by the embedded broker; turn off on Apache Kafka)")
     max_team_labels: int = Field(200, ge=1, description="distinct team label values before new ones become 'other'")
+    max_rep_labels: int = Field(500, ge=0, description="distinct rep label values (on leadsla_sla_breaches_total) before new ones become 'other'; 0: no rep label")
     data_dir: Path = Field(Path(".leadsla"), description="Faust's local data directory")
     log_level: str = Field("info", description="debug, info, warning or error")
     session_timeout: float = Field(10.0, description="consumer group session timeout (duration)")

@@ -469,7 +469,7 @@ ERRORS = [
         "unknown default",
         "defaults:\n  colour: red\n" + MINIMAL_YAML,
         "p.yaml:2:3: defaults.colour: unknown default 'colour'; allowed: at_risk, calendar, goal, match, "
-        "objective, on_restart, pause, resume",
+        "min_decisions, objective, on_restart, pause, resume",
     ),
     (
         "invalid YAML",
