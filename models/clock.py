@@ -116,6 +116,7 @@ class Decision:
 class ClockStarted:
     policy: str
     team: str | None
+    rep: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +345,7 @@ def _start(
         c.at_risk = c.paused = False
         c.team, c.rep = team or st.owner_team, rep or st.owner_rep
         _set_deadlines(c, policy, t)
-        effects.append(ClockStarted(policy.name, c.team))
+        effects.append(ClockStarted(policy.name, c.team, c.rep))
         # A stop that arrived before its start (or at the same instant).
         later = [s for s in c.orphans if s >= t]
         if later:

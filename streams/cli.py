@@ -38,6 +38,8 @@ examples:
   leadsla broker                                # an embedded broker on 127.0.0.1:9092
   leadsla run --policies my.yaml --broker kafka://kafka:9092
   leadsla policies my.yaml                      # check a policies file and show what it means
+  leadsla generate --policies my.yaml --out out # rules, alerts, Alertmanager and Grafana files
+  GRAFANA_TOKEN=... leadsla dashboards push --grafana-url http://grafana:3000
 """
 
 
@@ -82,6 +84,28 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--broker", help="use this broker instead of starting the embedded one [LEADSLA_BROKER]")
     d.add_argument("--history-leads", type=int, default=400, help="leads in the generated history (default 400)")
     _common(d)
+
+    g = sub.add_parser("generate", help="render recording rules, alerts, Alertmanager and Grafana files from the policies",
+                       description="Render Prometheus recording rules and alerts, an example Alertmanager "
+                                   "configuration, Grafana dashboards and provisioning from one policies file, "
+                                   "deterministically. The example policies' output is committed in "
+                                   "dashboards/generated/.")
+    g.add_argument("--policies", type=Path, help="policies file (default: the bundled example) [LEADSLA_POLICIES]")
+    g.add_argument("--out", type=Path, default=Path("dashboards/generated"), help="output folder (default dashboards/generated)")
+    g.add_argument("--runbook-base", help="URL of the README that holds the runbooks (alerts link to its sections)")
+    g.add_argument("--check", action="store_true", help="write nothing; exit 1 if the folder differs from what would be generated")
+
+    dash = sub.add_parser("dashboards", help="Grafana dashboards: push them to a Grafana",
+                          description="Work with the generated Grafana dashboards.")
+    dsub = dash.add_subparsers(dest="dashboards_command", metavar="ACTION", required=True)
+    push = dsub.add_parser("push", help="upload the dashboards to Grafana (same UID: updated in place)",
+                           description="Upload the dashboards generated from the policies to Grafana through its "
+                                       "HTTP API, into a 'leadsla' folder. Idempotent: a dashboard with the same UID "
+                                       "is overwritten. The API token comes from the environment: GRAFANA_TOKEN "
+                                       "(a service account token), or GRAFANA_USER and GRAFANA_PASSWORD.")
+    push.add_argument("--grafana-url", required=True, help="e.g. http://grafana:3000")
+    push.add_argument("--policies", type=Path, help="policies file (default: the bundled example) [LEADSLA_POLICIES]")
+    push.add_argument("--folder", default="leadsla", help="folder title and UID (default leadsla)")
 
     pol = sub.add_parser("policies", help="check a policies file and show what it means",
                          description="Parse and check a policies file; print each policy's clock, goal, "
@@ -129,6 +153,63 @@ def describe(policies: PolicySet) -> str:
             f"objective {p.objective:.1%}, at risk at {p.at_risk:.0%}" + (f"; {'; '.join(extra)}" if extra else "")
         )
     return "\n".join(rows)
+
+
+def _policies_arg(args: argparse.Namespace) -> Path:
+    from .settings import EXAMPLE_POLICIES
+
+    if args.policies is not None:
+        return Path(args.policies)
+    try:
+        return Settings().policies
+    except ValidationError:
+        return EXAMPLE_POLICIES
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from dashboards.render import render, write
+    from dashboards.slo import RUNBOOK_BASE
+
+    path = _policies_arg(args)
+    policies = _load(path)
+    files = render(policies, path.name, args.runbook_base or RUNBOOK_BASE)
+    if args.check:
+        stale = [rel for rel, text in sorted(files.items())
+                 if not (args.out / rel).exists() or (args.out / rel).read_text() != text]
+        extra = sorted(str(p.relative_to(args.out)) for p in args.out.rglob("*")
+                       if p.is_file() and p.suffix in (".yml", ".json") and str(p.relative_to(args.out)) not in files)
+        for rel in stale:
+            print(f"differs: {args.out / rel}")
+        for rel in extra:
+            print(f"not generated: {args.out / rel}")
+        if stale or extra:
+            print("leadsla generate: the folder is out of date; run leadsla generate", file=sys.stderr)
+            return 1
+        print(f"{args.out}: {len(files)} files up to date")
+        return 0
+    written = write(files, args.out)
+    print(f"wrote {len(written)} files to {args.out} from {path}")
+    return 0
+
+
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    import os
+
+    from dashboards.grafana import dashboards
+    from dashboards.push import PushError, push
+
+    policies = _load(_policies_arg(args))
+    token = os.environ.get("GRAFANA_TOKEN")
+    user, password = os.environ.get("GRAFANA_USER"), os.environ.get("GRAFANA_PASSWORD")
+    if not token and not (user and password):
+        raise CliError("set GRAFANA_TOKEN (or GRAFANA_USER and GRAFANA_PASSWORD) in the environment")
+    credential: Any = token if token else (user, password)
+    try:
+        for line in push(args.grafana_url, credential, dashboards(policies), folder=args.folder):
+            print(line)
+    except PushError as exc:
+        raise CliError(str(exc)) from None
+    return 0
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
@@ -254,6 +335,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, demo=True)
         if args.command == "policies":
             return cmd_policies(args)
+        if args.command == "generate":
+            return cmd_generate(args)
+        if args.command == "dashboards":
+            return cmd_dashboards(args)
     except (CliError, BrokerError) as exc:
         print(f"leadsla: {exc}", file=sys.stderr)
         return 2

@@ -112,6 +112,7 @@ class Engine:
         self._ttl = round(settings.state_ttl * 1_000_000)
         self._skew = round(settings.max_clock_skew * 1_000_000)
         self._goal = {p.name: p.goal_us for p in policies.policies}
+        self._start_types = frozenset(s.type for p in policies.policies for s in p.selectors["start"])
 
     # -- partitions -------------------------------------------------------------
 
@@ -133,6 +134,7 @@ class Engine:
                 rt.max_event_time = st.last_event_at
             for name, c in st.clocks.items():
                 if c.status != clock.IDLE and name in self._goal:
+                    self.metrics.prebind(name, c.team, c.rep)
                     team = self.metrics.team(c.team)
                     rt.open[(name, team)] += 1
                     if c.at_risk:
@@ -217,6 +219,8 @@ class Engine:
         if entry is None:
             entry = LeadEntry(partition, LeadState())
             self.store[event.lead_id] = entry
+        if event.type in self._start_types:
+            self._prebind(event, entry.state)
         effects = clock.apply(entry.state, event, self.policies, w, now)
         if effects is None:
             self.metrics.duplicates.inc()
@@ -228,6 +232,15 @@ class Engine:
         self._effects(rt, effects)
         rt.index.schedule(event.lead_id, self._wake(entry.state))
         self.sink.persist(partition, event.lead_id, entry)
+
+    def _prebind(self, event: Any, st: LeadState) -> None:
+        # Outcome series exist (at 0) from the moment a start arrives, at least
+        # one lateness before its clock can be decided: Prometheus' increase()
+        # never counts a series' first sample.
+        for i in self.policies.for_type(event.type):
+            p = self.policies.policies[i]
+            if "start" in p.roles(event):
+                self.metrics.prebind(p.name, event.team or st.owner_team, event.rep or st.owner_rep)
 
     def tick(self, limit: int | None = None) -> int:
         """Decide what the watermark has reached; returns leads handled.
@@ -289,6 +302,7 @@ class Engine:
                 self.sink.outcome(e.lead_id, outcome_record(e, self._goal[e.policy]))
             elif isinstance(e, ClockStarted):
                 rt.open[(e.policy, m.team(e.team))] += 1
+                m.prebind(e.policy, e.team, e.rep)
             elif isinstance(e, AtRisk):
                 rt.at_risk[(e.policy, m.team(e.team))] += 1
                 m.at_risk_of(e.policy, e.team).inc()

@@ -90,6 +90,14 @@ class Metrics:
     def outcome(self, policy: str, outcome: str, team: str | None) -> Any:
         return self._child(self.outcomes, policy, outcome, self.team(team))
 
+    def prebind(self, policy: str, team: str | None, rep: str | None) -> None:
+        """Create a clock's outcome series at 0 when it starts: Prometheus'
+        increase() never counts a series' first sample, so a team's or rep's
+        first decision would be lost if its series were born at 1."""
+        self.outcome(policy, "met", team)
+        self.outcome(policy, "breached", team)
+        self.breach(policy, team, rep)
+
     def breach(self, policy: str, team: str | None, rep: str | None) -> Any:
         return self._child(self.breaches, policy, self.team(team), self.rep(rep))
 

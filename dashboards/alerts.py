@@ -1,0 +1,134 @@
+"""Alert rules, generated from the policies: breaches, at-risk clocks,
+multiwindow burn rates per policy and team, and the pipeline's own health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.durations import format_duration_us
+from models.policy import Policy, PolicySet
+
+from .slo import BREACH_WINDOW, BURN_TIERS, DEAD_LETTERS_WINDOW, JOB, LAG_GROWING_FOR, NO_EVENTS_FOR, PREFIX, runbook
+
+SLA_ALERTS = ("DeadlineBreached", "ClocksAtRisk", "ErrorBudgetBurn", "NoEventsInBusinessHours")
+# Alerts that mean the pipeline itself is down: they silence the SLA alerts above.
+PIPELINE_DOWN = ("TargetDown", "MetricsAbsent", "WorkerNotReady")
+
+
+def name(short: str) -> str:
+    return PREFIX + short
+
+
+def _alert(short: str, expr: str, severity: str, summary: str, description: str, base: str,
+           for_: str | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    alert: dict[str, Any] = {"alert": name(short), "expr": expr}
+    if for_:
+        alert["for"] = for_
+    alert["labels"] = {"severity": severity, **(labels or {})}
+    alert["annotations"] = {"summary": summary, "description": description, "runbook_url": runbook(name(short), base)}
+    return alert
+
+
+def sla_group(base: str) -> dict[str, Any]:
+    return {
+        "name": "leadsla-sla-alerts",
+        "rules": [
+            _alert(
+                "DeadlineBreached",
+                f"policy_team_rep:leadsla_sla_breaches:increase{BREACH_WINDOW} > 0",
+                "warning",
+                "Lead SLA deadlines were breached.",
+                "{{ $value | humanize }} clock(s) of policy {{ $labels.policy }} breached their deadline in the last "
+                f"{BREACH_WINDOW} (team {{{{ $labels.team }}}}, rep {{{{ $labels.rep }}}}). "
+                "The lead ids are in the sla-outcomes topic.",
+                base,
+            ),
+            _alert(
+                "ClocksAtRisk",
+                "policy_team:leadsla_sla_at_risk_clocks:sum > 0",
+                "info",
+                "Lead SLA clocks are close to their deadline.",
+                "{{ $value | humanize }} running clock(s) of policy {{ $labels.policy }} (team {{ $labels.team }}) "
+                "passed their at-risk threshold and are not stopped yet.",
+                base,
+                for_="1m",
+            ),
+        ],
+    }
+
+
+def burn_group(policies: PolicySet, base: str) -> dict[str, Any]:
+    rules = []
+    for p in policies.policies:
+        for tier in ("page", "ticket"):
+            rules.append(_burn_alert(p, tier, base))
+    return {"name": "leadsla-burn-rate-alerts", "rules": rules}
+
+
+def _burn_alert(p: Policy, tier: str, base: str) -> dict[str, Any]:
+    budget = round(1 - p.objective, 10)
+    sel = f'{{policy="{p.name}"}}'
+    clauses = []
+    for t in (t for t in BURN_TIERS if t.tier == tier):
+        threshold = round(t.factor * budget, 10)
+        clauses.append(
+            f"(policy_team:leadsla_sla_error:ratio_rate{t.short}{sel} > {threshold!r}"
+            f" and policy_team:leadsla_sla_error:ratio_rate{t.long}{sel} > {threshold!r}"
+            f" and policy_team:leadsla_sla_decisions:increase{t.long}{sel} >= {p.min_decisions})"
+        )
+    severity = next(t.severity for t in BURN_TIERS if t.tier == tier)
+    windows = ", ".join(f"{t.short}/{t.long} x{t.factor:g}" for t in BURN_TIERS if t.tier == tier)
+    return _alert(
+        "ErrorBudgetBurn",
+        "\n or ".join(clauses),
+        severity,
+        f"Lead SLA {p.name} is burning its error budget too fast.",
+        f"Policy {p.name} (goal {format_duration_us(p.goal_us)}, objective {p.objective:.4g}) for team "
+        "{{ $labels.team }}: {{ $value | humanizePercentage }} of decided clocks breached, "
+        f"faster than the objective allows ({tier}: {windows}; at least {p.min_decisions} decisions).",
+        base,
+        for_="2m" if tier == "page" else "15m",
+        labels={"policy": p.name, "tier": tier},
+    )
+
+
+def pipeline_group(base: str) -> dict[str, Any]:
+    j = f'job="{JOB}"'
+    return {
+        "name": "leadsla-pipeline-alerts",
+        "rules": [
+            _alert("TargetDown", f"up{{{j}}} == 0", "critical",
+                   "A leadsla worker cannot be scraped.",
+                   "Prometheus cannot scrape {{ $labels.instance }}: its SLA clocks are not being decided "
+                   "and its metrics are stale.", base, for_="2m"),
+            _alert("MetricsAbsent", f"absent(up{{{j}}})", "critical",
+                   "No leadsla worker is known to Prometheus.",
+                   f"There is no scrape target with job={JOB}: nothing watches the lead SLA.", base, for_="5m"),
+            _alert("WorkerNotReady", f"leadsla_worker_ready{{{j}}} == 0", "warning",
+                   "A leadsla worker is not processing.",
+                   "{{ $labels.instance }} has not finished recovering its state or lost its partitions "
+                   "(rebalancing) for 5 minutes.", base, for_="5m"),
+            _alert("NoEventsInBusinessHours",
+                   f"job:leadsla_events:increase30m == 0 and on (job) job:leadsla_calendar_open:max == 1",
+                   "warning",
+                   "No lead events during business hours.",
+                   f"{{{{ $labels.job }}}} accepted no lead event in the last {NO_EVENTS_FOR} while a sales calendar "
+                   "is open: is the CRM still publishing to lead-events?", base, for_="15m"),
+            _alert("ConsumerLagGrowing",
+                   f"job:leadsla_consumer_lag:sum > 1000 and deriv(job:leadsla_consumer_lag:sum[{LAG_GROWING_FOR}]) > 0",
+                   "warning",
+                   "leadsla is falling behind lead-events.",
+                   "{{ $value | humanize }} records wait in lead-events and the backlog keeps growing: decisions "
+                   "are late and breaches are found late.", base, for_=LAG_GROWING_FOR),
+            _alert("DeadLetters",
+                   f"sum by (job, reason) (increase(leadsla_events_rejected_total{{{j}}}[{DEAD_LETTERS_WINDOW}])) > 0",
+                   "warning",
+                   "Lead events are going to the dead-letter topic.",
+                   "{{ $value | humanize }} record(s) rejected as {{ $labels.reason }} in the last "
+                   f"{DEAD_LETTERS_WINDOW}; they are in lead-events-dlq with their reason and error headers.", base),
+        ],
+    }
+
+
+def alert_rules(policies: PolicySet, base: str) -> dict[str, Any]:
+    return {"groups": [sla_group(base), burn_group(policies, base), pipeline_group(base)]}

@@ -1,0 +1,128 @@
+"""Prometheus recording rules, generated from the policies.
+
+Names follow ``level:metric:operations``. The SLI of every policy is the share
+of decided clocks that were breached (its error ratio) over several windows,
+per team and per policy; dashboards and alerts read only these series, so a
+number on a screen and an alert always agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.policy import PolicySet
+
+from .slo import BREACH_WINDOW, JOB, WINDOWS
+
+OUTCOMES = "leadsla_sla_outcomes_total"
+
+
+def _r(record: str, expr: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    rule: dict[str, Any] = {"record": record, "expr": expr}
+    if labels:
+        rule["labels"] = labels
+    return rule
+
+
+def sli_group(window: str) -> dict[str, Any]:
+    w = window
+    return {
+        "name": f"leadsla-sli-{w}",
+        "rules": [
+            _r(f"policy_team:leadsla_sla_decisions:increase{w}",
+               f'sum by (policy, team) (increase({OUTCOMES}{{outcome=~"met|breached"}}[{w}]))'),
+            _r(f"policy_team:leadsla_sla_breaches:increase{w}",
+               f'sum by (policy, team) (increase({OUTCOMES}{{outcome="breached"}}[{w}]))'),
+            _r(f"policy_team:leadsla_sla_error:ratio_rate{w}",
+               f"policy_team:leadsla_sla_breaches:increase{w} / (policy_team:leadsla_sla_decisions:increase{w} > 0)"),
+            _r(f"policy_team:leadsla_sla_compliance:ratio_rate{w}",
+               f"1 - policy_team:leadsla_sla_error:ratio_rate{w}"),
+            _r(f"policy:leadsla_sla_decisions:increase{w}",
+               f"sum by (policy) (policy_team:leadsla_sla_decisions:increase{w})"),
+            _r(f"policy:leadsla_sla_breaches:increase{w}",
+               f"sum by (policy) (policy_team:leadsla_sla_breaches:increase{w})"),
+            _r(f"policy:leadsla_sla_error:ratio_rate{w}",
+               f"policy:leadsla_sla_breaches:increase{w} / (policy:leadsla_sla_decisions:increase{w} > 0)"),
+            _r(f"policy:leadsla_sla_compliance:ratio_rate{w}",
+               f"1 - policy:leadsla_sla_error:ratio_rate{w}"),
+        ],
+    }
+
+
+def state_group() -> dict[str, Any]:
+    """Clocks now, speed and depth, breaches by rep."""
+    bw = BREACH_WINDOW
+    rules = [
+        _r("policy_team:leadsla_sla_open_clocks:sum", "sum by (policy, team) (leadsla_sla_open_clocks)"),
+        _r("policy_team:leadsla_sla_at_risk_clocks:sum", "sum by (policy, team) (leadsla_sla_at_risk_clocks)"),
+        _r("policy:leadsla_sla_open_clocks:sum", "sum by (policy) (leadsla_sla_open_clocks)"),
+        _r("policy:leadsla_sla_at_risk_clocks:sum", "sum by (policy) (leadsla_sla_at_risk_clocks)"),
+        # Workers create these series at 0 when a clock starts, so increase()
+        # sees a rep's first breach (it never counts a series' first sample).
+        _r(f"policy_team_rep:leadsla_sla_breaches:increase{bw}",
+           f"sum by (policy, team, rep) (increase(leadsla_sla_breaches_total[{bw}]))"),
+        # The same for a day: the sales follow-up dashboard's "breaches by rep, last 24 h".
+        _r("policy_team_rep:leadsla_sla_breaches:increase1d",
+           "sum by (policy, team, rep) (increase(leadsla_sla_breaches_total[1d]))"
+           " or sum by (policy, team, rep) (leadsla_sla_breaches_total unless leadsla_sla_breaches_total offset 1d)"),
+        _r("policy:leadsla_sla_corrections:increase1d", "sum by (policy) (increase(leadsla_sla_corrections_total[1d]))"),
+    ]
+    for q, name in ((0.5, "p50"), (0.9, "p90")):
+        for w in ("1h", "1d"):
+            rules.append(_r(
+                f"policy_team:leadsla_sla_elapsed_seconds:{name}_rate{w}",
+                f"histogram_quantile({q}, sum by (policy, team, le) (rate(leadsla_sla_elapsed_seconds_bucket[{w}])))",
+            ))
+            rules.append(_r(
+                f"team:leadsla_followup_latency_seconds:{name}_rate{w}",
+                f"histogram_quantile({q}, sum by (team, le) (rate(leadsla_followup_latency_seconds_bucket[{w}])))",
+            ))
+    rules += [
+        _r("team:leadsla_handoffs:increase1d", "sum by (team) (increase(leadsla_handoffs_total[1d]))"),
+        _r("team:leadsla_followup_attempts:increase1d", "sum by (team) (increase(leadsla_followup_attempts_total[1d]))"),
+        _r("team:leadsla_followup_attempts_per_handoff:ratio1d",
+           "team:leadsla_followup_attempts:increase1d / (team:leadsla_handoffs:increase1d > 0)"),
+    ]
+    return {"name": "leadsla-state", "rules": rules}
+
+
+def pipeline_group() -> dict[str, Any]:
+    j = f'job="{JOB}"'
+    return {
+        "name": "leadsla-pipeline",
+        "rules": [
+            _r("job:leadsla_events:rate5m", f"sum by (job) (rate(leadsla_events_total{{{j}}}[5m]))"),
+            _r("job:leadsla_events:increase30m", f"sum by (job) (increase(leadsla_events_total{{{j}}}[30m]))"),
+            _r("job_reason:leadsla_events_rejected:rate5m",
+               f"sum by (job, reason) (rate(leadsla_events_rejected_total{{{j}}}[5m]))"),
+            _r("job:leadsla_events_duplicate:rate5m", f"sum by (job) (rate(leadsla_events_duplicate_total{{{j}}}[5m]))"),
+            _r("job:leadsla_sla_decisions:rate5m", f"sum by (job) (rate({OUTCOMES}{{{j}}}[5m]))"),
+            _r("job:leadsla_consumer_lag:sum", f"sum by (job) (leadsla_consumer_lag{{{j}}})"),
+            _r("job:leadsla_owned_partitions:sum", f"sum by (job) (leadsla_owned_partitions{{{j}}})"),
+            _r("job:leadsla_calendar_open:max", f"max by (job) (leadsla_calendar_open{{{j}}})"),
+        ],
+    }
+
+
+def policy_group(policies: PolicySet) -> dict[str, Any]:
+    """Each policy's objective and error budget, straight from the file."""
+    rules = []
+    for p in policies.policies:
+        labels = {"policy": p.name}
+        rules.append(_r("policy:leadsla_sla_objective:ratio", f"vector({p.objective!r})", labels))
+        rules.append(_r("policy:leadsla_sla_error_budget:ratio", f"vector({round(1 - p.objective, 10)!r})", labels))
+        # The goal in SLA seconds, for the goal lines of the speed panels.
+        rules.append(_r("policy:leadsla_sla_goal:seconds", f"vector({p.goal_seconds!r})", labels))
+    rules.append(_r(
+        "policy:leadsla_sla_error_budget_remaining:ratio30d",
+        "1 - policy:leadsla_sla_error:ratio_rate30d / on (policy) policy:leadsla_sla_error_budget:ratio",
+    ))
+    rules.append(_r(
+        "policy_team:leadsla_sla_burn_rate:ratio1h",
+        "policy_team:leadsla_sla_error:ratio_rate1h / on (policy) group_left () policy:leadsla_sla_error_budget:ratio",
+    ))
+    return {"name": "leadsla-policies", "rules": rules}
+
+
+def recording_rules(policies: PolicySet) -> dict[str, Any]:
+    return {"groups": [*(sli_group(w) for w in WINDOWS), state_group(), pipeline_group(), policy_group(policies)]}
