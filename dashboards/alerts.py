@@ -8,7 +8,16 @@ from typing import Any
 from models.durations import format_duration_us
 from models.policy import Policy, PolicySet
 
-from .slo import BREACH_WINDOW, BURN_TIERS, DEAD_LETTERS_WINDOW, JOB, LAG_GROWING_FOR, NO_EVENTS_FOR, PREFIX, runbook
+from .slo import (
+    BREACH_WINDOW,
+    BURN_TIERS,
+    DEAD_LETTERS_WINDOW,
+    JOB,
+    LAG_GROWING_FOR,
+    NO_EVENTS_FOR,
+    PREFIX,
+    runbook,
+)
 
 SLA_ALERTS = ("DeadlineBreached", "ClocksAtRisk", "ErrorBudgetBurn", "NoEventsInBusinessHours")
 # Alerts that mean the pipeline itself is down: they silence the SLA alerts above.
@@ -109,7 +118,7 @@ def pipeline_group(base: str) -> dict[str, Any]:
                    "{{ $labels.instance }} has not finished recovering its state or lost its partitions "
                    "(rebalancing) for 5 minutes.", base, for_="5m"),
             _alert("NoEventsInBusinessHours",
-                   f"job:leadsla_events:increase30m == 0 and on (job) job:leadsla_calendar_open:max == 1",
+                   "job:leadsla_events:increase30m == 0 and on (job) job:leadsla_calendar_open:max == 1",
                    "warning",
                    "No lead events during business hours.",
                    f"{{{{ $labels.job }}}} accepted no lead event in the last {NO_EVENTS_FOR} while a sales calendar "
