@@ -49,6 +49,26 @@ def sli_group(window: str) -> dict[str, Any]:
     }
 
 
+def breaches_by_rep(window: str) -> str:
+    """Breaches per policy, team and rep in ``window``, a rep's first included.
+
+    A series born inside the window (no sample a window ago) counts by its
+    value: it started at 0. This is decided per series, before the sum, and
+    ahead of increase() in the ``or``: increase() of a series born at 1 is
+    nothing at its first sample and 0 from its second on, and a sum of it
+    (``sum(increase(...)) or sum(new series)``) would shadow the new series'
+    value after one evaluation, so a breach alert would flap instead of
+    staying up for the window. "Born" also needs the worker to have been
+    scraped a window ago (``up offset``): right after Prometheus starts every
+    series looks new, and totals from before must not alert; increase() takes
+    those.
+    """
+    b = "leadsla_sla_breaches_total"
+    return (f"sum by (policy, team, rep) ("
+            f"({b} unless {b} offset {window}) and on (job, instance) up offset {window}"
+            f" or increase({b}[{window}]))")
+
+
 def state_group() -> dict[str, Any]:
     """Clocks now, speed and depth, breaches by rep."""
     bw = BREACH_WINDOW
@@ -58,13 +78,13 @@ def state_group() -> dict[str, Any]:
         _r("policy:leadsla_sla_open_clocks:sum", "sum by (policy) (leadsla_sla_open_clocks)"),
         _r("policy:leadsla_sla_at_risk_clocks:sum", "sum by (policy) (leadsla_sla_at_risk_clocks)"),
         # Workers create these series at 0 when a clock starts, so increase()
-        # sees a rep's first breach (it never counts a series' first sample).
-        _r(f"policy_team_rep:leadsla_sla_breaches:increase{bw}",
-           f"sum by (policy, team, rep) (increase(leadsla_sla_breaches_total[{bw}]))"),
+        # usually sees a rep's first breach (it never counts a series' first
+        # sample). Not always: a backlog caught up after downtime, or a clock
+        # recovered already due, starts and breaches between two scrapes, and
+        # the series is born at 1 or more; breaches_by_rep() counts those too.
+        _r(f"policy_team_rep:leadsla_sla_breaches:increase{bw}", breaches_by_rep(bw)),
         # The same for a day: the sales follow-up dashboard's "breaches by rep, last 24 h".
-        _r("policy_team_rep:leadsla_sla_breaches:increase1d",
-           "sum by (policy, team, rep) (increase(leadsla_sla_breaches_total[1d]))"
-           " or sum by (policy, team, rep) (leadsla_sla_breaches_total unless leadsla_sla_breaches_total offset 1d)"),
+        _r("policy_team_rep:leadsla_sla_breaches:increase1d", breaches_by_rep("1d")),
         _r("policy:leadsla_sla_corrections:increase1d", "sum by (policy) (increase(leadsla_sla_corrections_total[1d]))"),
     ]
     for q, name in ((0.5, "p50"), (0.9, "p90")):
