@@ -168,14 +168,25 @@ class Policy:
     def goal_seconds(self) -> float:
         return self.goal_us / 1_000_000
 
+    def __post_init__(self) -> None:
+        # Per event type, the (role, selector) pairs that can apply, in role
+        # order: roles() runs for every event, so it looks at nothing else.
+        by_type: dict[str, list[tuple[str, Selector]]] = {}
+        for role in (START, PAUSE, RESUME, STOP):
+            for s in self.selectors[role]:
+                by_type.setdefault(s.type, []).append((role, s))
+        object.__setattr__(self, "_by_type", {t: tuple(v) for t, v in by_type.items()})
+
     def roles(self, event: LeadEvent) -> tuple[str, ...]:
         """The roles this event plays for this policy, in START, PAUSE, RESUME, STOP order."""
-        out = []
-        for role in (START, PAUSE, RESUME, STOP):
-            if any(s.type == event.type and s.matches(event) for s in self.selectors[role]):
-                if role == START and not all(event.dimension(k) in vs for k, vs in self.match):
-                    continue
-                out.append(role)
+        out: list[str] = []
+        candidates: tuple[tuple[str, Selector], ...] = self._by_type.get(event.type, ())  # type: ignore[attr-defined]
+        for role, s in candidates:
+            if (out and out[-1] == role) or (s.match and not s.matches(event)):
+                continue
+            if role == START and self.match and not all(event.dimension(k) in vs for k, vs in self.match):
+                continue
+            out.append(role)
         return tuple(out)
 
     def types(self) -> frozenset[str]:

@@ -28,6 +28,7 @@ from models.clock import (
     OwnerChanged,
     Touch,
 )
+from models.events import EventType
 from models.policy import PolicySet
 
 from .codec import Rejection, decode, outcome_record
@@ -219,7 +220,7 @@ class Engine:
         if entry is None:
             entry = LeadEntry(partition, LeadState())
             self.store[event.lead_id] = entry
-        if event.type in self._start_types:
+        if event.type in self._start_types or event.type == EventType.HANDED_OFF:
             self._prebind(event, entry.state)
         effects = clock.apply(entry.state, event, self.policies, w, now)
         if effects is None:
@@ -237,6 +238,8 @@ class Engine:
         # Outcome series exist (at 0) from the moment a start arrives, at least
         # one lateness before its clock can be decided: Prometheus' increase()
         # never counts a series' first sample.
+        if event.type == EventType.HANDED_OFF:
+            self.metrics.prebind_team(event.team or st.owner_team)
         for i in self.policies.for_type(event.type):
             p = self.policies.policies[i]
             if "start" in p.roles(event):

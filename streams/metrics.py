@@ -97,6 +97,13 @@ class Metrics:
         self.outcome(policy, "met", team)
         self.outcome(policy, "breached", team)
         self.breach(policy, team, rep)
+        self.elapsed_of(policy, team)
+
+    def prebind_team(self, team: str | None) -> None:
+        """The same for a team's handoff and follow-up series."""
+        self.handoffs_of(team)
+        self.attempts_of(team)
+        self.followup_of(team)
 
     def breach(self, policy: str, team: str | None, rep: str | None) -> Any:
         return self._child(self.breaches, policy, self.team(team), self.rep(rep))

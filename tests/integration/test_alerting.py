@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dashboards.alertmanager import alertmanager_config
+from dashboards.grafana import dashboards
 from dashboards.render import render, write
 from models.policy import parse_policies
 
@@ -22,6 +23,11 @@ policies:
     stop: [lead.contact_attempt, lead.connected]
     goal: 3s
 """
+
+
+def grafana_vars(expr: str) -> str:
+    """What Grafana does to a query with every option of each variable selected."""
+    return expr.replace("$policy", ".*").replace("$team", ".*").replace("$__rate_interval", "1m")
 
 
 def iso(dt: datetime) -> str:
@@ -73,6 +79,26 @@ def test_breach_alert_reaches_the_webhook(setup, tmp_path: Path) -> None:
         firing = prom.get("/api/v1/alerts")["data"]["alerts"]
         assert not [a for a in firing if a["labels"].get("team") == "na_east"]
         assert not [a for a in hook.alerts() if a["labels"].get("team") == "na_east"]
+
+        # Every dashboard query runs against this Prometheus; the team
+        # screen's core panels show data.
+        boards = {b["uid"]: b for b in dashboards(parse_policies(POLICIES)).values()}
+        for uid, board in boards.items():
+            for panel in board["panels"]:
+                for target in panel.get("targets", []):
+                    answer = prom.get("/api/v1/query", query=grafana_vars(target["expr"]))
+                    assert answer["status"] == "success", (uid, panel["title"], answer)
+        core = {"Compliance today", "Leads waiting now", "Breaches in the last 24 h", "Compliance today by team",
+                "Follow-up speed vs goal"}
+        screen = [p for p in boards["leadsla-team-screen"]["panels"] if p["title"] in core]
+        assert {p["title"] for p in screen} == core
+        for panel in screen:
+            query = grafana_vars(panel["targets"][0]["expr"])
+            result = wait_for(lambda q=query: prom.get("/api/v1/query", query=q)["data"]["result"], 30,
+                              f"data for {panel['title']}: {query}")
+            assert any(r["value"][1] != "NaN" for r in result), (panel["title"], result)
+        compliance = prom.get("/api/v1/query", query='policy:leadsla_sla_compliance:ratio_rate1d{policy="quick"}')
+        assert float(compliance["data"]["result"][0]["value"][1]) == 0.5  # one met, one breached
     finally:
         prom.stop()
         am.stop()

@@ -212,7 +212,7 @@ def test_live_late_stop_after_a_breach_is_a_correction() -> None:
     r.wall.now += 2 * H
     r.engine.tick()
     # Neither a breach nor a correction observes an elapsed time.
-    assert r.sample("leadsla_sla_elapsed_seconds_count", policy="first_touch", team="emea") is None
+    assert r.sample("leadsla_sla_elapsed_seconds_count", policy="first_touch", team="emea") == 0
     r.send("B", "lead.contact_attempt", T0 + 2 * H, "b-c")
     assert len(r.sink.records()) == 3  # A breached + corrected, B breached
     assert r.sample("leadsla_sla_elapsed_seconds_sum", policy="first_touch", team="emea") == 7200.0

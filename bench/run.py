@@ -1,0 +1,218 @@
+"""leadsla benchmark: one broker, one pre-filled topic, stages from a raw
+aiokafka drain (the denominator) to the real ``leadsla run`` worker.
+
+    python -m bench.run [--events 200000] [--partitions 8] [--out bench/results]
+
+Prints a table and writes JSON. Absolute numbers move from machine to machine;
+the ratios to B0 within one run are what count. Not a test: nothing here
+asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from models.policy import load_policies
+from streams.broker import EmbeddedBroker, ensure_topics
+from streams.codec import decode
+from streams.demo import TrafficGenerator
+from streams.engine import Engine
+from streams.metrics import Metrics
+from streams.settings import EXAMPLE_POLICIES, Settings
+
+US = 1_000_000
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_events(n: int) -> list[dict[str, Any]]:
+    gen = TrafficGenerator(load_policies(EXAMPLE_POLICIES), seed=11)
+    now = time.time_ns() // 1000
+    out: list[dict[str, Any]] = []
+    while len(out) < n:
+        out.extend(gen.history(now, days=30, leads=2000))
+    return out[:n]
+
+
+async def fill(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024)
+    await p.start()
+    try:
+        futs = [await p.send(topic, key=str(e["lead_id"]).encode(), value=orjson.dumps(e)) for e in events]
+        await asyncio.gather(*futs)
+    finally:
+        await p.stop()
+
+
+async def drain(bootstrap: str, topic: str, n: int, handle: Any) -> tuple[float, float]:
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex}",
+                         auto_offset_reset="earliest", enable_auto_commit=False,
+                         max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20)
+    await c.start()
+    try:
+        seen = 0
+        t0, c0 = time.perf_counter(), cpu_s()
+        while seen < n:
+            batch = await c.getmany(timeout_ms=1000, max_records=10_000)
+            for tp, recs in batch.items():
+                for r in recs:
+                    handle(tp.partition, r)
+            seen += sum(len(v) for v in batch.values())
+        return time.perf_counter() - t0, cpu_s() - c0
+    finally:
+        await c.stop()
+
+
+def stage_engine(settings: Settings) -> tuple[Engine, Any]:
+    class NullSink:
+        def persist(self, *a: Any) -> None: ...
+        def outcome(self, *a: Any) -> None: ...
+        def dead_letter(self, *a: Any) -> None: ...
+        def window(self, *a: Any) -> None: ...
+
+    policies = load_policies(EXAMPLE_POLICIES)
+    engine = Engine(settings, policies, Metrics(CollectorRegistry(), policies, 200, 500), {}, {}, NullSink())
+
+    def handle(partition: int, r: Any) -> None:
+        engine.handle(partition, r.offset, r.key, r.value)
+
+    return engine, handle
+
+
+def worker_stage(bootstrap: str, topic: str, n: int, partitions: int) -> dict[str, Any]:
+    port = 16000 + os.getpid() % 1000
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("LEADSLA_")},
+               "LEADSLA_BROKER": f"kafka://{bootstrap}", "LEADSLA_INPUT_TOPIC": topic,
+               "LEADSLA_DLQ_TOPIC": f"{topic}-dlq", "LEADSLA_OUTCOMES_TOPIC": f"{topic}-outcomes",
+               "LEADSLA_APP_ID": f"bench-{uuid.uuid4().hex[:8]}", "LEADSLA_WEB_PORT": str(port),
+               "LEADSLA_PARTITIONS": str(partitions), "LEADSLA_DATA_DIR": tmp, "LEADSLA_LOG_LEVEL": "warning"}
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "run"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            t_start = time.perf_counter()
+            first = done = None
+            while time.perf_counter() - t_start < 1800:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                        text = r.read().decode()
+                except OSError:
+                    time.sleep(0.5)
+                    continue
+                total = 0.0
+                for fam in text_string_to_metric_families(text):
+                    if fam.name in ("leadsla_events", "leadsla_events_duplicate", "leadsla_events_rejected"):
+                        total += sum(s.value for s in fam.samples if s.name.endswith("_total"))
+                if total > 0 and first is None:
+                    first = (time.perf_counter(), total, _proc_cpu(proc.pid))
+                if total >= n:
+                    done = (time.perf_counter(), total, _proc_cpu(proc.pid))
+                    break
+                time.sleep(0.2)
+            if first is None or done is None:
+                return {"error": "worker did not finish"}
+            rss = _proc_rss_mib(proc.pid)
+            elapsed = done[0] - first[0]
+            counted = done[1] - first[1]
+            return {"seconds": elapsed, "events": counted, "events_per_s": counted / elapsed,
+                    "cpu_us_per_event": (done[2] - first[2]) * US / counted, "peak_rss_mib": rss}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--listen", default="127.0.0.1:19192")
+    ap.add_argument("--out", type=Path, default=Path("bench/results"))
+    ap.add_argument("--skip-worker", action="store_true")
+    args = ap.parse_args()
+
+    print(f"generating {args.events} events …", file=sys.stderr)
+    events = make_events(args.events)
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    results: dict[str, Any] = {"events": args.events, "partitions": args.partitions}
+    with EmbeddedBroker(args.listen):
+        asyncio.run(ensure_topics(args.listen, [topic, f"{topic}-dlq", f"{topic}-outcomes"], args.partitions))
+        t0 = time.perf_counter()
+        asyncio.run(fill(args.listen, topic, events))
+        results["fill_s"] = time.perf_counter() - t0
+        print(f"filled {topic} in {results['fill_s']:.1f}s", file=sys.stderr)
+
+        settings = Settings(broker=f"kafka://{args.listen}")
+        now = time.time_ns() // 1000
+        stages: dict[str, Any] = {
+            "B0 raw drain": lambda p, r: None,
+            "B1 + decode": lambda p, r: decode(r.key, r.value, 65536, now, 900 * US),
+        }
+        for name, handle in stages.items():
+            secs, cpu = asyncio.run(drain(args.listen, topic, args.events, handle))
+            results[name] = {"seconds": secs, "events_per_s": args.events / secs, "cpu_us_per_event": cpu * US / args.events}
+        engine, handle = stage_engine(settings)
+        secs, cpu = asyncio.run(drain(args.listen, topic, args.events, handle))
+        t1 = time.perf_counter()
+        # What the timer would do once the backlog is read: decide what is due.
+        for _ in range(10_000):
+            if not (engine.tick() or engine.pending()):
+                break
+        results["B2 + engine, metrics"] = {"seconds": secs, "events_per_s": args.events / secs,
+                                           "cpu_us_per_event": cpu * US / args.events,
+                                           "final_tick_s": time.perf_counter() - t1,
+                                           "leads": len(engine.store), "peak_rss_mib": rss_mib()}
+        if not args.skip_worker:
+            results["B6 leadsla run"] = worker_stage(args.listen, topic, args.events, args.partitions)
+
+    base = results["B0 raw drain"]["events_per_s"]
+    print(f"\n{'stage':<24}{'events/s':>12}{'ratio':>8}{'cpu µs/ev':>11}{'rss MiB':>9}")
+    for name, r in results.items():
+        if isinstance(r, dict) and "events_per_s" in r:
+            r["ratio_to_b0"] = r["events_per_s"] / base
+            print(f"{name:<24}{r['events_per_s']:>12,.0f}{r['ratio_to_b0']:>8.3f}{r['cpu_us_per_event']:>11.1f}"
+                  f"{r.get('peak_rss_mib', 0):>9.0f}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=2, sort_keys=True))
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
