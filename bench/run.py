@@ -103,14 +103,15 @@ def stage_engine(settings: Settings) -> tuple[Engine, Any]:
     return engine, handle
 
 
-def worker_stage(bootstrap: str, topic: str, n: int, partitions: int) -> dict[str, Any]:
+def worker_stage(bootstrap: str, topic: str, n: int, partitions: int, extra: dict[str, str]) -> dict[str, Any]:
     port = 16000 + os.getpid() % 1000
     with tempfile.TemporaryDirectory() as tmp:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("LEADSLA_")},
                "LEADSLA_BROKER": f"kafka://{bootstrap}", "LEADSLA_INPUT_TOPIC": topic,
                "LEADSLA_DLQ_TOPIC": f"{topic}-dlq", "LEADSLA_OUTCOMES_TOPIC": f"{topic}-outcomes",
                "LEADSLA_APP_ID": f"bench-{uuid.uuid4().hex[:8]}", "LEADSLA_WEB_PORT": str(port),
-               "LEADSLA_PARTITIONS": str(partitions), "LEADSLA_DATA_DIR": tmp, "LEADSLA_LOG_LEVEL": "warning"}
+               "LEADSLA_PARTITIONS": str(partitions), "LEADSLA_DATA_DIR": tmp, "LEADSLA_LOG_LEVEL": "warning",
+               **extra}
         proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "run"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -164,6 +165,8 @@ def main() -> int:
     ap.add_argument("--listen", default="127.0.0.1:19192")
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
     ap.add_argument("--skip-worker", action="store_true")
+    ap.add_argument("--worker-env", action="append", default=[], metavar="LEADSLA_X=VALUE",
+                    help="a setting for the B6 worker (repeatable)")
     args = ap.parse_args()
 
     print(f"generating {args.events} events …", file=sys.stderr)
@@ -198,7 +201,9 @@ def main() -> int:
                                            "final_tick_s": time.perf_counter() - t1,
                                            "leads": len(engine.store), "peak_rss_mib": rss_mib()}
         if not args.skip_worker:
-            results["B6 leadsla run"] = worker_stage(args.listen, topic, args.events, args.partitions)
+            extra = dict(kv.split("=", 1) for kv in args.worker_env)
+            results["B6 leadsla run"] = worker_stage(args.listen, topic, args.events, args.partitions, extra)
+            results["B6 leadsla run"]["settings"] = extra
 
     base = results["B0 raw drain"]["events_per_s"]
     print(f"\n{'stage':<24}{'events/s':>12}{'ratio':>8}{'cpu µs/ev':>11}{'rss MiB':>9}")

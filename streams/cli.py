@@ -311,6 +311,11 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
 
 def _own_logging(level: str) -> None:
     # Faust's worker reconfigures the root logger; leadsla keeps its own handler.
+    # The libraries' loggers get an explicit level: left at NOTSET they build a
+    # debug record for every message produced (a tenth of the worker's CPU).
+    libs = logging.DEBUG if level == "debug" else logging.WARNING
+    for name in ("aiokafka", "faust", "mode", "kafka"):
+        logging.getLogger(name).setLevel(libs)
     own = logging.getLogger("leadsla")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

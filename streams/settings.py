@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     session_timeout: float = Field(10.0, description="consumer group session timeout (duration)")
     heartbeat_interval: float = Field(1.0, description="consumer group heartbeat (duration)")
     rebalance_timeout: float = Field(20.0, description="consumer group rebalance timeout (duration)")
-    commit_interval: float = Field(0.5, description="offset commit interval (duration)")
+    commit_interval: float = Field(2.8, description="offset commit interval (duration); each commit first flushes the producer")
 
     _durations = field_validator(
         "allowed_lateness", "replay_horizon", "max_clock_skew", "state_ttl", "timer_interval",

@@ -154,6 +154,7 @@ class Setup:
             "LEADSLA_PARTITIONS": "4",
             "LEADSLA_ALLOWED_LATENESS": "2s",
             "LEADSLA_TIMER_INTERVAL": "250ms",
+            "LEADSLA_COMMIT_INTERVAL": "500ms",
             "LEADSLA_DATA_DIR": str(self.tmp / f"data-{port}"),
             "LEADSLA_LOG_LEVEL": "info",
             **env,
