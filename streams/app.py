@@ -17,6 +17,7 @@ from typing import Any
 
 import faust
 from faust.serializers import codecs
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -137,8 +138,8 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         # ListOffsets is not. None until the partition was fetched once.
         try:
             return app.consumer.highwater(TP(settings.input_topic, partition))  # type: ignore[no-any-return]
-        except (AssertionError, KeyError, AttributeError):  # not assigned (any more), or no consumer yet
-            return None
+        except (AssertionError, KeyError, AttributeError, ConsumerNotStarted):
+            return None  # not assigned (any more), or the consumer is not running yet
 
     metrics = Metrics(registry, policies, settings.max_team_labels, settings.max_rep_labels)
     engine = Engine(
