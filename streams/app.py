@@ -16,8 +16,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
-from faust.serializers import codecs
 from faust.exceptions import ConsumerNotStarted
+from faust.serializers import codecs
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
