@@ -71,7 +71,7 @@ class Worker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
-        wait_for(self.ready, 90, f"worker ready on :{self.web_port}\n{self.tail()}")
+        wait_for(self.ready, 180, f"worker ready on :{self.web_port}\n{self.tail()}")
         return self
 
     def ready(self) -> bool:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from models.events import format_timestamp_us
 from streams.broker import ensure_topics
 
 
@@ -29,6 +31,12 @@ def publish(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes 
             await p.stop()
 
     asyncio.run(go())
+
+
+def iso(dt: datetime) -> str:
+    """RFC 3339 at millisecond precision, spelled as leadsla spells its outputs."""
+    us = (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return format_timestamp_us(us - us % 1000)
 
 
 def event(**fields: Any) -> tuple[bytes, bytes]:

@@ -13,7 +13,7 @@ from dashboards.render import render, write
 from models.policy import parse_policies
 
 from .conftest import wait_for
-from .kafka import create_topics, event, publish
+from .kafka import create_topics, event, iso, publish
 from .servers import Webhook, start_alertmanager, start_prometheus
 
 POLICIES = """
@@ -29,9 +29,6 @@ def grafana_vars(expr: str) -> str:
     """What Grafana does to a query with every option of each variable selected."""
     return expr.replace("$policy", ".*").replace("$team", ".*").replace("$__rate_interval", "1m")
 
-
-def iso(dt: datetime) -> str:
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def test_breach_alert_reaches_the_webhook(setup, tmp_path: Path) -> None:

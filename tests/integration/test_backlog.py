@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from .conftest import metric_sum, wait_for
-from .kafka import create_topics, event, publish, read_all
+from .kafka import create_topics, event, iso, publish, read_all
 
 POLICIES = """
 policies:
@@ -27,9 +27,6 @@ policies:
     goal: 15m
 """
 
-
-def iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_backlog_replay_is_exact(setup) -> None:

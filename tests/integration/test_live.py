@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from .conftest import metric_sum, wait_for
-from .kafka import create_topics, event, publish, read_all
+from .kafka import create_topics, event, iso, publish, read_all
 
 POLICIES = """
 policies:
@@ -19,9 +19,6 @@ policies:
     goal: 3s
 """
 
-
-def iso(dt: datetime) -> str:
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def test_timer_breach_met_and_correction(setup) -> None:

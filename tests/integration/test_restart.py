@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from .conftest import metric_sum, wait_for
-from .kafka import create_topics, event, publish, read_all
+from .kafka import create_topics, event, iso, publish, read_all
 
 POLICIES = """
 policies:
@@ -24,9 +24,6 @@ policies:
     goal: 2d
 """
 
-
-def iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_kill_and_restart_loses_no_clock(setup) -> None:
@@ -64,7 +61,9 @@ def test_kill_and_restart_loses_no_clock(setup) -> None:
         m = w2.metrics()
         return m if metric_sum(m, "leadsla_sla_outcomes_total", policy="first_touch", outcome="met") == 20 else None
 
-    m = wait_for(phase2_done, 90, "phase 2 decided after restart")
+    # A killed member holds its partitions until its session times out and the
+    # group rebalances: on the embedded broker that can take a while.
+    m = wait_for(phase2_done, 240, "phase 2 decided after restart")
     assert metric_sum(m, "leadsla_sla_open_clocks", policy="first_touch") == 20
     assert metric_sum(m, "leadsla_sla_open_clocks", policy="disposition") == 50
     assert metric_sum(m, "leadsla_sla_outcomes_total", policy="first_touch", outcome="breached") == 0  # decided before the kill
