@@ -230,6 +230,24 @@ def advance(st: LeadState, policies: PolicySet, lead_id: str, watermark: int, no
     return effects
 
 
+def open_clocks(st: LeadState) -> dict[str, str | None]:
+    """Policies with a clock started and not decided, with its team.
+
+    That is a running or paused clock, and also a start already received that
+    the watermark has not reached yet: it will start a clock (it is not inside
+    a cycle already decided), and to the people watching, the lead was handed
+    off and waits. So the gauge of open clocks does not lag by the lateness.
+    """
+    out = {name: c.team for name, c in st.clocks.items() if c.status != IDLE}
+    for t, _, _, roles, team, _ in st.buffer:
+        for name, role in roles:
+            if role == START and name not in out:
+                c = st.clocks.get(name)
+                if c is None or not c.cycle or t > c.last_end:
+                    out[name] = team or st.owner_team
+    return out
+
+
 def next_wake(st: LeadState) -> int | None:
     """The smallest watermark at which ``advance`` would change something."""
     wake = st.buffer[0][0] if st.buffer else None

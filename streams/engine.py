@@ -39,6 +39,7 @@ from .settings import Settings
 log = logging.getLogger("leadsla")
 
 NEVER = -(1 << 62)
+_GONE = object()  # not in a lead's open clocks (None is a team: unknown)
 # Tumbling event-time windows kept for dashboards: (size, label, retention).
 WINDOWS = ((3600, "1h", 2 * 86400), (86400, "1d", 8 * 86400))
 
@@ -133,13 +134,14 @@ class Engine:
             st = entry.state
             if st.last_event_at > rt.max_event_time:
                 rt.max_event_time = st.last_event_at
+            for name, team in clock.open_clocks(st).items():
+                if name in self._goal:
+                    rt.open[(name, self.metrics.team(team))] += 1
             for name, c in st.clocks.items():
                 if c.status != clock.IDLE and name in self._goal:
                     self.metrics.prebind(name, c.team, c.rep)
-                    team = self.metrics.team(c.team)
-                    rt.open[(name, team)] += 1
                     if c.at_risk:
-                        rt.at_risk[(name, team)] += 1
+                        rt.at_risk[(name, self.metrics.team(c.team))] += 1
             rt.index.schedule(lead_id, self._wake(st))
         for key, value in list(self.window_store.items()):
             # The team is free text from events and may itself contain "|".
@@ -222,10 +224,12 @@ class Engine:
             self.store[event.lead_id] = entry
         if event.type in self._start_types or event.type == EventType.HANDED_OFF:
             self._prebind(event, entry.state)
+        before = clock.open_clocks(entry.state)
         effects = clock.apply(entry.state, event, self.policies, w, now)
         if effects is None:
             self.metrics.duplicates.inc()
             return
+        self._open_moved(rt, before, clock.open_clocks(entry.state))
         self.metrics.event(event.type).inc()
         if event.occurred_at <= w:
             self.metrics.late.inc()
@@ -260,7 +264,9 @@ class Engine:
                 if entry is None or entry.partition != rt.partition:
                     continue
                 st = entry.state
+                before = clock.open_clocks(st)
                 effects = clock.advance(st, self.policies, lead_id, w, now)
+                self._open_moved(rt, before, clock.open_clocks(st))
                 if not effects and clock.next_wake(st) is None and w >= st.last_event_at + self._ttl:
                     del self.store[lead_id]
                     self.sink.persist(rt.partition, lead_id, None)
@@ -281,6 +287,18 @@ class Engine:
 
     # -- effects ----------------------------------------------------------------
 
+    def _open_moved(self, rt: PartitionRuntime, before: dict[str, str | None], after: dict[str, str | None]) -> None:
+        """Keep the open-clock counts equal to the sum of every lead's open clocks."""
+        if before == after:
+            return
+        team = self.metrics.team
+        for name, t in before.items():
+            if name in self._goal and after.get(name, _GONE) != t:
+                _dec(rt.open, (name, team(t)))
+        for name, t in after.items():
+            if name in self._goal and before.get(name, _GONE) != t:
+                rt.open[(name, team(t))] += 1
+
     def _effects(self, rt: PartitionRuntime, effects: list[Effect]) -> None:
         m = self.metrics
         for e in effects:
@@ -297,14 +315,12 @@ class Engine:
                     m.outcome(e.policy, e.outcome, e.team).inc()
                     if e.outcome == clock.BREACHED:
                         m.breach(e.policy, e.team, e.rep).inc()
-                    _dec(rt.open, (e.policy, team))
                     if e.was_at_risk:
                         _dec(rt.at_risk, (e.policy, team))
                     if e.elapsed_us is not None:
                         m.elapsed_of(e.policy, e.team).observe(e.elapsed_us / 1_000_000)
                 self.sink.outcome(e.lead_id, outcome_record(e, self._goal[e.policy]))
             elif isinstance(e, ClockStarted):
-                rt.open[(e.policy, m.team(e.team))] += 1
                 m.prebind(e.policy, e.team, e.rep)
             elif isinstance(e, AtRisk):
                 rt.at_risk[(e.policy, m.team(e.team))] += 1
@@ -313,8 +329,6 @@ class Engine:
                 _dec(rt.at_risk, (e.policy, m.team(e.team)))
             elif isinstance(e, OwnerChanged):
                 old, new = m.team(e.old_team), m.team(e.new_team)
-                _dec(rt.open, (e.policy, old))
-                rt.open[(e.policy, new)] += 1
                 if e.at_risk:
                     _dec(rt.at_risk, (e.policy, old))
                     rt.at_risk[(e.policy, new)] += 1

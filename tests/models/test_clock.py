@@ -28,6 +28,7 @@ from models.clock import (
     Touch,
     decision_id,
     next_wake,
+    open_clocks,
 )
 from models.events import LeadEvent
 from models.policy import PolicySet
@@ -862,3 +863,18 @@ def test_buffered_roles_of_a_policy_that_no_longer_exists_are_skipped() -> None:
     lead.advance(T0 + 2 * H)
     assert lead.of(ClockStarted) == [ClockStarted("first_touch", None)]
     assert keys(lead) == [decided("breached", T0, T0 + H, None, None)]
+
+
+def test_open_clocks_counts_received_starts_but_not_one_inside_a_decided_cycle() -> None:
+    lead = Lead(MINIMAL)
+    lead.apply(ev(HANDOFF, T0, "h1", team="emea"), T0 - M)  # buffered: the watermark is behind it
+    assert open_clocks(lead.state) == {"first_touch": "emea"}
+    lead.apply(ev(ATTEMPT, T0 + 10 * M, "a1"), T0 - M)
+    assert open_clocks(lead.state) == {"first_touch": "emea"}  # stopped in event time, not decided yet
+    lead.advance(T0 + H)
+    assert [d.outcome for d in lead.decisions] == ["met"]
+    assert open_clocks(lead.state) == {}
+    lead.apply(ev(HANDOFF, T0 + 5 * M, "h1-resent", team="emea"), T0 + H)  # late, inside the decided cycle
+    assert open_clocks(lead.state) == {}
+    lead.apply(ev(HANDOFF, T0 + 2 * H, "h2", team="apac"), T0 + H)  # a new cycle, not reached yet
+    assert open_clocks(lead.state) == {"first_touch": "apac"}

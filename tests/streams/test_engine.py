@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from models import clock
 from models.clock import decision_id
 from models.events import format_timestamp_us
 from streams.codec import decode, state_from_bytes, state_to_bytes
@@ -56,8 +59,9 @@ def test_backlog_interleaved_followup_is_met_never_breach_and_correction() -> No
     assert r.sink.outcomes == []
     part = r.engine.snapshot()["partitions"][0]
     assert part == {"lag": 997, "watermark": (T0 + 20 * H - D) / S, "caught_up": False, "indexed": 2}
-    # Nothing is applied yet: the events wait for the watermark.
-    assert r.engine.snapshot()["open"] == {}
+    # Nothing is applied yet: the events wait for the watermark. Both
+    # handoffs count as open clocks all the same: received, not decided.
+    assert r.engine.snapshot()["open"] == {"first_touch": {"emea": 2}}
     assert r.engine.lead_view("A")["waiting_events"] == 2
 
     r.hw[0] = 3  # the backlog is consumed
@@ -68,6 +72,7 @@ def test_backlog_interleaved_followup_is_met_never_breach_and_correction() -> No
         ("A", "first_touch", "met"),
         ("B", "first_touch", "breached"),
     ]
+    assert r.engine.snapshot()["open"] == {}
     assert recs[0]["elapsed_seconds"] == 1800.0
     assert recs[0]["stopped_at"] == "2026-11-22T09:30:00Z"
     assert recs[1]["deadline"] == "2026-11-23T06:00:00Z"
@@ -636,3 +641,52 @@ def test_snapshot_of_a_fresh_engine() -> None:
     assert snap["last_event_wall"] == T0 / S
     # Never fetched (no highwater): a backlog, the watermark trails by the replay horizon.
     assert snap["partitions"] == {2: {"lag": None, "watermark": (T0 - D) / S, "caught_up": False, "indexed": 1}}
+
+
+# -- open clocks: received and not decided ----------------------------------------------
+
+OPEN_POLICIES = """
+policies:
+  - {name: first_touch, start: lead.handed_off, stop: [lead.contact_attempt], goal: 1h}
+  - {name: disposition, start: lead.handed_off, stop: [lead.qualified], goal: 4h,
+     pause: lead.accepted, resume: lead.connected}
+"""
+
+
+def test_a_live_handoff_is_open_at_once_not_after_the_lateness() -> None:
+    r = Rig(OPEN_POLICIES, wall=T0 + 10 * S, allowed_lateness="2m")
+    r.live()
+    r.send("A", "lead.handed_off", T0 + 5 * S, "h", team="emea")
+    # The watermark (wall - 2m) is behind the handoff: the clock has not
+    # started in event time, yet the lead waits and the gauge says so.
+    assert r.engine.snapshot()["open"] == {"first_touch": {"emea": 1}, "disposition": {"emea": 1}}
+    r.send("A", "lead.contact_attempt", T0 + 8 * S, "a")
+    assert r.engine.snapshot()["open"]["first_touch"] == {"emea": 1}  # met, but not decided yet
+    r.wall.now = T0 + 3 * M
+    r.engine.tick()
+    assert r.sink.summary() == [("A", "first_touch", "met")]
+    assert r.engine.snapshot()["open"] == {"disposition": {"emea": 1}}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("ABC"),
+                          st.sampled_from(["lead.handed_off", "lead.contact_attempt", "lead.qualified",
+                                           "lead.accepted", "lead.connected"]),
+                          st.integers(0, 6 * 60), st.sampled_from(["emea", "apac", None]),
+                          st.integers(0, 12)),
+                min_size=1, max_size=40))
+def test_open_gauge_always_equals_the_leads_open_clocks(steps) -> None:
+    r = Rig(OPEN_POLICIES, wall=T0, allowed_lateness="2m")
+    r.live()
+    for i, (lead, etype, minute, team, advance) in enumerate(steps):
+        r.wall.now += advance * M
+        fields = {"team": team} if team else {}
+        r.send(lead, etype, T0 + minute * M, f"e{i}", **fields)
+        r.engine.tick()
+        want: dict[str, dict[str, int]] = {}
+        for entry in r.store.values():
+            for name, t in clock.open_clocks(entry.state).items():
+                label = t or "none"
+                want.setdefault(name, {}).setdefault(label, 0)
+                want[name][label] += 1
+        assert r.engine.snapshot()["open"] == want
