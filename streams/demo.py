@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from models.calendar import ALWAYS_OPEN, Calendar
-from models.events import format_timestamp_us
+from models.events import format_timestamp_us, parse_timestamp_us
 from models.policy import PolicySet
 
 log = logging.getLogger("leadsla.demo")
@@ -132,7 +132,7 @@ async def run_demo_traffic(bootstrap: str, topic: str, policies: PolicySet, stop
             now = time.time_ns() // 1000
             # A new lead now; its follow-ups are released when their time comes.
             for e in gen.lead(now, now + 7 * 86400 * US):
-                pending.append((int(_parse(str(e["occurred_at"]))), e))
+                pending.append((parse_timestamp_us(str(e["occurred_at"])), e))
             pending.sort(key=lambda x: x[0])
             while pending and pending[0][0] <= now:
                 _, e = pending.pop(0)
@@ -141,9 +141,3 @@ async def run_demo_traffic(bootstrap: str, topic: str, policies: PolicySet, stop
                 await asyncio.wait_for(stop.wait(), timeout=live_interval * gen.rng.uniform(0.5, 1.5))
     finally:
         await producer.stop()
-
-
-def _parse(text: str) -> int:
-    from models.events import parse_timestamp_us
-
-    return parse_timestamp_us(text)
