@@ -165,8 +165,10 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         while True:
             engine.tick()
             if not engine.pending():
-                return
+                break
             await asyncio.sleep(0)
+        for line in engine.progress():
+            log.info(line)
 
     async def rebuild() -> None:
         tps = {tp for tp in app.assignor.assigned_actives() if tp.topic == settings.input_topic}

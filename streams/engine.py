@@ -28,7 +28,7 @@ from models.clock import (
     OwnerChanged,
     Touch,
 )
-from models.events import EventType
+from models.events import EventType, format_timestamp_us
 from models.policy import PolicySet
 
 from .codec import Rejection, decode, outcome_record
@@ -109,6 +109,8 @@ class Engine:
         self.ready = False
         self.started_wall = time.time()
         self.last_event_wall: float | None = None
+        self._progress_at = 0  # wall time (us) of the last progress line
+        self._was_caught_up: dict[int, bool] = {}
         self._lateness = settings.lateness_us
         self._replay_lag = max(self._lateness, round(settings.replay_horizon * 1_000_000))
         self._ttl = round(settings.state_ttl * 1_000_000)
@@ -277,6 +279,25 @@ class Engine:
             self._flush_windows(rt, now)
         return handled
 
+    def progress(self, every_s: float = 10.0) -> list[str]:
+        """Lines for the log while a backlog is read: how much is left and how
+        far event time has come (every ``every_s``), and each partition that
+        catches up. Counts and times only: never a lead id."""
+        lines = []
+        for p, rt in sorted(self.runtimes.items()):
+            if rt.caught_up and not self._was_caught_up.get(p, False) and rt.last_offset >= 0:
+                lines.append(f"partition {p} caught up at offset {rt.last_offset + 1}: judging by the wall clock now")
+            self._was_caught_up[p] = rt.caught_up
+        behind = [rt for rt in self.runtimes.values() if not rt.caught_up]
+        now = self.wall_us()
+        lag = sum(max(0, (self.highwater(rt.partition) or 0) - rt.last_offset - 1) for rt in behind)
+        if lag and now - self._progress_at >= every_s * 1_000_000:  # 0: nothing fetched yet
+            self._progress_at = now
+            newest = max(rt.max_event_time for rt in behind)
+            seen = format_timestamp_us(newest) if newest != NEVER else "nothing yet"
+            lines.append(f"catching up: {lag} records left in {len(behind)} partition(s); newest event time {seen}")
+        return lines
+
     def pending(self) -> bool:
         """Is any partition's index due at its current watermark?"""
         for rt in self.runtimes.values():
@@ -418,8 +439,7 @@ class Engine:
         entry = self.store.get(lead_id)
         if entry is None:
             return None
-        from models.events import format_timestamp_us as ts
-
+        ts = format_timestamp_us
         st = entry.state
         clocks = {}
         for name, c in st.clocks.items():

@@ -690,3 +690,18 @@ def test_open_gauge_always_equals_the_leads_open_clocks(steps) -> None:
                 want.setdefault(name, {}).setdefault(label, 0)
                 want[name][label] += 1
         assert r.engine.snapshot()["open"] == want
+
+
+def test_progress_while_catching_up_names_counts_not_leads() -> None:
+    r = Rig(wall=T0 + 10 * D)
+    r.hw[0] = 5
+    r.send("lead-secret", "lead.handed_off", T0, "h", team="emea")
+    r.engine.tick()
+    lines = r.engine.progress()
+    assert lines == ["catching up: 4 records left in 1 partition(s); newest event time 2026-11-22T09:00:00Z"]
+    assert r.engine.progress() == []  # at most every 10 s
+    r.hw[0] = 1
+    r.engine.tick()
+    assert r.engine.progress() == ["partition 0 caught up at offset 1: judging by the wall clock now"]
+    assert r.engine.progress() == []
+    assert not any("lead-secret" in line for line in lines)
