@@ -101,8 +101,7 @@ class EmbeddedBroker:
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0) -> list[str]:
     """Create the topics that do not exist yet; returns the ones created.
 
-    An existing topic with another partition count is reported, not changed:
-    the lead state's changelog must keep the input topic's partitioning.
+    An existing topic keeps its partition count (see ``partition_count``).
     """
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -122,3 +121,18 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeo
             with contextlib.suppress(Exception):
                 await admin.close()
     raise BrokerError(f"could not reach the broker at {bootstrap} to create topics: {last}")
+
+
+async def partition_count(bootstrap: str, topic: str) -> int | None:
+    """How many partitions ``topic`` has (None if it cannot be told)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await admin.start()
+        described = await admin.describe_topics([topic])
+        parts = described[0].get("partitions") if described else None
+        return len(parts) if parts else None
+    except Exception:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()

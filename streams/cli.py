@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from models.durations import format_duration_us
 from models.policy import PolicyError, PolicySet, load_policies
 
-from .broker import BrokerError, EmbeddedBroker, ensure_topics
+from .broker import BrokerError, EmbeddedBroker, ensure_topics, partition_count
 from .settings import EMBEDDED_LISTEN, Settings
 
 log = logging.getLogger("leadsla")
@@ -222,10 +222,19 @@ def cmd_policies(args: argparse.Namespace) -> int:
     return 0
 
 
-def _topics_ready(settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
+def _topics_ready(settings: Settings, loop: asyncio.AbstractEventLoop) -> Settings:
+    """Create missing topics; returns the settings with the input topic's real
+    partition count, which the tables must share (an existing CRM topic keeps
+    its own)."""
     created = loop.run_until_complete(ensure_topics(settings.bootstrap(), settings.required_topics(), settings.partitions))
     if created:
         log.info("created topics %s with %d partitions", ", ".join(created), settings.partitions)
+    actual = loop.run_until_complete(partition_count(settings.bootstrap(), settings.input_topic))
+    if actual and actual != settings.partitions:
+        log.info("%s has %d partitions (LEADSLA_PARTITIONS is %d): the tables follow the topic",
+                 settings.input_topic, actual, settings.partitions)
+        return settings.model_copy(update={"partitions": actual})
+    return settings
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -274,7 +283,7 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        _topics_ready(settings, loop)
+        settings = _topics_ready(settings, loop)
         monitor = build_monitor(settings, policies)
         if demo:
             from .demo import run_demo_traffic

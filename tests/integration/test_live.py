@@ -3,10 +3,13 @@ correction for a stop that arrives after its breach was decided."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
+
+from streams.broker import partition_count
 
 from .conftest import metric_sum, wait_for
 from .kafka import create_topics, event, iso, publish, read_all
@@ -61,3 +64,28 @@ def test_timer_breach_met_and_correction(setup) -> None:
     assert metric_sum(mt, "leadsla_events_late_total") == 1
     assert metric_sum(mt, "leadsla_partition_caught_up") == 4
     assert time.time() - metric_sum(mt, "leadsla_last_event_timestamp_seconds") < 60
+
+
+def test_an_existing_topic_keeps_its_partition_count(setup) -> None:
+    """A CRM's lead-events already exists with 3 partitions while leadsla is
+    set to create 4: the worker sizes its tables to the topic (a table must be
+    co-partitioned with its input, or with several workers a partition's
+    state would recover on another worker than its events) and works."""
+    s = setup(POLICIES)
+    create_topics(s.broker, list(s.topics.values()), partitions=3)
+    w = s.worker().start()
+    past = datetime.now(UTC) - timedelta(hours=1)
+    publish(s.broker, s.topics["input"], [
+        event(event_id=f"h{i}", lead_id=f"lead-{i}", type="lead.handed_off", occurred_at=iso(past)) for i in range(6)
+    ] + [
+        event(event_id=f"a{i}", lead_id=f"lead-{i}", type="lead.contact_attempt", occurred_at=iso(past + timedelta(seconds=1)))
+        for i in range(3)
+    ])
+    recs = read_all(s.broker, s.topics["outcomes"], expect=6)
+    outcomes = sorted(orjson.loads(r.value)["outcome"] for r in recs)
+    assert outcomes == ["breached"] * 3 + ["met"] * 3
+    mt = w.metrics()
+    assert metric_sum(mt, "leadsla_owned_partitions") == 3
+    assert sorted(int(dict(k[1])["partition"]) for k in mt if k[0] == "leadsla_partition_caught_up") == [0, 1, 2]
+    for table in ("leads", "team-windows"):
+        assert asyncio.run(partition_count(s.broker, f"{s.app_id}-{table}-changelog")) == 3
