@@ -202,4 +202,9 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
             return web.json({"error": "unknown lead on this worker (it may be owned by another worker)"}, status=404)
         return web.json(view)
 
+    @app.page("/reps/{rep}/queue")
+    async def rep_page(web: Any, request: Any, rep: str) -> Any:
+        clocks = engine.rep_queue(rep)
+        return web.json({"rep": rep, "partitions": sorted(engine.runtimes), "open_clocks": clocks})
+
     return Monitor(app, engine, registry)

@@ -434,6 +434,32 @@ class Engine:
             "started_wall": self.started_wall,
         }
 
+    def rep_queue(self, rep: str, limit: int = 500) -> list[dict[str, Any]]:
+        """A rep's open clocks on this worker, the most urgent first.
+
+        An operator's query: it reads every lead this worker holds, which is
+        fine once in a while and never happens per event."""
+        rows = []
+        for lead_id, entry in self.store.items():
+            if entry.partition not in self.runtimes:
+                continue
+            for name, c in entry.state.clocks.items():
+                if c.status != clock.IDLE and c.rep == rep and name in self._goal:
+                    rows.append((c.deadline if c.status == clock.RUNNING else None, lead_id, name, c))
+        rows.sort(key=lambda r: (r[0] is None, r[0] or 0, r[1], r[2]))
+        return [
+            {
+                "lead_id": lead_id,
+                "policy": name,
+                "status": ("idle", "running", "paused")[c.status],
+                "started_at": format_timestamp_us(c.started_at),
+                "deadline": None if deadline is None else format_timestamp_us(deadline),
+                "at_risk": c.at_risk,
+                "team": c.team,
+            }
+            for deadline, lead_id, name, c in rows[:limit]
+        ]
+
     def lead_view(self, lead_id: str) -> dict[str, Any] | None:
         """A lead's SLA timeline for the query API (no metrics, no logs)."""
         entry = self.store.get(lead_id)

@@ -111,6 +111,10 @@ class Worker:
                 out[(s.name, tuple(sorted(s.labels.items())))] = s.value
         return out
 
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as r:
+            return json.loads(r.read())
+
     def lead(self, lead_id: str) -> dict[str, Any] | None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/leads/{lead_id}", timeout=5) as r:

@@ -78,7 +78,7 @@ def test_backlog_replay_is_exact(setup) -> None:
         # F: every event twice
         dup_handoff, dup_handoff, dup_attempt, dup_attempt,
         # G: handed off five minutes ago: both clocks still running
-        ev("G", "lead.handed_off", now - 5 * m, team="emea"),
+        ev("G", "lead.handed_off", now - 5 * m, team="emea", rep="rep-5"),
         *bad,
     ]
     publish(s.broker, s.topics["input"], records)
@@ -142,3 +142,8 @@ def test_backlog_replay_is_exact(setup) -> None:
 
     view = w.lead("G")
     assert view is not None and view["clocks"]["first_touch"]["status"] == "running"
+    queue = w.get("/reps/rep-5/queue")["open_clocks"]
+    assert [(q["lead_id"], q["policy"], q["deadline"]) for q in queue] == [
+        ("G", "first_touch", iso(now + 55 * m)),
+        ("G", "disposition", iso(now - 5 * m + timedelta(days=2))),
+    ]

@@ -705,3 +705,21 @@ def test_progress_while_catching_up_names_counts_not_leads() -> None:
     assert r.engine.progress() == ["partition 0 caught up at offset 1: judging by the wall clock now"]
     assert r.engine.progress() == []
     assert not any("lead-secret" in line for line in lines)
+
+
+def test_rep_queue_lists_open_clocks_nearest_deadline_first() -> None:
+    r = Rig(OPEN_POLICIES, wall=T0 + 10 * H)
+    r.live()
+    r.send("A", "lead.handed_off", T0 + 9 * H, "h1", team="emea", rep="rep-7")
+    r.send("B", "lead.handed_off", T0 + 8 * H, "h2", team="emea", rep="rep-7")
+    r.send("C", "lead.handed_off", T0 + 8 * H, "h3", team="emea", rep="rep-2")
+    r.send("B", "lead.contact_attempt", T0 + 8 * H + M, "a2")
+    r.engine.tick()
+    queue = r.engine.rep_queue("rep-7")
+    # B's first touch is met and gone; C belongs to another rep.
+    assert [(q["lead_id"], q["policy"], q["deadline"], q["status"]) for q in queue] == [
+        ("A", "first_touch", ts_text(T0 + 10 * H), "running"),
+        ("B", "disposition", ts_text(T0 + 12 * H), "running"),
+        ("A", "disposition", ts_text(T0 + 13 * H), "running"),
+    ]
+    assert r.engine.rep_queue("nobody") == []
