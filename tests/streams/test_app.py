@@ -32,7 +32,19 @@ def record(**fields: object) -> tuple[bytes, bytes]:
     return str(fields["lead_id"]).encode(), orjson.dumps(fields)
 
 
+class FakeProducer:
+    """Stands in for aiokafka's producer: there is no broker in this tier."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, int | None, list | None]] = []
+
+    async def send(self, topic, value=None, key=None, partition=None, headers=None):  # noqa: ANN001, ANN201
+        self.sent.append((topic, key, value, partition, headers))
+
+
 async def test_agent_feeds_the_engine_and_the_lead_table(monitor) -> None:
+    producer = FakeProducer()
+    monitor.app.producer._ensure_producer = lambda: producer
     agent = monitor.app.agents["leadsla.process"]
     async with agent.test_context() as ctx:
         for key, value in (
@@ -50,12 +62,34 @@ async def test_agent_feeds_the_engine_and_the_lead_table(monitor) -> None:
     assert 'leadsla_events_rejected_total{reason="malformed"} 1.0' in text
     assert "L1" not in text and "L2" not in text
     # One changelog record for the accepted event (none for the duplicate),
-    # on the lead's partition; the rejected record goes to the dead-letter topic.
-    queued = []
-    pending = monitor.app.producer.buffer.pending
-    while not pending.empty():
-        queued.append(pending.get_nowait().message)
-    changelog = [m for m in queued if m.channel.get_topic_name().endswith("-leads-changelog")]
-    assert [(m.key, m.partition) for m in changelog] == [(b'"L1"', 0)]  # table keys are JSON
-    dead = [m for m in queued if m.channel.get_topic_name() == "lead-events-dlq"]
-    assert [(m.key, m.value, dict(m.headers)["reason"]) for m in dead] == [(b"L2", b"{broken", b"malformed")]
+    # on the lead's partition, in the bytes the table reads back on recovery;
+    # the rejected record goes to the dead-letter topic untouched.
+    assert monitor.sink.queue == []
+    changelog = [s for s in producer.sent if s[0] == f"{monitor.app.conf.id}-leads-changelog"]
+    assert [(key, partition) for _, key, _, partition, _ in changelog] == [(b'"L1"', 0)]
+    leads = monitor.app.tables["leads"]
+    assert leads.changelog_topic.get_topic_name() == changelog[0][0]
+    recovered = monitor.app.serializers.loads_value(leads.value_type, changelog[0][2], serializer=leads.value_serializer)
+    assert recovered.partition == 0 and recovered.state == entry.state
+    assert monitor.app.serializers.loads_key(leads.key_type, changelog[0][1], serializer=leads.key_serializer) == "L1"
+    dead = [s for s in producer.sent if s[0] == "lead-events-dlq"]
+    assert [(key, value, dict(headers)["reason"]) for _, key, value, _, headers in dead] == [
+        (b"L2", b"{broken", b"malformed")]
+
+
+async def test_window_records_read_back_as_the_table_expects(monitor) -> None:
+    producer = FakeProducer()
+    monitor.app.producer._ensure_producer = lambda: producer
+    monitor.sink.window(2, "3600|1795338000|handoffs|emea|2", 3)
+    monitor.sink.window(2, "3600|1795338000|latency|emea|2", 1800.5)
+    monitor.sink.window(2, "3600|1795338000|first|emea|2", None)
+    await monitor.sink.drain()
+    windows = monitor.app.tables["team-windows"]
+    ser = monitor.app.serializers
+    got = [(ser.loads_key(windows.key_type, key, serializer=windows.key_serializer),
+            None if value is None else ser.loads_value(windows.value_type, value, serializer=windows.value_serializer),
+            partition)
+           for _, key, value, partition, _ in producer.sent]
+    assert got == [("3600|1795338000|handoffs|emea|2", 3.0, 2), ("3600|1795338000|latency|emea|2", 1800.5, 2),
+                   ("3600|1795338000|first|emea|2", None, 2)]
+    assert {topic for topic, *_ in producer.sent} == {windows.changelog_topic.get_topic_name()}
