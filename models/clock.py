@@ -66,6 +66,8 @@ class Clock:
     last_paused: bool = False
     orphans: list[int] = field(default_factory=list)
     last_end: int = 0  # where the last decided cycle ended: its stop, or its deadline
+    paused_at: int = 0
+    pause_limit: int = 0  # the policy's max_pause when the pause began (0: none)
 
 
 # A buffered event: (occurred_at, tie, type, roles, team, rep); roles are
@@ -126,6 +128,14 @@ class AtRisk:
 
 
 @dataclass(frozen=True, slots=True)
+class PauseExpired:
+    """A pause outlasted the policy's max_pause: the clock counts again."""
+
+    policy: str
+    team: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class AtRiskCleared:
     """A restarted clock is no longer at risk."""
 
@@ -167,7 +177,7 @@ class Touch:
     latency_us: int | None
 
 
-Effect = Decision | ClockStarted | AtRisk | AtRiskCleared | OwnerChanged | LateStop | Handoff | Touch
+Effect = Decision | ClockStarted | AtRisk | AtRiskCleared | PauseExpired | OwnerChanged | LateStop | Handoff | Touch
 
 
 def decision_id(lead_id: str, policy: str, started_at: int, kind: str, cycle: int = 1) -> str:
@@ -254,8 +264,12 @@ def next_wake(st: LeadState) -> int | None:
     for c in st.clocks.values():
         if c.status == RUNNING:
             t = c.at_risk_at if not c.at_risk and c.at_risk_at < c.deadline else c.deadline + 1
-            if wake is None or t < wake:
-                wake = t
+        elif c.status == PAUSED and c.pause_limit:
+            t = c.paused_at + c.pause_limit
+        else:
+            continue
+        if wake is None or t < wake:
+            wake = t
     return wake
 
 
@@ -273,6 +287,11 @@ def _advance(
         ev_t = st.buffer[0][0] if st.buffer and st.buffer[0][0] <= w else None
         best_t, best_kind, best_name = None, 0, ""
         for name, c in st.clocks.items():
+            if c.status == PAUSED and c.pause_limit:
+                # A pause that outlasts the policy's max_pause ends by itself.
+                ends = c.paused_at + c.pause_limit
+                if ends <= w and (best_t is None or (ends, 3) < (best_t, best_kind)):
+                    best_t, best_kind, best_name = ends, 3, name
             if c.status != RUNNING:
                 continue
             if (
@@ -293,6 +312,12 @@ def _advance(
         elif best_kind == 2:
             c = st.clocks[best_name]
             _decide(st, c, best_name, lead_id, BREACHED, None, None, w, now, effects)
+        elif best_kind == 3:
+            c = st.clocks[best_name]
+            assert best_t is not None
+            c.status, c.resumed_at = RUNNING, best_t
+            _set_deadlines(c, policies.by_name(best_name), best_t)
+            effects.append(PauseExpired(best_name, c.team))
         else:
             return
 
@@ -328,7 +353,8 @@ def _apply_one(
             _stop(st, c, policy, lead_id, t, w, now, effects)
         elif role == PAUSE and c.status == RUNNING and t >= c.started_at:
             c.consumed += policy.calendar.elapsed(c.resumed_at, t)
-            c.status, c.paused = PAUSED, True
+            c.status, c.paused, c.paused_at = PAUSED, True, t
+            c.pause_limit = policy.max_pause_us or 0
         elif role == RESUME and c.status == PAUSED and t >= c.started_at:
             c.status, c.resumed_at = RUNNING, t
             _set_deadlines(c, policy, t)

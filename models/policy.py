@@ -99,6 +99,7 @@ class PolicySpec(_Strict):
     objective: Annotated[float, Field(gt=0, le=1)] = 0.95
     on_restart: Literal["keep", "restart"] = "keep"
     min_decisions: Annotated[int, Field(ge=1)] = 10
+    max_pause: int | None = None  # microseconds, parsed from a duration string
 
     _sel = field_validator("start", "stop", "pause", "resume", mode="before")(_selectors)
     _m = field_validator("match")(_check_match)
@@ -114,6 +115,19 @@ class PolicySpec(_Strict):
             raise ValueError("goal must be longer than zero")
         return us
 
+    @field_validator("max_pause", mode="before")
+    @classmethod
+    def _max_pause(cls, v: Any) -> int | None:
+        if v is None:
+            return None
+        try:
+            us = parse_duration_us(v)
+        except DurationError as exc:
+            raise ValueError(str(exc)) from None
+        if us <= 0:
+            raise ValueError("max_pause must be longer than zero")
+        return us
+
     @model_validator(mode="after")
     def _roles(self) -> PolicySpec:
         if not self.start:
@@ -122,6 +136,8 @@ class PolicySpec(_Strict):
             raise ValueError("stop needs at least one event type")
         if bool(self.pause) != bool(self.resume):
             raise ValueError("pause and resume go together: give both or neither")
+        if self.max_pause is not None and not self.pause:
+            raise ValueError("max_pause needs pause and resume events")
         return self
 
 
@@ -163,6 +179,7 @@ class Policy:
     objective: float
     on_restart: str
     min_decisions: int = 10
+    max_pause_us: int | None = None  # a pause longer than this ends by itself
 
     @property
     def goal_seconds(self) -> float:
@@ -307,6 +324,7 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
                 objective=spec.objective,
                 on_restart=spec.on_restart,
                 min_decisions=spec.min_decisions,
+                max_pause_us=spec.max_pause,
             )
         )
     return PolicySet(tuple(policies), calendars, source)

@@ -142,7 +142,7 @@ def describe(policies: PolicySet) -> str:
         stops = ", ".join(s.type for s in p.selectors["stop"])
         extra = []
         if p.selectors["pause"]:
-            extra.append("pauses")
+            extra.append(f"pauses (at most {format_duration_us(p.max_pause_us)})" if p.max_pause_us else "pauses")
         if p.match:
             extra.append("match " + ", ".join(f"{k} in {sorted(v)}" for k, v in p.match))
         if p.on_restart != "keep":

@@ -26,6 +26,7 @@ from models.clock import (
     LateStop,
     LeadState,
     OwnerChanged,
+    PauseExpired,
     Touch,
 )
 from models.events import EventType, format_timestamp_us
@@ -346,6 +347,8 @@ class Engine:
             elif isinstance(e, AtRisk):
                 rt.at_risk[(e.policy, m.team(e.team))] += 1
                 m.at_risk_of(e.policy, e.team).inc()
+            elif isinstance(e, PauseExpired):
+                m._child(m.pauses_expired, e.policy, m.team(e.team)).inc()
             elif isinstance(e, AtRiskCleared):
                 _dec(rt.at_risk, (e.policy, m.team(e.team)))
             elif isinstance(e, OwnerChanged):

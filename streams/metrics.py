@@ -61,6 +61,7 @@ class Metrics:
         self.breaches = Counter("leadsla_sla_breaches_total", "Breached clocks by policy, team and rep (rep: an id from the CRM, never a name).", ["policy", "team", "rep"], registry=r)
         self.corrections = Counter("leadsla_sla_corrections_total", "Late stop events that contradicted a breach already decided.", ["policy", "team"], registry=r)
         self.elapsed = Histogram("leadsla_sla_elapsed_seconds", "Elapsed SLA (business) time of clocks that stopped.", ["policy", "team"], buckets=ELAPSED_BUCKETS, registry=r)
+        self.pauses_expired = Counter("leadsla_sla_pauses_expired_total", "Pauses that outlasted their policy's max_pause and ended by themselves.", ["policy", "team"], registry=r)
         self.at_risk_total = Counter("leadsla_sla_at_risk_total", "Clocks that crossed their at-risk threshold.", ["policy", "team"], registry=r)
         self.followup = Histogram("leadsla_followup_latency_seconds", "Wall-clock time from handoff to the first follow-up attempt.", ["team"], buckets=ELAPSED_BUCKETS, registry=r)
         self.attempts = Counter("leadsla_followup_attempts_total", "Follow-up attempts (contact attempts and connects), by team.", ["team"], registry=r)

@@ -25,6 +25,7 @@ from models.clock import (
     LateStop,
     LeadState,
     OwnerChanged,
+    PauseExpired,
     Touch,
     decision_id,
     next_wake,
@@ -878,3 +879,40 @@ def test_open_clocks_counts_received_starts_but_not_one_inside_a_decided_cycle()
     assert open_clocks(lead.state) == {}
     lead.apply(ev(HANDOFF, T0 + 2 * H, "h2", team="apac"), T0 + H)  # a new cycle, not reached yet
     assert open_clocks(lead.state) == {"first_touch": "apac"}
+
+
+MAX_PAUSE = pol("""
+policies:
+  - name: disposition
+    start: lead.handed_off
+    stop: lead.qualified
+    pause: lead.accepted
+    resume: lead.connected
+    goal: 2h
+    max_pause: 1h
+""")
+
+
+def test_a_pause_longer_than_max_pause_ends_by_itself() -> None:
+    lead = Lead(MAX_PAUSE)
+    timely(lead, ev(HANDOFF, T0, "h"))
+    timely(lead, ev("lead.accepted", T0 + 30 * M, "p"))  # paused after 30 min, never resumed
+    lead.advance(T0 + 90 * M)
+    assert lead.of(PauseExpired) == [PauseExpired("disposition", None)]  # at 30 min + 1 h
+    assert lead.decisions == []
+    # 30 min used, the clock runs again from T0 + 90 min: 90 min left.
+    lead.advance(T0 + 3 * H)
+    assert lead.decisions == []
+    lead.advance(T0 + 3 * H + 1_000_000)
+    assert [(d.outcome, d.deadline) for d in lead.decisions] == [("breached", T0 + 3 * H)]
+
+
+def test_a_resume_within_max_pause_is_an_ordinary_resume() -> None:
+    lead = Lead(MAX_PAUSE)
+    timely(lead, ev(HANDOFF, T0, "h"))
+    timely(lead, ev("lead.accepted", T0 + 30 * M, "p"))
+    timely(lead, ev("lead.connected", T0 + 60 * M, "r"))
+    timely(lead, ev("lead.qualified", T0 + 140 * M, "q"))
+    lead.advance(T0 + 10 * H)
+    assert lead.of(PauseExpired) == []
+    assert [(d.outcome, d.elapsed_us) for d in lead.decisions] == [("met", 110 * M)]

@@ -468,7 +468,7 @@ ERRORS = [
     (
         "unknown default",
         "defaults:\n  colour: red\n" + MINIMAL_YAML,
-        "p.yaml:2:3: defaults.colour: unknown default 'colour'; allowed: at_risk, calendar, goal, match, "
+        "p.yaml:2:3: defaults.colour: unknown default 'colour'; allowed: at_risk, calendar, goal, match, max_pause, "
         "min_decisions, objective, on_restart, pause, resume",
     ),
     (
@@ -571,3 +571,12 @@ def test_load_policies_refuses_a_huge_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as info:
         load_policies(path)
     assert str(info.value) == f"{path}: larger than 1048576 bytes; is this the right file?"
+
+
+def test_max_pause_is_a_duration_and_needs_pauses() -> None:
+    p = pol(MINIMAL_YAML.replace("goal: 1h", "goal: 1h\n    pause: lead.accepted\n    resume: lead.connected\n    max_pause: 2d"))
+    assert p.policies[0].max_pause_us == 2 * 86_400_000_000
+    with pytest.raises(PolicyError, match=r"max_pause needs pause and resume events"):
+        pol(MINIMAL_YAML.replace("goal: 1h", "goal: 1h\n    max_pause: 2d"))
+    with pytest.raises(PolicyError, match=r"policies\[0\]\.max_pause: not a duration"):
+        pol(MINIMAL_YAML.replace("goal: 1h", "goal: 1h\n    pause: lead.accepted\n    resume: lead.connected\n    max_pause: soon"))
