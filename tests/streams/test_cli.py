@@ -91,7 +91,7 @@ def test_policies_without_a_file_describes_the_example(capsys: pytest.CaptureFix
         "  first_touch: lead.handed_off -> lead.contact_attempt, lead.connected, lead.disqualified, lead.recycled "
         "within 1h (business hours of sales_office, America/New_York); objective 95.0%, at risk at 75%",
         "  disposition: lead.handed_off -> lead.qualified, lead.disqualified, lead.recycled within 20h "
-        "(business hours of sales_office, America/New_York); objective 95.0%, at risk at 75%; pauses",
+        "(business hours of sales_office, America/New_York); objective 95.0%, at risk at 75%; pauses (at most 3d)",
         "  demo_request_first_touch: lead.handed_off -> lead.contact_attempt, lead.connected, lead.disqualified "
         "within 15m (business hours of sales_office, America/New_York); objective 90.0%, at risk at 75%; "
         "match attributes.form in ['demo_request']",
