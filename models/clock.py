@@ -25,6 +25,7 @@ from .events import EventType, LeadEvent
 from .policy import PAUSE, RESUME, START, STOP, Policy, PolicySet
 
 IDLE, RUNNING, PAUSED = 0, 1, 2
+STATUS_NAMES = ("idle", "running", "paused")  # by status value
 MET, BREACHED, CORRECTED = "met", "breached", "corrected"
 
 SEEN_IDS_PER_LEAD = 64  # dedupe memory per lead: the last N event ids

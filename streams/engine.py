@@ -237,7 +237,7 @@ class Engine:
         if event.occurred_at <= w:
             self.metrics.late.inc()
         entry.partition = partition
-        self._effects(rt, effects)
+        self._effects(rt, effects, now)
         rt.index.schedule(event.lead_id, self._wake(entry.state))
         self.sink.persist(partition, event.lead_id, entry)
 
@@ -274,7 +274,7 @@ class Engine:
                     del self.store[lead_id]
                     self.sink.persist(rt.partition, lead_id, None)
                     continue
-                self._effects(rt, effects)
+                self._effects(rt, effects, now)
                 rt.index.schedule(lead_id, self._wake(st))
                 self.sink.persist(rt.partition, lead_id, entry)
             self._flush_windows(rt, now)
@@ -321,7 +321,7 @@ class Engine:
             if name in self._goal and before.get(name, _GONE) != t:
                 rt.open[(name, team(t))] += 1
 
-    def _effects(self, rt: PartitionRuntime, effects: list[Effect]) -> None:
+    def _effects(self, rt: PartitionRuntime, effects: list[Effect], now_us: int) -> None:
         m = self.metrics
         for e in effects:
             if not isinstance(e, (Handoff, Touch)) and e.policy not in self._goal:
@@ -348,7 +348,7 @@ class Engine:
                 rt.at_risk[(e.policy, m.team(e.team))] += 1
                 m.at_risk_of(e.policy, e.team).inc()
             elif isinstance(e, PauseExpired):
-                m._child(m.pauses_expired, e.policy, m.team(e.team)).inc()
+                m.pause_expired_of(e.policy, e.team).inc()
             elif isinstance(e, AtRiskCleared):
                 _dec(rt.at_risk, (e.policy, m.team(e.team)))
             elif isinstance(e, OwnerChanged):
@@ -360,21 +360,21 @@ class Engine:
                 m.elapsed_of(e.policy, e.team).observe(e.elapsed_us / 1_000_000)
             elif isinstance(e, Handoff):
                 m.handoffs_of(e.team).inc()
-                self._window_add(rt, e.at, "handoffs", m.team(e.team), 1)
+                self._window_add(rt, now_us, e.at, "handoffs", m.team(e.team), 1)
             elif isinstance(e, Touch):
                 team = m.team(e.team)
                 m.attempts_of(e.team).inc()
-                self._window_add(rt, e.at, "attempts", team, 1)
+                self._window_add(rt, now_us, e.at, "attempts", team, 1)
                 if e.latency_us is not None:
                     m.followup_of(e.team).observe(e.latency_us / 1_000_000)
-                    self._window_add(rt, e.at, "first", team, 1)
-                    self._window_add(rt, e.at, "latency", team, e.latency_us / 1_000_000)
+                    self._window_add(rt, now_us, e.at, "first", team, 1)
+                    self._window_add(rt, now_us, e.at, "latency", team, e.latency_us / 1_000_000)
 
     # -- windows ----------------------------------------------------------------
 
-    def _window_add(self, rt: PartitionRuntime, at_us: int, metric: str, team: str, amount: float) -> None:
+    def _window_add(self, rt: PartitionRuntime, now_us: int, at_us: int, metric: str, team: str, amount: float) -> None:
         at = at_us // 1_000_000
-        now = self.wall_us() // 1_000_000
+        now = now_us // 1_000_000
         for size, _, retention in WINDOWS:
             start = at - at % size
             if start + size + retention < now:
@@ -454,7 +454,7 @@ class Engine:
             {
                 "lead_id": lead_id,
                 "policy": name,
-                "status": ("idle", "running", "paused")[c.status],
+                "status": clock.STATUS_NAMES[c.status],
                 "started_at": format_timestamp_us(c.started_at),
                 "deadline": None if deadline is None else format_timestamp_us(deadline),
                 "at_risk": c.at_risk,
@@ -473,7 +473,7 @@ class Engine:
         clocks = {}
         for name, c in st.clocks.items():
             clocks[name] = {
-                "status": ("idle", "running", "paused")[c.status],
+                "status": clock.STATUS_NAMES[c.status],
                 "cycle": c.cycle,
                 "started_at": ts(c.started_at) if c.cycle else None,
                 "deadline": ts(c.deadline) if c.status == clock.RUNNING else None,

@@ -115,6 +115,9 @@ class Metrics:
     def elapsed_of(self, policy: str, team: str | None) -> Any:
         return self._child(self.elapsed, policy, self.team(team))
 
+    def pause_expired_of(self, policy: str, team: str | None) -> Any:
+        return self._child(self.pauses_expired, policy, self.team(team))
+
     def at_risk_of(self, policy: str, team: str | None) -> Any:
         return self._child(self.at_risk_total, policy, self.team(team))
 
