@@ -5,6 +5,7 @@ ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 \
     LEADSLA_WEB_HOST=0.0.0.0 LEADSLA_DATA_DIR=/var/lib/leadsla
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY leadsla leadsla
 COPY models models
 COPY streams streams
 COPY dashboards dashboards

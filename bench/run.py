@@ -29,13 +29,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from models.policy import load_policies
-from streams.broker import EmbeddedBroker, ensure_topics
-from streams.codec import decode
-from streams.demo import TrafficGenerator
-from streams.engine import Engine
-from streams.metrics import Metrics
-from streams.settings import EXAMPLE_POLICIES, Settings
+from leadsla.models.policy import load_policies
+from leadsla.streams.broker import EmbeddedBroker, ensure_topics
+from leadsla.streams.codec import decode
+from leadsla.streams.demo import TrafficGenerator
+from leadsla.streams.engine import Engine
+from leadsla.streams.metrics import Metrics
+from leadsla.streams.settings import EXAMPLE_POLICIES, Settings
 
 US = 1_000_000
 
@@ -112,7 +112,7 @@ def worker_stage(bootstrap: str, topic: str, n: int, partitions: int, extra: dic
                "LEADSLA_APP_ID": f"bench-{uuid.uuid4().hex[:8]}", "LEADSLA_WEB_PORT": str(port),
                "LEADSLA_PARTITIONS": str(partitions), "LEADSLA_DATA_DIR": tmp, "LEADSLA_LOG_LEVEL": "warning",
                **extra}
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "run"], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "leadsla", "run"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             t_start = time.perf_counter()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .alerts import PIPELINE_DOWN, SLA_ALERTS, name
+from leadsla.dashboards.alerts import PIPELINE_DOWN, SLA_ALERTS, name
 
 # Example team routes; replace with your sales teams (the `team` of events).
 EXAMPLE_TEAMS = ("na_east", "na_west", "emea")

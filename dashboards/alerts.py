@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.durations import format_duration_us
-from models.policy import Policy, PolicySet
-
-from .slo import (
+from leadsla.dashboards.slo import (
     BREACH_WINDOW,
     BURN_TIERS,
     DEAD_LETTERS_WINDOW,
@@ -18,6 +15,8 @@ from .slo import (
     PREFIX,
     runbook,
 )
+from leadsla.models.durations import format_duration_us
+from leadsla.models.policy import Policy, PolicySet
 
 SLA_ALERTS = ("DeadlineBreached", "ClocksAtRisk", "ErrorBudgetBurn", "NoEventsInBusinessHours")
 # Alerts that mean the pipeline itself is down: they silence the SLA alerts above.

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.policy import PolicySet
-
-from . import pipeline_health, sales_followup, team_screen
+from leadsla.dashboards import pipeline_health, sales_followup, team_screen
+from leadsla.models.policy import PolicySet
 
 FOLDER = "leadsla"  # folder title and UID, in provisioning and for `leadsla dashboards push`
 DASHBOARDS_DIR = "/var/lib/grafana/dashboards/leadsla"  # where compose mounts grafana/dashboards/

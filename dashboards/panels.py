@@ -38,9 +38,8 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from models.policy import Policy, PolicySet
-
-from .slo import BURN_TIERS
+from leadsla.dashboards.slo import BURN_TIERS
+from leadsla.models.policy import Policy, PolicySet
 
 # Every panel and query reads from the dashboard's datasource variable, so the
 # same JSON works with the provisioned datasource and on any other Grafana.

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.durations import parse_duration
-
-from . import panels as p
-from .slo import JOB, NO_EVENTS_FOR
+from leadsla.dashboards import panels as p
+from leadsla.dashboards.slo import JOB, NO_EVENTS_FOR
+from leadsla.models.durations import parse_duration
 
 UID = "leadsla-pipeline-health"
 TITLE = "leadsla · Pipeline health"

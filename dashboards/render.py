@@ -13,13 +13,12 @@ from typing import Any
 
 import yaml
 
-from models.policy import PolicySet
-
-from .alertmanager import alertmanager_config
-from .alerts import alert_rules
-from .grafana import dashboards, provisioning
-from .rules import recording_rules
-from .slo import JOB, RUNBOOK_BASE
+from leadsla.dashboards.alertmanager import alertmanager_config
+from leadsla.dashboards.alerts import alert_rules
+from leadsla.dashboards.grafana import dashboards, provisioning
+from leadsla.dashboards.rules import recording_rules
+from leadsla.dashboards.slo import JOB, RUNBOOK_BASE
+from leadsla.models.policy import PolicySet
 
 GENERATED = Path(__file__).with_name("generated")
 EXAMPLE_WEBHOOK = "http://alert-receiver.example:9000/hooks"

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.policy import PolicySet
-
-from .slo import BREACH_WINDOW, JOB, WINDOWS
+from leadsla.dashboards.slo import BREACH_WINDOW, JOB, WINDOWS
+from leadsla.models.policy import PolicySet
 
 OUTCOMES = "leadsla_sla_outcomes_total"
 

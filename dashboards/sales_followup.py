@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import panels as p
-from .team_screen import followup_speed
+from leadsla.dashboards import panels as p
+from leadsla.dashboards.team_screen import followup_speed
 
 UID = "leadsla-sales-followup"
 TITLE = "leadsla · Sales follow-up"

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.policy import PolicySet
-
-from . import panels as p
+from leadsla.dashboards import panels as p
+from leadsla.models.policy import PolicySet
 
 UID = "leadsla-team-screen"
 TITLE = "leadsla · Team screen"

@@ -21,8 +21,8 @@ import hashlib
 from bisect import insort
 from dataclasses import dataclass, field
 
-from .events import EventType, LeadEvent
-from .policy import PAUSE, RESUME, START, STOP, Policy, PolicySet
+from leadsla.models.events import EventType, LeadEvent
+from leadsla.models.policy import PAUSE, RESUME, START, STOP, Policy, PolicySet
 
 IDLE, RUNNING, PAUSED = 0, 1, 2
 STATUS_NAMES = ("idle", "running", "paused")  # by status value

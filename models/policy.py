@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .calendar import ALWAYS_OPEN, MAX_CLOSED_DAYS, WEEKDAYS, Calendar
-from .durations import DurationError, parse_duration_us
-from .events import EVENT_TYPES, MATCH_FIELDS, LeadEvent
+from leadsla.models.calendar import ALWAYS_OPEN, MAX_CLOSED_DAYS, WEEKDAYS, Calendar
+from leadsla.models.durations import DurationError, parse_duration_us
+from leadsla.models.events import EVENT_TYPES, MATCH_FIELDS, LeadEvent
 
 MAX_POLICY_FILE_BYTES = 1 << 20
 _NAME = r"^[a-z0-9_]+$"

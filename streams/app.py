@@ -22,12 +22,11 @@ from faust.serializers import codecs
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from models.policy import PolicySet
-
-from .codec import state_from_bytes, state_to_bytes
-from .engine import Engine, LeadEntry
-from .metrics import Metrics, RuntimeCollector
-from .settings import Settings
+from leadsla.models.policy import PolicySet
+from leadsla.streams.codec import state_from_bytes, state_to_bytes
+from leadsla.streams.engine import Engine, LeadEntry
+from leadsla.streams.metrics import Metrics, RuntimeCollector
+from leadsla.streams.settings import Settings
 
 log = logging.getLogger("leadsla")
 
@@ -98,7 +97,7 @@ class _Sink:
         if not self.queue:
             return
         records, self.queue = self.queue, []
-        producer = self._app.producer._ensure_producer()  # aiokafka's producer
+        producer = self._app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's producer
         for topic, key, value, partition, headers in records:
             await producer.send(topic, value=value, key=key, partition=partition, headers=headers)
 
@@ -204,7 +203,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
 
     leads.on_recover(rebuild)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         engine.ready = False
         engine.revoke(tp.partition for tp in revoked if tp.topic == settings.input_topic)

@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from models.durations import format_duration_us
-from models.policy import PolicyError, PolicySet, load_policies
-
-from .broker import BrokerError, EmbeddedBroker, ensure_topics, partition_count
-from .settings import EMBEDDED_LISTEN, Settings
+from leadsla import __version__
+from leadsla.models.durations import format_duration_us
+from leadsla.models.policy import PolicyError, PolicySet, load_policies
+from leadsla.streams.broker import BrokerError, EmbeddedBroker, ensure_topics, partition_count
+from leadsla.streams.settings import EMBEDDED_LISTEN, Settings
 
 log = logging.getLogger("leadsla")
 
@@ -59,6 +59,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="leadsla", description=DESCRIPTION, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"leadsla {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker and create the topics",
@@ -156,7 +157,7 @@ def describe(policies: PolicySet) -> str:
 
 
 def _policies_arg(args: argparse.Namespace) -> Path:
-    from .settings import EXAMPLE_POLICIES
+    from leadsla.streams.settings import EXAMPLE_POLICIES
 
     if args.policies is not None:
         return Path(args.policies)
@@ -167,8 +168,8 @@ def _policies_arg(args: argparse.Namespace) -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from dashboards.render import render, write
-    from dashboards.slo import RUNBOOK_BASE
+    from leadsla.dashboards.render import render, write
+    from leadsla.dashboards.slo import RUNBOOK_BASE
 
     path = _policies_arg(args)
     policies = _load(path)
@@ -195,8 +196,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_dashboards(args: argparse.Namespace) -> int:
     import os
 
-    from dashboards.grafana import dashboards
-    from dashboards.push import PushError, push
+    from leadsla.dashboards.grafana import dashboards
+    from leadsla.dashboards.push import PushError, push
 
     policies = _load(_policies_arg(args))
     token = os.environ.get("GRAFANA_TOKEN")
@@ -213,7 +214,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
-    from .settings import EXAMPLE_POLICIES
+    from leadsla.streams.settings import EXAMPLE_POLICIES
 
     path = args.file or EXAMPLE_POLICIES
     policies = _load(path)
@@ -272,7 +273,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     import faust
 
-    from .app import build_monitor
+    from leadsla.streams.app import build_monitor
 
     settings = make_settings(args)
     policies = _load(settings.policies)
@@ -286,7 +287,7 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
         settings = _topics_ready(settings, loop)
         monitor = build_monitor(settings, policies)
         if demo:
-            from .demo import run_demo_traffic
+            from leadsla.streams.demo import run_demo_traffic
 
             stop = asyncio.Event()
 

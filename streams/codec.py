@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
-from models.clock import Clock, Decision, LeadState
-from models.events import EVENT_TYPES, LeadEvent, format_timestamp_us
+from leadsla.models.clock import Clock, Decision, LeadState
+from leadsla.models.events import EVENT_TYPES, LeadEvent, format_timestamp_us
 
 MALFORMED, INVALID, UNKNOWN_TYPE, TOO_LARGE = "malformed", "invalid", "unknown_type", "too_large"
 REASONS = (MALFORMED, INVALID, UNKNOWN_TYPE, TOO_LARGE)

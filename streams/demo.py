@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from models.calendar import ALWAYS_OPEN, Calendar
-from models.events import format_timestamp_us, parse_timestamp_us
-from models.policy import PolicySet
+from leadsla.models.calendar import ALWAYS_OPEN, Calendar
+from leadsla.models.events import format_timestamp_us, parse_timestamp_us
+from leadsla.models.policy import PolicySet
 
 log = logging.getLogger("leadsla.demo")
 

@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, Protocol
 
-from models import clock
-from models.clock import (
+from leadsla.models import clock
+from leadsla.models.clock import (
     AtRisk,
     AtRiskCleared,
     ClockStarted,
@@ -29,13 +29,12 @@ from models.clock import (
     PauseExpired,
     Touch,
 )
-from models.events import EventType, format_timestamp_us
-from models.policy import PolicySet
-
-from .codec import Rejection, decode, outcome_record
-from .index import DeadlineIndex
-from .metrics import Metrics
-from .settings import Settings
+from leadsla.models.events import EventType, format_timestamp_us
+from leadsla.models.policy import PolicySet
+from leadsla.streams.codec import Rejection, decode, outcome_record
+from leadsla.streams.index import DeadlineIndex
+from leadsla.streams.metrics import Metrics
+from leadsla.streams.settings import Settings
 
 log = logging.getLogger("leadsla")
 

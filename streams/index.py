@@ -43,12 +43,12 @@ class DeadlineIndex:
             self._where.pop(lead_id, None)
             return
         self._where[lead_id] = new
-        bucket = self._buckets.get(new)
-        if bucket is None:
+        target = self._buckets.get(new)
+        if target is None:
             self._buckets[new] = {lead_id}
             heapq.heappush(self._heap, new)
         else:
-            bucket.add(lead_id)
+            target.add(lead_id)
 
     def next_due_us(self) -> int | None:
         """The watermark at which the earliest bucket becomes due."""

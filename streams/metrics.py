@@ -12,10 +12,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from models.events import EVENT_TYPES
-from models.policy import PolicySet
-
-from .codec import REASONS
+from leadsla.models.events import EVENT_TYPES
+from leadsla.models.policy import PolicySet
+from leadsla.streams.codec import REASONS
 
 # ``*_created`` series double the exposition for no use on dashboards.
 disable_created_metrics()

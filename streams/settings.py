@@ -9,9 +9,8 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.durations import DurationError, parse_duration_us
-
-from . import topics
+from leadsla.models.durations import DurationError, parse_duration_us
+from leadsla.streams import topics
 
 EXAMPLE_POLICIES = Path(__file__).with_name("policies.example.yaml")
 EMBEDDED_LISTEN = "127.0.0.1:9092"

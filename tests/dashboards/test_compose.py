@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from streams.settings import Settings
+from leadsla.streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import yaml
 
-from dashboards.render import GENERATED, render, write
-from dashboards.slo import PREFIX
-from models.policy import load_policies
-from streams.cli import main
-from streams.settings import EXAMPLE_POLICIES
+from leadsla.dashboards.render import GENERATED, render, write
+from leadsla.dashboards.slo import PREFIX
+from leadsla.models.policy import load_policies
+from leadsla.streams.cli import main
+from leadsla.streams.settings import EXAMPLE_POLICIES
 
 
 def example() -> dict[str, str]:

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards import grafana
-from dashboards.render import render
-from dashboards.rules import recording_rules
-from models.policy import load_policies
-from streams.settings import EXAMPLE_POLICIES
+from leadsla.dashboards import grafana
+from leadsla.dashboards.render import render
+from leadsla.dashboards.rules import recording_rules
+from leadsla.models.policy import load_policies
+from leadsla.streams.settings import EXAMPLE_POLICIES
 
 POLICIES = load_policies(EXAMPLE_POLICIES)
 BOARDS = grafana.dashboards(POLICIES)

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from dashboards.grafana import dashboards
-from dashboards.push import MESSAGE, PushError, push
-from models.policy import load_policies
-from streams.cli import main
-from streams.settings import EXAMPLE_POLICIES
+from leadsla.dashboards.grafana import dashboards
+from leadsla.dashboards.push import MESSAGE, PushError, push
+from leadsla.models.policy import load_policies
+from leadsla.streams.cli import main
+from leadsla.streams.settings import EXAMPLE_POLICIES
 
 TOKEN = "glsa_test-token-0123456789abcdef"  # a made-up service account token
 BOARDS = dashboards(load_policies(EXAMPLE_POLICIES))

@@ -21,9 +21,17 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.broker import EmbeddedBroker
+from leadsla.streams.broker import EmbeddedBroker
 
-pytestmark = pytest.mark.integration
+INTEGRATION = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A module-level pytestmark in a conftest marks nothing: mark every test
+    # of this folder so that -m "not integration" really deselects them.
+    for item in items:
+        if INTEGRATION in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
 
 
 def free_port() -> int:
@@ -69,7 +77,7 @@ class Worker:
         self.logs.append(self.log.with_suffix(f".{len(self.logs)}.log"))
         with open(self.logs[-1], "wb") as out:  # the child keeps its own copy
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "leadsla", "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         wait_for(self.ready, 180, f"worker ready on :{self.web_port}\n{self.tail()}")
         return self

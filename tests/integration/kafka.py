@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from models.events import format_timestamp_us
-from streams.broker import ensure_topics
+from leadsla.models.events import format_timestamp_us
+from leadsla.streams.broker import ensure_topics
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int = 4) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dashboards.alertmanager import alertmanager_config
-from dashboards.grafana import dashboards
-from dashboards.render import render, write
-from models.policy import parse_policies
+from leadsla.dashboards.alertmanager import alertmanager_config
+from leadsla.dashboards.grafana import dashboards
+from leadsla.dashboards.render import render, write
+from leadsla.models.policy import parse_policies
 
 from .conftest import wait_for
 from .kafka import create_topics, event, iso, publish

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from streams.broker import partition_count
+from leadsla.streams.broker import partition_count
 
 from .conftest import metric_sum, wait_for
 from .kafka import create_topics, event, iso, publish, read_all

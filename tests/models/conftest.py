@@ -7,9 +7,9 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.clock import Decision, Effect, LeadState, advance, apply
-from models.events import LeadEvent, format_timestamp_us, parse_timestamp_us
-from models.policy import PolicySet, parse_policies
+from leadsla.models.clock import Decision, Effect, LeadState, advance, apply
+from leadsla.models.events import LeadEvent, format_timestamp_us, parse_timestamp_us
+from leadsla.models.policy import PolicySet, parse_policies
 
 US = 1_000_000
 S = US

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.calendar import ALWAYS_OPEN, Calendar
+from leadsla.models.calendar import ALWAYS_OPEN, Calendar
 from tests.models.conftest import H, M, S, ts
 
 NINE_TO_FIVE = ((time(9), time(17)),)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.clock import (
+from leadsla.models.clock import (
     IDLE,
     PAUSED,
     RUNNING,
@@ -31,8 +31,8 @@ from models.clock import (
     next_wake,
     open_clocks,
 )
-from models.events import LeadEvent
-from models.policy import PolicySet
+from leadsla.models.events import LeadEvent
+from leadsla.models.policy import PolicySet
 from tests.models.conftest import MINIMAL_YAML, OFFICE_CALENDAR_YAML, D, H, Lead, M, decision_key, ev, pol, ts
 
 T0 = ts("2026-11-23T10:00:00Z")  # a Monday

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.durations import DurationError, format_duration_us, parse_duration, parse_duration_us
+from leadsla.models.durations import DurationError, format_duration_us, parse_duration, parse_duration_us
 from tests.models.conftest import D, H, M, S
 
 MS = 1_000

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from models.events import EVENT_TYPES, EventType, LeadEvent, format_timestamp_us, parse_timestamp_us
+from leadsla.models.events import EVENT_TYPES, EventType, LeadEvent, format_timestamp_us, parse_timestamp_us
 from tests.models.conftest import H, M
 
 T0 = 1_795_338_900_000_000  # 2026-11-22T09:15:00Z

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from models.calendar import ALWAYS_OPEN
-from models.policy import (
+from leadsla.models.calendar import ALWAYS_OPEN
+from leadsla.models.policy import (
     PAUSE,
     RESUME,
     START,

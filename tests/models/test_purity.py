@@ -12,7 +12,7 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 
 def test_importing_models_loads_no_faust_aiokafka_or_prometheus() -> None:
     code = (
-        "import sys, models.events, models.durations, models.calendar, models.policy, models.clock;"
+        "import sys, leadsla.models.events, leadsla.models.durations, leadsla.models.calendar, leadsla.models.policy, leadsla.models.clock;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('faust', 'aiokafka', 'prometheus_client', 'mode')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards.render import render, write
-from models.policy import load_policies
-from streams.settings import EXAMPLE_POLICIES
+from leadsla.dashboards.render import render, write
+from leadsla.models.policy import load_policies
+from leadsla.streams.settings import EXAMPLE_POLICIES
 
 HERE = Path(__file__).parent
 TEST_FILES = sorted(HERE.glob("*.test.yml"))

@@ -13,11 +13,11 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from models.events import format_timestamp_us
-from models.policy import PolicySet
-from streams.engine import Engine, LeadEntry
-from streams.metrics import Metrics, RuntimeCollector
-from streams.settings import Settings
+from leadsla.models.events import format_timestamp_us
+from leadsla.models.policy import PolicySet
+from leadsla.streams.engine import Engine, LeadEntry
+from leadsla.streams.metrics import Metrics, RuntimeCollector
+from leadsla.streams.settings import Settings
 from tests.models.conftest import MINIMAL_YAML, H, M, S, pol, ts
 
 __all__ = ["MINIMAL_YAML", "H", "M", "S", "T0", "FakeSink", "Rig", "WallClock", "pol", "record", "ts"]

@@ -9,9 +9,9 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from models.policy import parse_policies
-from streams.app import build_monitor
-from streams.settings import Settings
+from leadsla.models.policy import parse_policies
+from leadsla.streams.app import build_monitor
+from leadsla.streams.settings import Settings
 
 POLICIES = """
 policies:

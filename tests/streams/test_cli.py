@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
-from streams.settings import EXAMPLE_POLICIES
+from leadsla.streams.cli import main
+from leadsla.streams.settings import EXAMPLE_POLICIES
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +32,7 @@ def run_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_top_level_help(capsys: pytest.CaptureFixture[str]) -> None:
     out = run_help(["--help"], capsys)
-    assert out.startswith("usage: leadsla [-h] COMMAND ...")
+    assert out.startswith("usage: leadsla [-h] [--version] COMMAND ...")
     assert "Every option is also an environment variable: LEADSLA_<OPTION>" in out
     for var in ("LEADSLA_BROKER", "LEADSLA_POLICIES", "LEADSLA_WEB_PORT", "LEADSLA_ALLOWED_LATENESS"):
         assert var in out
@@ -69,7 +69,7 @@ def test_subcommand_help(command: str, phrases: list[str], capsys: pytest.Captur
 def test_no_command_prints_help_and_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     out, err = capsys.readouterr()
-    assert out.startswith("usage: leadsla [-h] COMMAND ...")
+    assert out.startswith("usage: leadsla [-h] [--version] COMMAND ...")
     assert "LEADSLA_BROKER" in out
     assert err == ""
 

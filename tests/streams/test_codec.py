@@ -8,7 +8,7 @@ import copy
 import orjson
 import pytest
 
-from models.clock import (
+from leadsla.models.clock import (
     BREACHED,
     IDLE,
     MET,
@@ -20,8 +20,8 @@ from models.clock import (
     apply,
     decision_id,
 )
-from models.events import EventType, LeadEvent, parse_timestamp_us
-from streams.codec import (
+from leadsla.models.events import EventType, LeadEvent, parse_timestamp_us
+from leadsla.streams.codec import (
     INVALID,
     MALFORMED,
     REASONS,

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models import clock
-from models.clock import decision_id
-from models.events import format_timestamp_us
-from streams.codec import decode, state_from_bytes, state_to_bytes
-from streams.engine import WINDOWS, LeadEntry, window_key
+from leadsla.models import clock
+from leadsla.models.clock import decision_id
+from leadsla.models.events import format_timestamp_us
+from leadsla.streams.codec import decode, state_from_bytes, state_to_bytes
+from leadsla.streams.engine import WINDOWS, LeadEntry, window_key
 from tests.models.conftest import D
 
 from .conftest import MINIMAL_YAML, T0, H, M, Rig, S, record

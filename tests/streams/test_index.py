@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.index import BUCKET_US, DeadlineIndex
+from leadsla.streams.index import BUCKET_US, DeadlineIndex
 
 S = 1_000_000
 

@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
-import streams.metrics as metrics_mod
-from streams.metrics import ELAPSED_BUCKETS, NONE, OTHER, LabelGuard, Metrics, RuntimeCollector
+import leadsla.streams.metrics as metrics_mod
+from leadsla.streams.metrics import ELAPSED_BUCKETS, NONE, OTHER, LabelGuard, Metrics, RuntimeCollector
 
 from .conftest import MINIMAL_YAML, T0, H, M, Rig, S, pol
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from streams import topics
-from streams.settings import EMBEDDED_LISTEN, EXAMPLE_POLICIES, Settings
+from leadsla.streams import topics
+from leadsla.streams.settings import EMBEDDED_LISTEN, EXAMPLE_POLICIES, Settings
 
 
 def test_defaults_match_the_contract() -> None:
