@@ -7,12 +7,14 @@ from typing import Any
 
 from leadsla.dashboards.slo import (
     BREACH_WINDOW,
-    BURN_TIERS,
     DEAD_LETTERS_WINDOW,
     JOB,
     LAG_GROWING_FOR,
     NO_EVENTS_FOR,
     PREFIX,
+    EffectiveTier,
+    effective_tiers,
+    error_budget,
     runbook,
 )
 from leadsla.models.durations import format_duration_us
@@ -74,18 +76,18 @@ def burn_group(policies: PolicySet, base: str) -> dict[str, Any]:
 
 
 def _burn_alert(p: Policy, tier: str, base: str) -> dict[str, Any]:
-    budget = round(1 - p.objective, 10)
     sel = f'{{policy="{p.name}"}}'
+    tiers = [e for e in effective_tiers(p.objective) if e.tier.tier == tier]
     clauses = []
-    for t in (t for t in BURN_TIERS if t.tier == tier):
-        threshold = round(t.factor * budget, 10)
+    for e in tiers:
+        t, cmp = e.tier, f"{e.op} {e.threshold!r}"
         clauses.append(
-            f"(policy_team:leadsla_sla_error:ratio_rate{t.short}{sel} > {threshold!r}"
-            f" and policy_team:leadsla_sla_error:ratio_rate{t.long}{sel} > {threshold!r}"
+            f"(policy_team:leadsla_sla_error:ratio_rate{t.short}{sel} {cmp}"
+            f" and policy_team:leadsla_sla_error:ratio_rate{t.long}{sel} {cmp}"
             f" and policy_team:leadsla_sla_decisions:increase{t.long}{sel} >= {p.min_decisions})"
         )
-    severity = next(t.severity for t in BURN_TIERS if t.tier == tier)
-    windows = ", ".join(f"{t.short}/{t.long} x{t.factor:g}" for t in BURN_TIERS if t.tier == tier)
+    severity = tiers[0].tier.severity
+    windows = ", ".join(f"{e.tier.short}/{e.tier.long} x{e.factor:g}" for e in tiers)
     return _alert(
         "ErrorBudgetBurn",
         "\n or ".join(clauses),
@@ -93,11 +95,46 @@ def _burn_alert(p: Policy, tier: str, base: str) -> dict[str, Any]:
         f"Lead SLA {p.name} is burning its error budget too fast.",
         f"Policy {p.name} (goal {format_duration_us(p.goal_us)}, objective {p.objective:.4g}) for team "
         "{{ $labels.team }}: {{ $value | humanizePercentage }} of decided clocks breached, "
-        f"faster than the objective allows ({tier}: {windows}; at least {p.min_decisions} decisions).",
+        f"faster than the objective allows ({tier}: {windows}; at least {p.min_decisions} decisions)."
+        + _capped_note(p.objective, tiers),
         base,
         for_="2m" if tier == "page" else "15m",
         labels={"policy": p.name, "tier": tier},
     )
+
+
+def _budget_text(objective: float) -> str:
+    return f"{error_budget(objective) * 100:.4g} %"
+
+
+def _capped_note(objective: float, tiers: list[EffectiveTier]) -> str:
+    """The description's sentence on capped factors, so whoever is paged
+    knows the tier fires only when all decided clocks breached."""
+    capped = [e for e in tiers if e.capped]
+    if not capped:
+        return ""
+    caps = " and ".join(f"from {e.nominal:g} to {e.factor:g} on {e.tier.short}/{e.tier.long}" for e in capped)
+    return (f" Burn factor{'s' if len(capped) > 1 else ''} capped {caps} because objective {objective:.4g} "
+            f"leaves an error budget of {_budget_text(objective)}: a capped tier fires when every decided clock "
+            "in both its windows breached.")
+
+
+def burn_tier_warnings(policies: PolicySet) -> list[str]:
+    """One line per policy and burn tier that cannot fire at its nominal
+    factor (its threshold would be an error ratio of 100 % or more), saying
+    what the generated alert does instead (see ``effective_tiers``)."""
+    lines = []
+    for p in policies.policies:
+        for e in effective_tiers(p.objective):
+            if e.capped:
+                t = e.tier
+                lines.append(
+                    f"warning: policy {p.name}, {t.tier} tier {t.short}/{t.long}: burn factor {e.nominal:g} "
+                    f"cannot fire with objective {p.objective:.4g} (error budget {_budget_text(p.objective)}, "
+                    f"threshold {round(e.nominal * error_budget(p.objective) * 100, 8):g} % of clocks breached); "
+                    f"capped to {e.factor:g}, so it fires when every decided clock in both windows breached"
+                )
+    return lines
 
 
 def pipeline_group(base: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadsla.dashboards.slo import BREACH_WINDOW, JOB, WINDOWS
+from leadsla.dashboards.slo import BREACH_WINDOW, JOB, WINDOWS, error_budget
 from leadsla.models.policy import PolicySet
 
 OUTCOMES = "leadsla_sla_outcomes_total"
@@ -129,7 +129,7 @@ def policy_group(policies: PolicySet) -> dict[str, Any]:
     for p in policies.policies:
         labels = {"policy": p.name}
         rules.append(_r("policy:leadsla_sla_objective:ratio", f"vector({p.objective!r})", labels))
-        rules.append(_r("policy:leadsla_sla_error_budget:ratio", f"vector({round(1 - p.objective, 10)!r})", labels))
+        rules.append(_r("policy:leadsla_sla_error_budget:ratio", f"vector({error_budget(p.objective)!r})", labels))
         # The goal in SLA seconds, for the goal lines of the speed panels.
         rules.append(_r("policy:leadsla_sla_goal:seconds", f"vector({p.goal_seconds!r})", labels))
     rules.append(_r(

@@ -168,11 +168,16 @@ def _policies_arg(args: argparse.Namespace) -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from leadsla.dashboards.alerts import burn_tier_warnings
     from leadsla.dashboards.render import render, write
     from leadsla.dashboards.slo import RUNBOOK_BASE
 
     path = _policies_arg(args)
     policies = _load(path)
+    # Warnings only: the capped rules are still valid, and --check's exit
+    # status must keep meaning "the folder is stale".
+    for line in burn_tier_warnings(policies):
+        print(f"leadsla: {line}", file=sys.stderr)
     files = render(policies, path.name, args.runbook_base or RUNBOOK_BASE)
     if args.check:
         stale = [rel for rel, text in sorted(files.items())
@@ -214,12 +219,17 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
+    from leadsla.dashboards.alerts import burn_tier_warnings
     from leadsla.streams.settings import EXAMPLE_POLICIES
 
     path = args.file or EXAMPLE_POLICIES
     policies = _load(path)
     print(f"{path}: {len(policies.policies)} policies")
     print(describe(policies))
+    # A lax objective is a valid file: say which burn-rate tiers are capped,
+    # but keep the exit status for real errors.
+    for line in burn_tier_warnings(policies):
+        print(f"leadsla: {line}", file=sys.stderr)
     return 0
 
 

@@ -79,9 +79,18 @@ def test_burn_rate_thresholds_come_from_each_policy() -> None:
     burn = {(r["labels"]["policy"], r["labels"]["tier"]): r for g in alerts["groups"] for r in g["rules"]
             if r["alert"] == "LeadSlaErrorBudgetBurn"}
     assert set(burn) == {(p, t) for p in ("first_touch", "disposition", "demo_request_first_touch") for t in ("page", "ticket")}
-    # objective 0.95: page at 14.4 x 5 % = 72 %; objective 0.9: 14.4 x 10 % = 144 % (cannot fire on 5m/1h alone)
+    # objective 0.95: page at 14.4 x 5 % = 72 %; objective 0.9: 14.4 x 10 % = 144 % cannot be reached, so the
+    # 5m/1h factor is capped at 10 and fires at a 100 % error ratio; 30m/6h keeps 6 x 10 % = 60 %.
     assert "> 0.72 " in burn[("first_touch", "page")]["expr"]
-    assert "> 1.44 " in burn[("demo_request_first_touch", "page")]["expr"]
+    demo_page = burn[("demo_request_first_touch", "page")]
+    assert "ratio_rate5m{policy=\"demo_request_first_touch\"} >= 1.0 " in demo_page["expr"]
+    assert "ratio_rate30m{policy=\"demo_request_first_touch\"} > 0.6 " in demo_page["expr"]
+    assert "1.44" not in demo_page["expr"]
+    assert "(page: 5m/1h x10, 30m/6h x6;" in demo_page["annotations"]["description"]
+    assert "capped from 14.4 to 10 on 5m/1h because objective 0.9 leaves an error budget of 10 %" in (
+        demo_page["annotations"]["description"])
+    assert "capped" not in burn[("first_touch", "page")]["annotations"]["description"]
+    assert "capped" not in burn[("demo_request_first_touch", "ticket")]["annotations"]["description"]
     assert ">= 10)" in burn[("disposition", "ticket")]["expr"]
     assert burn[("first_touch", "page")]["labels"]["severity"] == "critical"
     assert burn[("first_touch", "ticket")]["labels"]["severity"] == "warning"
