@@ -1,18 +1,38 @@
 """SLA clocks: a pure, event-time state machine per lead and policy.
 
-``LeadState`` holds every clock of one lead plus a small buffer of events that
-the watermark has not reached yet. Two operations change it, both in place and
-both returning the effects they caused:
+``LeadState`` holds every clock of one lead, the events the watermark has not
+reached yet (the buffer) and a short log of the events already applied. Two
+operations change it, in place, and each returns one ``Transition`` that says
+everything that changed:
 
-- ``apply(state, event, ...)`` takes one accepted event (in any arrival order);
+- ``apply(state, event, ...)`` takes one accepted event, in any arrival order;
 - ``advance(state, ...)`` moves the lead to a new watermark.
 
-Events are buffered until the watermark passes their ``occurred_at`` and are
-then applied in event-time order (ties broken by event id), so any arrival
-order within the allowed lateness yields the same decisions. A running clock
-is breached when the watermark passes its deadline with no stop applied before
-it. Events older than the watermark on arrival ("late") are applied at once:
-a late stop for a clock already breached becomes a correction, never a rewrite.
+Time is always an argument: instants are epoch microseconds (UTC), the
+watermark is the event time up to which input is taken as complete, and ``now``
+is the processing time of the call. Nothing here reads a clock.
+
+Events newer than the watermark are buffered and applied in event-time order
+(ties broken by event id) once the watermark passes them, so any arrival order
+within the allowed lateness yields the same decisions. A running clock is
+breached when the watermark passes its deadline with no stop applied before
+it; no further event is needed.
+
+Events older than the watermark on arrival are *late*. Each role has a rule
+(the README's table of late-arrival rules):
+
+- dated after the clock's last decided cycle ended: the open part of the
+  clock's history is re-run from that point in event-time order, the late
+  event in its place, so pauses, resumes, re-handoffs and stops count exactly
+  as if they had come on time; nothing already decided is touched;
+- a late *start* whose clock would already be overdue is judged only once the
+  watermark reaches the instant it arrived (``now``): with the watermark at
+  ``now − allowed lateness`` that gives its follow-up one allowed lateness to
+  arrive, so a history import of a handoff and its follow-up is met;
+- dated inside or before a decided cycle: it cannot change that decision. A
+  stop before a breached cycle's deadline becomes a correction, a stop after
+  it is a late stop (its elapsed time is still observed); anything else is
+  counted as too late and kept in the lead's timeline.
 """
 
 from __future__ import annotations
@@ -24,20 +44,24 @@ from dataclasses import dataclass, field
 from leadsla.models.events import EventType, LeadEvent
 from leadsla.models.policy import PAUSE, RESUME, START, STOP, Policy, PolicySet
 
-IDLE, RUNNING, PAUSED = 0, 1, 2
-STATUS_NAMES = ("idle", "running", "paused")  # by status value
+IDLE, RUNNING, PAUSED, PENDING = 0, 1, 2, 3
+STATUS_NAMES = ("idle", "running", "paused", "pending")  # by status value
 MET, BREACHED, CORRECTED = "met", "breached", "corrected"
 
 SEEN_IDS_PER_LEAD = 64  # dedupe memory per lead: the last N event ids
-ORPHAN_STOPS = 4  # stops seen with no clock running, kept for late starts
 BUFFER_LIMIT = 256  # events waiting for the watermark, per lead
+LOG_LIMIT = 32  # applied events kept per lead to re-run an open cycle
+TOO_LATE_KEPT = 8  # the lead's most recent too-late events, for its timeline
+NEVER = -(1 << 62)  # before any instant
 
 _HANDOFF = EventType.HANDED_OFF.value
 _TOUCHES = frozenset({EventType.CONTACT_ATTEMPT.value, EventType.CONNECTED.value})
+# Clock changes that the watermark brings, in the order they win a tie.
+_RISK, _BREACH, _EXPIRE = 1, 2, 3
 
 
 def id_hash(text: str) -> int:
-    """A stable 63-bit hash (Python's own ``hash`` is salted per process)."""
+    """A stable 63-bit hash of an id (Python's own ``hash`` is salted per process)."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
 
 
@@ -46,9 +70,10 @@ def id_hash(text: str) -> int:
 
 @dataclass(slots=True)
 class Clock:
-    """One policy's clock for one lead, plus what is left of its last cycle."""
+    """One policy's clock for one lead, plus what is left of its last decided
+    cycle. Instants and durations are epoch / business microseconds."""
 
-    cycle: int = 0
+    cycle: int = 0  # cycles begun so far (the open one included)
     status: int = IDLE
     started_at: int = 0
     deadline: int = 0
@@ -65,39 +90,56 @@ class Clock:
     last_deadline: int = 0
     last_open: bool = False  # breached, and no stop for it seen yet
     last_paused: bool = False
-    orphans: list[int] = field(default_factory=list)
     last_end: int = 0  # where the last decided cycle ended: its stop, or its deadline
     paused_at: int = 0
     pause_limit: int = 0  # the policy's max_pause when the pause began (0: none)
+    hold: int = 0  # a late start's clock is not breached before the watermark reaches this
+    opened_at: int = 0  # occurred_at of the start that began the open cycle
+
+    @property
+    def decided(self) -> int:
+        """Cycles decided so far."""
+        return self.cycle - (self.status != IDLE)
+
+    @property
+    def floor(self) -> int:
+        """No event dated at or before this instant can change the clock any
+        more: the end of its last decided cycle (``NEVER`` before the first)."""
+        return self.last_end if self.decided else NEVER
 
 
-# A buffered event: (occurred_at, tie, type, roles, team, rep); roles are
-# (policy name, role) pairs computed once on arrival.
-Buffered = tuple[int, int, str, tuple[tuple[str, str], ...], str | None, str | None]
+Roles = tuple[tuple[str, str], ...]  # (policy name, role) pairs, computed once on arrival
+# An event as the clocks keep it: (occurred_at, tie, type, roles, team, rep).
+Buffered = tuple[int, int, str, Roles, str | None, str | None]
+# What a lead shows on the gauges for one policy: (team, rep, status, at_risk).
+Shown = tuple[str | None, str | None, int, bool]
 
 
 @dataclass(slots=True)
 class LeadState:
+    """Everything leadsla keeps of one lead; a plain value (compares by value)."""
+
     seen: list[int] = field(default_factory=list)
     buffer: list[Buffered] = field(default_factory=list)
+    log: list[Buffered] = field(default_factory=list)  # applied events with roles, by (time, tie)
     clocks: dict[str, Clock] = field(default_factory=dict)
     last_event_at: int = 0
     owner_team: str | None = None
     owner_rep: str | None = None
+    owner_at: int = NEVER  # occurred_at of the handoff that set the owner
     handoff_at: int | None = None  # the last handoff applied, for follow-up latency
     touched: bool = True  # a touch was applied since that handoff
-
-    def is_quiet(self) -> bool:
-        """Nothing running, buffered or awaiting a correction."""
-        return not self.buffer and all(c.status == IDLE and not c.last_open for c in self.clocks.values())
+    shown: dict[str, Shown] = field(default_factory=dict)
+    too_late: list[tuple[int, str, str]] = field(default_factory=list)  # (occurred_at, policy, role)
 
 
-# -- effects -------------------------------------------------------------------
+# -- what a transition reports ---------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A decided clock or a correction: one record on ``sla-outcomes``."""
+    """A decided clock or a correction: one record on ``sla-outcomes``.
+    Instants are epoch µs; ``elapsed_us`` is business µs."""
 
     lead_id: str
     policy: str
@@ -117,15 +159,32 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class ClockStarted:
+    """A cycle began (a start applied at its event time)."""
+
     policy: str
     team: str | None
     rep: str | None = None
+    cycle: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockRef:
+    """A lead's contribution to the clock gauges for one policy."""
+
+    policy: str
+    team: str | None
+    rep: str | None
+    status: int  # RUNNING, PAUSED or PENDING (a start received, not reached by the watermark)
+    at_risk: bool
 
 
 @dataclass(frozen=True, slots=True)
 class AtRisk:
+    """A running clock crossed its at-risk threshold."""
+
     policy: str
     team: str | None
+    cycle: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,33 +193,27 @@ class PauseExpired:
 
     policy: str
     team: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class AtRiskCleared:
-    """A restarted clock is no longer at risk."""
-
-    policy: str
-    team: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class OwnerChanged:
-    """A running clock moved to another team (a re-handoff)."""
-
-    policy: str
-    old_team: str | None
-    new_team: str | None
-    at_risk: bool
+    cycle: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class LateStop:
-    """A clock already breached stopped after its deadline: its elapsed time."""
+    """A clock already breached stopped after its deadline: its elapsed business µs."""
 
     policy: str
     team: str | None
     elapsed_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class TooLate:
+    """An event too late to change anything for a policy: dated inside or
+    before a cycle already decided (a stop there is a correction or a late stop
+    instead)."""
+
+    policy: str
+    role: str
+    occurred_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +231,36 @@ class Touch:
     latency_us: int | None
 
 
-Effect = Decision | ClockStarted | AtRisk | AtRiskCleared | PauseExpired | OwnerChanged | LateStop | Handoff | Touch
+@dataclass(slots=True)
+class Transition:
+    """Everything one ``apply`` or ``advance`` changed, for the runtime to act
+    on once: outcome records, counters, gauges and the deadline index.
+
+    ``opened`` and ``closed`` are changes of what the lead shows on the clock
+    gauges: a clock that begins or stops counting as open (pending, running or
+    paused), or whose owner, status or at-risk flag changed (closed with the
+    old values, opened with the new). ``wake`` is the smallest watermark at
+    which ``advance`` would change something (None: nothing is scheduled, and
+    the lead may be forgotten once its state TTL has passed).
+    """
+
+    duplicate: bool = False
+    decisions: list[Decision] = field(default_factory=list)
+    started: list[ClockStarted] = field(default_factory=list)
+    opened: list[ClockRef] = field(default_factory=list)
+    closed: list[ClockRef] = field(default_factory=list)
+    at_risk: list[AtRisk] = field(default_factory=list)
+    pauses_expired: list[PauseExpired] = field(default_factory=list)
+    late_stops: list[LateStop] = field(default_factory=list)
+    too_late: list[TooLate] = field(default_factory=list)
+    handoffs: list[Handoff] = field(default_factory=list)
+    touches: list[Touch] = field(default_factory=list)
+    wake: int | None = None
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing scheduled: the lead may be forgotten after its state TTL."""
+        return self.wake is None
 
 
 def decision_id(lead_id: str, policy: str, started_at: int, kind: str, cycle: int = 1) -> str:
@@ -190,20 +272,19 @@ def decision_id(lead_id: str, policy: str, started_at: int, kind: str, cycle: in
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
-# -- the two operations --------------------------------------------------------
+# -- the operations ----------------------------------------------------------------
 
 
-def apply(
-    st: LeadState,
-    event: LeadEvent,
-    policies: PolicySet,
-    watermark: int,
-    now: int,
-) -> list[Effect] | None:
-    """Apply one accepted event. Returns None for a duplicate (nothing changed)."""
+def apply(st: LeadState, event: LeadEvent, policies: PolicySet, watermark: int, now: int) -> Transition:
+    """Apply one accepted event at ``watermark`` (epoch µs), processing time
+    ``now`` (epoch µs). A duplicate event id changes nothing and is reported
+    as ``duplicate``."""
+    res = Transition()
     h = id_hash(event.event_id)
     if h in st.seen:
-        return None
+        res.duplicate = True
+        res.wake = next_wake(st)
+        return res
     st.seen.append(h)
     if len(st.seen) > SEEN_IDS_PER_LEAD:
         del st.seen[0]
@@ -215,56 +296,64 @@ def apply(
         for role in policy.roles(event)
     )
     if not roles and event.type != _HANDOFF and event.type not in _TOUCHES:
-        return []
+        res.wake = next_wake(st)
+        return res
     item: Buffered = (event.occurred_at, h, event.type.value, roles, event.team, event.rep)
-    effects: list[Effect] = []
+    lead_id = event.lead_id
     if event.occurred_at > watermark:
         insort(st.buffer, item)
         if len(st.buffer) > BUFFER_LIMIT:
             # A lead flooding events into the future: apply the oldest now
             # rather than grow without bound.
-            _apply_one(st, st.buffer.pop(0), policies, event.lead_id, watermark, now, effects)
+            _apply_item(st, st.buffer.pop(0), policies, lead_id, watermark, now, res)
     else:
-        # A late event: first everything the watermark already reached (due
-        # events, breaches), as if the lead's timer had run, so the result does
-        # not depend on when it last ran; then the late event itself.
-        _advance(st, policies, event.lead_id, watermark, now, effects)
-        _apply_one(st, item, policies, event.lead_id, watermark, now, effects)
-    _advance(st, policies, event.lead_id, watermark, now, effects)
-    return effects
+        # First everything the watermark already reached (due events,
+        # breaches), as if the lead's timer had just run, so the result does
+        # not depend on when it last ran; then the late event by its rule.
+        _advance(st, policies, lead_id, watermark, now, res)
+        _apply_late(st, item, policies, lead_id, watermark, now, res)
+    _advance(st, policies, lead_id, watermark, now, res)
+    _finish(st, policies, res)
+    return res
 
 
-def advance(st: LeadState, policies: PolicySet, lead_id: str, watermark: int, now: int) -> list[Effect]:
-    """Move one lead to ``watermark``: apply due events, flag at-risk, breach."""
-    effects: list[Effect] = []
-    _advance(st, policies, lead_id, watermark, now, effects)
-    return effects
+def advance(st: LeadState, policies: PolicySet, lead_id: str, watermark: int, now: int) -> Transition:
+    """Move one lead to ``watermark`` (epoch µs): apply due buffered events,
+    flag at-risk clocks, end expired pauses, breach overdue clocks."""
+    res = Transition()
+    _advance(st, policies, lead_id, watermark, now, res)
+    _finish(st, policies, res)
+    return res
+
+
+def forget(st: LeadState) -> Transition:
+    """The lead is dropped (its state TTL passed, or its partition moved away):
+    everything it showed on the gauges is closed."""
+    res = Transition()
+    for name, (team, rep, status, risk) in st.shown.items():
+        res.closed.append(ClockRef(name, team, rep, status, risk))
+    st.shown.clear()
+    return res
 
 
 def open_clocks(st: LeadState) -> dict[str, str | None]:
     """Policies with a clock started and not decided, with its team.
 
     That is a running or paused clock, and also a start already received that
-    the watermark has not reached yet: it will start a clock (it is not inside
-    a cycle already decided), and to the people watching, the lead was handed
-    off and waits. So the gauge of open clocks does not lag by the lateness.
-    """
-    out = {name: c.team for name, c in st.clocks.items() if c.status != IDLE}
-    for t, _, _, roles, team, _ in st.buffer:
-        for name, role in roles:
-            if role == START and name not in out:
-                c = st.clocks.get(name)
-                if c is None or not c.cycle or t > c.last_end:
-                    out[name] = team or st.owner_team
-    return out
+    the watermark has not reached yet and that will begin a cycle: to the
+    people watching, the lead was handed off and waits, so the gauge of open
+    clocks does not lag by the allowed lateness."""
+    return {name: team for name, (team, _, _, _) in st.shown.items()}
 
 
 def next_wake(st: LeadState) -> int | None:
-    """The smallest watermark at which ``advance`` would change something."""
+    """The smallest watermark (epoch µs) at which ``advance`` would change
+    something, or None when nothing is scheduled."""
     wake = st.buffer[0][0] if st.buffer else None
     for c in st.clocks.values():
         if c.status == RUNNING:
-            t = c.at_risk_at if not c.at_risk and c.at_risk_at < c.deadline else c.deadline + 1
+            risk_ahead = not c.at_risk and c.at_risk_at < c.deadline
+            t = c.at_risk_at if risk_ahead else max(c.deadline + 1, c.hold)
         elif c.status == PAUSED and c.pause_limit:
             t = c.paused_at + c.pause_limit
         else:
@@ -274,91 +363,237 @@ def next_wake(st: LeadState) -> int | None:
     return wake
 
 
+def restore_shown(st: LeadState, policies: PolicySet) -> None:
+    """Recompute what the lead shows on the gauges from its clocks and buffer,
+    without reporting it (for state written before ``shown`` was kept)."""
+    _finish(st, policies, Transition())
+
+
 # -- internals -----------------------------------------------------------------
 
 
-def _advance(
-    st: LeadState, policies: PolicySet, lead_id: str, w: int, now: int, effects: list[Effect]
+def _policy(policies: PolicySet, name: str) -> Policy | None:
+    """A policy by name; None for one no longer in the file (state written
+    before a reload can still name it)."""
+    try:
+        return policies.by_name(name)
+    except KeyError:
+        return None
+
+
+def _due(c: Clock, w: int, hold_w: int) -> tuple[int, int] | None:
+    """The clock's earliest change due at watermark ``w``: (event time, kind).
+
+    A change at an instant comes after the events at that instant: a stop
+    exactly at the deadline is met. A breach also waits for the clock's hold
+    (compared with ``hold_w``, the real watermark)."""
+    if c.status == RUNNING:
+        if not c.at_risk and c.at_risk_at < c.deadline:
+            return (c.at_risk_at, _RISK) if c.at_risk_at <= w else None
+        if c.deadline < w and c.hold <= hold_w:
+            return (c.deadline, _BREACH)
+        return None
+    if c.status == PAUSED and c.pause_limit:
+        ends = c.paused_at + c.pause_limit
+        return (ends, _EXPIRE) if ends <= w else None
+    return None
+
+
+def _change(
+    st: LeadState, c: Clock, policy: Policy, kind: int, t: int, lead_id: str, w: int, now: int, res: Transition
 ) -> None:
-    # Walk forward in event time: the next due event, at-risk crossing or
-    # breach, whichever is earliest. Events at an instant come before the
-    # at-risk flag and the breach at that instant: a stop exactly at the
-    # deadline is met.
+    if kind == _RISK:
+        c.at_risk = True
+        res.at_risk.append(AtRisk(policy.name, c.team, c.cycle))
+    elif kind == _BREACH:
+        _decide(st, c, policy.name, lead_id, BREACHED, None, None, w, now, res)
+    else:
+        # A pause that outlasts the policy's max_pause ends by itself.
+        c.status, c.resumed_at = RUNNING, t
+        _set_deadlines(c, policy, t)
+        res.pauses_expired.append(PauseExpired(policy.name, c.team, c.cycle))
+
+
+def _advance(st: LeadState, policies: PolicySet, lead_id: str, w: int, now: int, res: Transition) -> None:
+    # Walk forward in event time: the next due event or clock change,
+    # whichever is earliest; events at an instant come first.
     while True:
         ev_t = st.buffer[0][0] if st.buffer and st.buffer[0][0] <= w else None
-        best_t, best_kind, best_name = None, 0, ""
+        best: tuple[int, int] | None = None
+        best_name = ""
         for name, c in st.clocks.items():
-            if c.status == PAUSED and c.pause_limit:
-                # A pause that outlasts the policy's max_pause ends by itself.
-                ends = c.paused_at + c.pause_limit
-                if ends <= w and (best_t is None or (ends, 3) < (best_t, best_kind)):
-                    best_t, best_kind, best_name = ends, 3, name
-            if c.status != RUNNING:
-                continue
-            if (
-                not c.at_risk
-                and c.at_risk_at <= w
-                and c.at_risk_at < c.deadline
-                and (best_t is None or (c.at_risk_at, 1) < (best_t, best_kind))
-            ):
-                best_t, best_kind, best_name = c.at_risk_at, 1, name
-            if c.deadline < w and (best_t is None or (c.deadline, 2) < (best_t, best_kind)):
-                best_t, best_kind, best_name = c.deadline, 2, name
-        if ev_t is not None and (best_t is None or ev_t <= best_t):
-            _apply_one(st, st.buffer.pop(0), policies, lead_id, w, now, effects)
-        elif best_kind == 1:
-            c = st.clocks[best_name]
-            c.at_risk = True
-            effects.append(AtRisk(best_name, c.team))
-        elif best_kind == 2:
-            c = st.clocks[best_name]
-            _decide(st, c, best_name, lead_id, BREACHED, None, None, w, now, effects)
-        elif best_kind == 3:
-            c = st.clocks[best_name]
-            assert best_t is not None
-            c.status, c.resumed_at = RUNNING, best_t
-            _set_deadlines(c, policies.by_name(best_name), best_t)
-            effects.append(PauseExpired(best_name, c.team))
-        else:
+            due = _due(c, w, w)
+            if due is not None and (best is None or due < best):
+                best, best_name = due, name
+        if ev_t is not None and (best is None or ev_t <= best[0]):
+            _apply_item(st, st.buffer.pop(0), policies, lead_id, w, now, res)
+            continue
+        if best is None:
             return
+        policy = _policy(policies, best_name)
+        if policy is None:
+            # A policy removed from the file: its clock runs out silently.
+            del st.clocks[best_name]
+            continue
+        _change(st, st.clocks[best_name], policy, best[1], best[0], lead_id, w, now, res)
 
 
-def _apply_one(
-    st: LeadState, item: Buffered, policies: PolicySet, lead_id: str, w: int, now: int, effects: list[Effect]
-) -> None:
-    t, _, etype, roles, team, rep = item
+def _lead_level(st: LeadState, item: Buffered, res: Transition) -> None:
+    """Handoffs and touches, for follow-up speed; the owner follows event time."""
+    t, _, etype, _, team, rep = item
     if etype == _HANDOFF:
-        st.handoff_at, st.touched = t, False
-        st.owner_team = team or st.owner_team
-        st.owner_rep = rep or st.owner_rep
-        effects.append(Handoff(st.owner_team, t))
+        if t >= st.owner_at:
+            st.owner_team = team or st.owner_team
+            st.owner_rep = rep or st.owner_rep
+            st.owner_at = t
+        if st.handoff_at is None or t >= st.handoff_at:
+            st.handoff_at, st.touched = t, False
+        res.handoffs.append(Handoff(team or st.owner_team, t))
     elif etype in _TOUCHES:
         first = not st.touched and st.handoff_at is not None and t >= st.handoff_at
         if first:
             st.touched = True
         latency = t - st.handoff_at if first and st.handoff_at is not None else None
-        effects.append(Touch(team or st.owner_team, t, latency))
+        res.touches.append(Touch(team or st.owner_team, t, latency))
+
+
+def _apply_item(
+    st: LeadState, item: Buffered, policies: PolicySet, lead_id: str, w: int, now: int, res: Transition
+) -> None:
+    """An event in event-time order (after everything already applied)."""
+    _lead_level(st, item, res)
+    t, _, _, roles, team, rep = item
+    if not roles:
+        return
+    _log(st, item)
     for name, role in roles:
-        try:
-            policy = policies.by_name(name)
-        except KeyError:
+        policy = _policy(policies, name)
+        if policy is None:
             continue
         c = st.clocks.get(name)
         if c is None:
-            if role not in (START, STOP):
+            if role != START:
                 continue
             c = st.clocks[name] = Clock()
-        if role == START:
-            _start(st, c, policy, lead_id, t, team, rep, w, now, effects)
-        elif role == STOP:
-            _stop(st, c, policy, lead_id, t, w, now, effects)
-        elif role == PAUSE and c.status == RUNNING and t >= c.started_at:
-            c.consumed += policy.calendar.elapsed(c.resumed_at, t)
-            c.status, c.paused, c.paused_at = PAUSED, True, t
-            c.pause_limit = policy.max_pause_us or 0
-        elif role == RESUME and c.status == PAUSED and t >= c.started_at:
-            c.status, c.resumed_at = RUNNING, t
-            _set_deadlines(c, policy, t)
+        _step(st, c, policy, role, t, team, rep, lead_id, w, now, res)
+
+
+def _apply_late(
+    st: LeadState, item: Buffered, policies: PolicySet, lead_id: str, w: int, now: int, res: Transition
+) -> None:
+    """An event older than the watermark, by the late-arrival rules."""
+    _lead_level(st, item, res)
+    t, _, _, roles, team, rep = item
+    if not roles:
+        return
+    _log(st, item)
+    for name, role in roles:
+        policy = _policy(policies, name)
+        if policy is None:
+            continue
+        c = st.clocks.get(name)
+        if c is None:
+            if role != START:
+                continue  # kept in the log: a late start may still pick it up
+            c = st.clocks[name] = Clock()
+        if t > c.floor and (c.status == IDLE or _history_kept(st, c, name)):
+            _rerun(st, c, policy, item, lead_id, w, now, res)
+        elif t > c.floor:
+            # The open cycle's history is not in the log (state from an older
+            # release, or a lead with more events than the log keeps): the
+            # late event is applied to the clock as it stands.
+            _step(st, c, policy, role, t, team, rep, lead_id, w, now, res)
+        elif role == STOP and c.last_open and c.last_started <= t:
+            _stop(st, c, policy, lead_id, t, w, now, res)
+        else:
+            res.too_late.append(TooLate(name, role, t))
+            st.too_late.append((t, name, role))
+            if len(st.too_late) > TOO_LATE_KEPT:
+                del st.too_late[0]
+
+
+def _history_kept(st: LeadState, c: Clock, name: str) -> bool:
+    """Does the log still hold the start that began the open cycle?"""
+    return any(x[0] == c.opened_at and (name, START) in x[3] for x in st.log)
+
+
+def _rerun(
+    st: LeadState, c: Clock, policy: Policy, late: Buffered, lead_id: str, w: int, now: int, res: Transition
+) -> None:
+    """Re-run the clock from its last decision, in event-time order, with a
+    late event in its place. Only the open part of its history is re-run, so
+    no decision already made changes; what the first run already reported
+    for the open cycle (its start, at-risk crossing, pause expiry) is not
+    reported again."""
+    name = policy.name
+    was_open = c.status != IDLE
+    open_cycle = c.cycle if was_open else 0
+    was_risk = was_open and c.at_risk
+    old_hold = c.hold
+    floor = c.floor
+    if was_open:
+        c.cycle -= 1
+    c.status, c.at_risk, c.paused, c.hold = IDLE, False, False, 0
+    scratch = Transition()
+    for item in st.log:
+        t = item[0]
+        if t <= floor:
+            continue
+        mine = [role for n, role in item[3] if n == name]
+        if not mine:
+            continue
+        _run_clock(st, c, policy, t, w, lead_id, now, scratch, strict=True)
+        for role in mine:
+            before = c.cycle
+            _step(st, c, policy, role, t, item[4], item[5], lead_id, w, now, scratch)
+            if c.cycle != before and c.status != IDLE:
+                # A cycle begun by the late start is judged once the watermark
+                # reaches its arrival; the open cycle keeps the hold it had.
+                c.hold = now if item is late else (old_hold if c.cycle == open_cycle else 0)
+    _run_clock(st, c, policy, w, w, lead_id, now, scratch, strict=False)
+    res.decisions += scratch.decisions
+    res.late_stops += scratch.late_stops
+    res.started += [s for s in scratch.started if s.cycle != open_cycle]
+    res.at_risk += [a for a in scratch.at_risk if not (was_risk and a.cycle == open_cycle)]
+    res.pauses_expired += [p for p in scratch.pauses_expired if p.cycle != open_cycle]
+
+
+def _run_clock(
+    st: LeadState, c: Clock, policy: Policy, upto: int, w: int, lead_id: str, now: int, res: Transition, strict: bool
+) -> None:
+    """Apply one clock's own changes up to ``upto`` (before an event there
+    when ``strict``, else up to and including it as a watermark)."""
+    while True:
+        due = _due(c, upto - 1 if strict else upto, w)
+        if due is None:
+            return
+        _change(st, c, policy, due[1], due[0], lead_id, w, now, res)
+
+
+def _step(
+    st: LeadState,
+    c: Clock,
+    policy: Policy,
+    role: str,
+    t: int,
+    team: str | None,
+    rep: str | None,
+    lead_id: str,
+    w: int,
+    now: int,
+    res: Transition,
+) -> None:
+    if role == START:
+        _start(st, c, policy, lead_id, t, team, rep, w, now, res)
+    elif role == STOP:
+        _stop(st, c, policy, lead_id, t, w, now, res)
+    elif role == PAUSE and c.status == RUNNING and t >= c.started_at:
+        c.consumed += policy.calendar.elapsed(c.resumed_at, t)
+        c.status, c.paused, c.paused_at = PAUSED, True, t
+        c.pause_limit = policy.max_pause_us or 0
+    elif role == RESUME and c.status == PAUSED and t >= c.started_at:
+        c.status, c.resumed_at = RUNNING, t
+        _set_deadlines(c, policy, t)
 
 
 def _set_deadlines(c: Clock, policy: Policy, t: int) -> None:
@@ -378,71 +613,62 @@ def _start(
     rep: str | None,
     w: int,
     now: int,
-    effects: list[Effect],
+    res: Transition,
 ) -> None:
-    if c.status == IDLE and c.cycle and t <= c.last_end:
-        # A start inside a cycle already decided (a late or re-sent handoff):
-        # in time order it was a repeated start of that cycle, not a new one.
+    if c.status == IDLE and c.decided and t <= c.last_end:
+        # A start inside a cycle already decided (a re-sent handoff): in time
+        # order it was a repeated start of that cycle, not a new one.
         return
     if c.status == IDLE:
         c.cycle += 1
         c.status, c.started_at, c.resumed_at, c.consumed = RUNNING, t, t, 0
         c.at_risk = c.paused = False
+        c.hold, c.opened_at = 0, t
         c.team, c.rep = team or st.owner_team, rep or st.owner_rep
         _set_deadlines(c, policy, t)
-        effects.append(ClockStarted(policy.name, c.team, c.rep))
-        # A stop that arrived before its start (or at the same instant).
-        later = [s for s in c.orphans if s >= t]
-        if later:
-            s = min(later)
-            c.orphans.remove(s)
-            _stop(st, c, policy, lead_id, s, w, now, effects)
+        res.started.append(ClockStarted(policy.name, c.team, c.rep, c.cycle))
+        # A stop at the same instant applied just before (a smaller tie).
+        for x in reversed(st.log):
+            if x[0] < t:
+                break
+            if x[0] == t and (policy.name, STOP) in x[3]:
+                _stop(st, c, policy, lead_id, t, w, now, res)
+                return
         return
-    # A repeated start while the clock runs: a re-handoff.
-    if team is not None and team != c.team:
-        effects.append(OwnerChanged(policy.name, c.team, team, c.at_risk))
+    # A repeated start while the clock runs: a re-handoff. Applied in event
+    # time order, so the newest handoff owns the clock.
+    if team is not None:
         c.team = team
     if rep is not None:
         c.rep = rep
-    restart = policy.on_restart == "restart" and t > c.started_at
-    # A start older than the running one (a late event) moves the start back.
-    earlier = t < c.started_at and not c.paused
-    if (restart or earlier) and c.status == RUNNING:
+    if policy.on_restart == "restart" and t > c.started_at and c.status == RUNNING:
         c.started_at, c.resumed_at, c.consumed = t, t, 0
-        if c.at_risk and restart:
-            c.at_risk = False
-            effects.append(AtRiskCleared(policy.name, c.team))
+        c.at_risk = False
         _set_deadlines(c, policy, t)
 
 
-def _stop(
-    st: LeadState, c: Clock, policy: Policy, lead_id: str, t: int, w: int, now: int, effects: list[Effect]
-) -> None:
+def _stop(st: LeadState, c: Clock, policy: Policy, lead_id: str, t: int, w: int, now: int, res: Transition) -> None:
     if c.status != IDLE and t >= c.started_at:
         if c.status == RUNNING:
             elapsed = c.consumed + policy.calendar.elapsed(c.resumed_at, t)
             outcome = MET if t <= c.deadline else BREACHED
         else:
             elapsed, outcome = c.consumed, MET
-        _decide(st, c, policy.name, lead_id, outcome, t, elapsed, w, now, effects)
+        _decide(st, c, policy.name, lead_id, outcome, t, elapsed, w, now, res)
         return
     if c.last_open and c.last_started <= t:
         c.last_open = False
         if t <= c.last_deadline:
             corrected_elapsed = None if c.last_paused else policy.calendar.elapsed(c.last_started, t)
-            cycle = c.cycle if c.status == IDLE else c.cycle - 1  # a newer cycle may be running
-            effects.append(
+            cycle = c.decided
+            res.decisions.append(
                 Decision(
                     lead_id, policy.name, CORRECTED, cycle, c.last_started, c.last_deadline, now, w, t, corrected_elapsed,
                     c.team, c.rep, False, decision_id(lead_id, policy.name, c.last_started, CORRECTED, cycle),
                 )
             )
         else:
-            effects.append(LateStop(policy.name, c.team, policy.goal_us + policy.calendar.elapsed(c.last_deadline, t)))
-        return
-    c.orphans.append(t)
-    if len(c.orphans) > ORPHAN_STOPS:
-        c.orphans.remove(min(c.orphans))
+            res.late_stops.append(LateStop(policy.name, c.team, policy.goal_us + policy.calendar.elapsed(c.last_deadline, t)))
 
 
 def _decide(
@@ -455,16 +681,69 @@ def _decide(
     elapsed: int | None,
     w: int,
     now: int,
-    effects: list[Effect],
+    res: Transition,
 ) -> None:
-    effects.append(
+    res.decisions.append(
         Decision(
             lead_id, name, outcome, c.cycle, c.started_at, c.deadline, now, w, stopped_at, elapsed,
             c.team, c.rep, c.at_risk, decision_id(lead_id, name, c.started_at, "decided", c.cycle),
         )
     )
     c.status = IDLE
+    c.hold = 0
     c.last_outcome, c.last_started, c.last_deadline = outcome, c.started_at, c.deadline
     c.last_open = outcome == BREACHED and stopped_at is None
     c.last_paused = c.paused
     c.last_end = c.deadline if stopped_at is None else stopped_at
+
+
+def _log(st: LeadState, item: Buffered) -> None:
+    log = st.log
+    if not log or log[-1] <= item:
+        log.append(item)
+    else:
+        insort(log, item)
+    if len(log) > LOG_LIMIT:
+        del log[0]
+
+
+def _finish(st: LeadState, policies: PolicySet, res: Transition) -> None:
+    """Report changes of what the lead shows on the gauges, drop log entries
+    no clock can use any more, and schedule the next wake-up."""
+    shown = st.shown
+    for name, c in st.clocks.items():
+        want: Shown | None = None
+        if c.status != IDLE:
+            want = (c.team, c.rep, c.status, c.at_risk)
+        elif st.buffer:
+            want = _pending(st, name, c.floor)
+        if shown.get(name) != want:
+            _show(shown, name, want, res)
+    for item in st.buffer:  # pending starts of policies with no clock yet
+        for name, role in item[3]:
+            if role == START and name not in st.clocks and name not in shown and _policy(policies, name) is not None:
+                _show(shown, name, (item[4] or st.owner_team, item[5] or st.owner_rep, PENDING, False), res)
+    for name in [n for n in shown if n not in st.clocks and not _pending(st, n, NEVER)]:
+        _show(shown, name, None, res)
+    if res.decisions and st.log:
+        floors = {name: c.floor for name, c in st.clocks.items()}
+        st.log = [x for x in st.log if any(x[0] > floors.get(n, NEVER) for n, _ in x[3])]
+    res.wake = next_wake(st)
+
+
+def _pending(st: LeadState, name: str, floor: int) -> Shown | None:
+    for t, _, _, roles, team, rep in st.buffer:
+        if t > floor and (name, START) in roles:
+            return (team or st.owner_team, rep or st.owner_rep, PENDING, False)
+    return None
+
+
+def _show(shown: dict[str, Shown], name: str, want: Shown | None, res: Transition) -> None:
+    old = shown.get(name)
+    if old is not None:
+        res.closed.append(ClockRef(name, *old))
+    if want is None:
+        shown.pop(name, None)
+    else:
+        shown[name] = want
+        res.opened.append(ClockRef(name, *want))

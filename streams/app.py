@@ -16,17 +16,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
-import orjson
 from faust.exceptions import ConsumerNotStarted
 from faust.serializers import codecs
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from leadsla.models.policy import PolicySet
-from leadsla.streams.codec import state_from_bytes, state_to_bytes
-from leadsla.streams.engine import Engine, LeadEntry
+from leadsla.streams.codec import LeadEntry, state_from_bytes, state_to_bytes
+from leadsla.streams.engine import Engine
 from leadsla.streams.metrics import Metrics, RuntimeCollector
 from leadsla.streams.settings import Settings
+from leadsla.streams.sink import KafkaSink
 
 log = logging.getLogger("leadsla")
 
@@ -36,8 +36,7 @@ class _LeadEntryCodec(codecs.Codec):
         return state_to_bytes(entry.partition, entry.state)
 
     def _loads(self, s: bytes) -> LeadEntry:
-        partition, state = state_from_bytes(s)
-        return LeadEntry(partition, state)
+        return state_from_bytes(s)
 
 
 codecs.register("leadsla-lead", _LeadEntryCodec())
@@ -54,60 +53,12 @@ class _LeadEntryType:
         return value
 
 
-Record = tuple[str, bytes | None, bytes | None, int | None, list[tuple[str, bytes]] | None]
-
-
-class _Sink:
-    """Everything the engine writes, queued as ready bytes and handed to the
-    Kafka producer right after each record or timer pass.
-
-    Faust's own path (send_soon, its producer buffer, publish_message) costs
-    more per record than the engine spends deciding a clock. Writing to the
-    producer directly keeps the guarantee that matters: Faust flushes the
-    producer before it commits an offset, so a lead's state is in its
-    changelog before the record that changed it counts as processed. The
-    bytes are what the tables' codecs read back on recovery.
-    """
-
-    def __init__(self, app: faust.App, leads: Any, windows: Any, outcomes: str, dlq: str) -> None:
-        self._app = app
-        self._leads_topic = leads.changelog_topic.get_topic_name()
-        self._windows_topic = windows.changelog_topic.get_topic_name()
-        self._outcomes, self._dlq = outcomes, dlq
-        self.queue: list[Record] = []
-
-    def persist(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None:
-        value = None if entry is None else state_to_bytes(entry.partition, entry.state)
-        self.queue.append((self._leads_topic, orjson.dumps(lead_id), value, partition, None))
-
-    def window(self, partition: int, key: str, value: float | None) -> None:
-        self.queue.append((self._windows_topic, orjson.dumps(key), None if value is None else orjson.dumps(value),
-                           partition, None))
-
-    def outcome(self, lead_id: str, value: bytes) -> None:
-        self.queue.append((self._outcomes, lead_id.encode(), value, None, None))
-
-    def dead_letter(self, key: bytes | None, value: bytes | None, reason: str, error: str) -> None:
-        headers = [("reason", reason.encode()), ("error", error.encode("utf-8", "replace")[:1000])]
-        self.queue.append((self._dlq, key, value, None, headers))
-
-    async def drain(self) -> None:
-        """Hand the queued records to the producer, in order. Awaiting only
-        waits when the producer's buffer is full (backpressure)."""
-        if not self.queue:
-            return
-        records, self.queue = self.queue, []
-        producer = self._app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's producer
-        for topic, key, value, partition, headers in records:
-            await producer.send(topic, value=value, key=key, partition=partition, headers=headers)
-
-
 @dataclass
 class Monitor:
     app: faust.App
     engine: Engine
     registry: CollectorRegistry
-    sink: _Sink
+    sink: KafkaSink
 
 
 def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRegistry | None = None) -> Monitor:
@@ -160,7 +111,13 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
             return None  # not assigned (any more), or the consumer is not running yet
 
     metrics = Metrics(registry, policies, settings.max_team_labels, settings.max_rep_labels)
-    sink = _Sink(app, leads, windows, settings.outcomes_topic, settings.dlq_topic)
+    sink = KafkaSink(
+        lambda: app.producer._ensure_producer(),  # type: ignore[attr-defined]  # aiokafka's producer, once the app runs
+        leads.changelog_topic.get_topic_name(),
+        windows.changelog_topic.get_topic_name(),
+        settings.outcomes_topic,
+        settings.dlq_topic,
+    )
     engine = Engine(
         settings,
         policies,
@@ -170,7 +127,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         sink=sink,
         highwater=highwater,
     )
-    registry.register(RuntimeCollector(engine.snapshot, policies))
+    registry.register(RuntimeCollector(engine.views.snapshot, policies))
 
     @app.agent(events_topic, name="leadsla.process")
     async def process(stream: Any) -> None:
@@ -188,7 +145,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
             if not engine.pending():
                 break
             await asyncio.sleep(0)
-        for line in engine.progress():
+        for line in engine.views.progress():
             log.info(line)
 
     async def rebuild() -> None:
@@ -218,14 +175,14 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
 
     @app.page("/leads/{lead_id}")
     async def lead_page(web: Any, request: Any, lead_id: str) -> Any:
-        view = engine.lead_view(lead_id)
+        view = engine.views.lead(lead_id)
         if view is None:
             return web.json({"error": "unknown lead on this worker (it may be owned by another worker)"}, status=404)
         return web.json(view)
 
     @app.page("/reps/{rep}/queue")
     async def rep_page(web: Any, request: Any, rep: str) -> Any:
-        clocks = engine.rep_queue(rep)
+        clocks = engine.views.rep_queue(rep)
         return web.json({"rep": rep, "partitions": sorted(engine.runtimes), "open_clocks": clocks})
 
     return Monitor(app, engine, registry, sink)

@@ -3,13 +3,16 @@ decisions and lead state out as bytes. The only module that knows the bytes."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from leadsla.models.clock import Clock, Decision, LeadState
+from leadsla.models.clock import NEVER, Buffered, Clock, Decision, LeadState
 from leadsla.models.events import EVENT_TYPES, LeadEvent, format_timestamp_us
+from leadsla.models.policy import STOP
 
 MALFORMED, INVALID, UNKNOWN_TYPE, TOO_LARGE = "malformed", "invalid", "unknown_type", "too_large"
 REASONS = (MALFORMED, INVALID, UNKNOWN_TYPE, TOO_LARGE)
@@ -91,31 +94,126 @@ def outcome_record(d: Decision, goal_us: int) -> bytes:
     return orjson.dumps(rec)
 
 
-# -- lead state <-> changelog bytes ---------------------------------------------
+# -- changelog records: lead state and window cells --------------------------------
+#
+# Lead state is written by field name with a version, so a field added to a
+# clock does not break the recovery of older changelogs: a missing field takes
+# its default, an unknown one (written by a newer release) is ignored.
 
-_CLOCK_FIELDS = Clock.__slots__  # type: ignore[attr-defined]
+STATE_VERSION = 2
+_CLOCK_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(Clock))
+_CLOCK_NAMES = frozenset(name for name, _ in _CLOCK_DEFAULTS)
+# The first release wrote a clock as a list in this order (its __slots__).
+_V1_CLOCK_FIELDS = (
+    "cycle", "status", "started_at", "deadline", "at_risk_at", "at_risk", "consumed", "resumed_at", "paused",
+    "team", "rep", "last_outcome", "last_started", "last_deadline", "last_open", "last_paused", "orphans",
+    "last_end", "paused_at", "pause_limit",
+)
+
+
+class LeadEntry:
+    """A value of the lead table: a lead's state and the partition its events
+    come from. ``legacy`` marks state read from a first-release record, whose
+    gauge contributions (``LeadState.shown``) must be recomputed."""
+
+    __slots__ = ("legacy", "partition", "state")
+
+    def __init__(self, partition: int, state: LeadState, legacy: bool = False) -> None:
+        self.partition = partition
+        self.state = state
+        self.legacy = legacy
+
+
+def lead_key(lead_id: str) -> bytes:
+    """The lead table's changelog key: the lead id as a JSON string (Faust's
+    codec for ``str`` table keys)."""
+    return orjson.dumps(lead_id)
+
+
+def _item(x: list[Any]) -> Buffered:
+    t, h, etype, roles, team, rep = x
+    return (t, h, etype, tuple((n, r) for n, r in roles), team, rep)
 
 
 def state_to_bytes(partition: int, st: LeadState) -> bytes:
+    """One lead-table changelog value (JSON, field names, ``"v": 2``)."""
+    clocks = {}
+    for name, c in st.clocks.items():
+        clocks[name] = {k: v for k, d in _CLOCK_DEFAULTS if (v := getattr(c, k)) != d}
     return orjson.dumps(
         {
-            "p": partition,
-            "s": st.seen,
-            "b": [[t, h, ty, [list(r) for r in roles], team, rep] for t, h, ty, roles, team, rep in st.buffer],
-            "c": {name: [getattr(c, f) for f in _CLOCK_FIELDS] for name, c in st.clocks.items()},
-            "l": st.last_event_at,
-            "o": [st.owner_team, st.owner_rep, st.handoff_at, st.touched],
+            "v": STATE_VERSION,
+            "partition": partition,
+            "seen": st.seen,
+            "buffer": st.buffer,
+            "log": st.log,
+            "clocks": clocks,
+            "last_event_at": st.last_event_at,
+            "owner": {"team": st.owner_team, "rep": st.owner_rep, "at": st.owner_at},
+            "handoff_at": st.handoff_at,
+            "touched": st.touched,
+            "shown": st.shown,
+            "too_late": st.too_late,
         }
     )
 
 
-def state_from_bytes(raw: bytes) -> tuple[int, LeadState]:
+def state_from_bytes(raw: bytes) -> LeadEntry:
+    """Read a lead-table changelog value of any release. Raises ValueError
+    (or orjson.JSONDecodeError, a ValueError) for bytes that are neither."""
     d = orjson.loads(raw)
+    if not isinstance(d, dict):
+        raise ValueError("a lead state record must be a JSON object")
+    if "v" not in d:
+        return _state_v1(d)
+    st = LeadState(
+        seen=d.get("seen", []),
+        buffer=[_item(x) for x in d.get("buffer", [])],
+        log=[_item(x) for x in d.get("log", [])],
+        clocks={},
+        last_event_at=d.get("last_event_at", 0),
+        handoff_at=d.get("handoff_at"),
+        touched=d.get("touched", True),
+        shown={name: (v[0], v[1], v[2], v[3]) for name, v in d.get("shown", {}).items()},
+        too_late=[(t, p, r) for t, p, r in d.get("too_late", [])],
+    )
+    for name, fields in d.get("clocks", {}).items():
+        c = st.clocks[name] = Clock()
+        for k, v in fields.items():
+            if k in _CLOCK_NAMES:
+                setattr(c, k, v)
+    owner = d.get("owner", {})
+    st.owner_team, st.owner_rep, st.owner_at = owner.get("team"), owner.get("rep"), owner.get("at", NEVER)
+    return LeadEntry(d["partition"], st)
+
+
+def _state_v1(d: dict[str, Any]) -> LeadEntry:
+    """The first release's record: clocks by position, stops seen with no
+    clock running kept per clock ("orphans", now entries of the lead's log)."""
     st = LeadState(
         seen=d["s"],
-        buffer=[(t, h, ty, tuple((n, r) for n, r in roles), team, rep) for t, h, ty, roles, team, rep in d["b"]],
-        clocks={name: Clock(*vals) for name, vals in d["c"].items()},
+        buffer=[_item(x) for x in d["b"]],
         last_event_at=d["l"],
     )
+    orphans: list[Buffered] = []
+    for name, values in d["c"].items():
+        fields = dict(zip(_V1_CLOCK_FIELDS, values, strict=True))
+        orphans += [(t, 0, "", ((name, STOP),), None, None) for t in fields.pop("orphans")]
+        st.clocks[name] = Clock(**fields)
+    st.log = sorted(orphans)
     st.owner_team, st.owner_rep, st.handoff_at, st.touched = d["o"]
-    return d["p"], st
+    st.owner_at = st.handoff_at if st.handoff_at is not None else NEVER
+    return LeadEntry(d["p"], st, legacy=True)
+
+
+def window_key(size: int, start: int, metric: str, team: str, partition: int) -> str:
+    """A window table key: ``size|start|metric|team|partition``. The source
+    partition is part of it so that only one partition ever writes a key."""
+    return f"{size}|{start}|{metric}|{team}|{partition}"
+
+
+def parse_window_key(key: str) -> tuple[int, int, str, str, int]:
+    """The inverse of ``window_key``: (size s, start s, metric, team, partition)."""
+    size, start, metric, rest = key.split("|", 3)
+    team, part = rest.rsplit("|", 1)  # a team is free text and may itself hold "|"
+    return int(size), int(start), metric, team, int(part)

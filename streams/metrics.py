@@ -56,6 +56,7 @@ class Metrics:
         self.duplicates = Counter("leadsla_events_duplicate_total", "Events dropped as duplicates of an event id already seen.", registry=r)
         self.rejected = Counter("leadsla_events_rejected_total", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=r)
         self.late = Counter("leadsla_events_late_total", "Accepted events that arrived behind the watermark (later than the allowed lateness).", registry=r)
+        self.too_late_total = Counter("leadsla_events_too_late_total", "Late events that could not change a decided clock (dated inside or before a decided cycle), by policy and role.", ["policy", "role"], registry=r)
         self.outcomes = Counter("leadsla_sla_outcomes_total", "Decided clocks, by policy, outcome (met or breached) and team.", ["policy", "outcome", "team"], registry=r)
         self.breaches = Counter("leadsla_sla_breaches_total", "Breached clocks by policy, team and rep (rep: an id from the CRM, never a name).", ["policy", "team", "rep"], registry=r)
         self.corrections = Counter("leadsla_sla_corrections_total", "Late stop events that contradicted a breach already decided.", ["policy", "team"], registry=r)
@@ -105,6 +106,9 @@ class Metrics:
         self.attempts_of(team)
         self.followup_of(team)
 
+    def too_late(self, policy: str, role: str) -> Any:
+        return self._child(self.too_late_total, policy, role)
+
     def breach(self, policy: str, team: str | None, rep: str | None) -> Any:
         return self._child(self.breaches, policy, self.team(team), self.rep(rep))
 
@@ -147,19 +151,15 @@ class RuntimeCollector(Collector):
 
         open_ = GaugeMetricFamily("leadsla_sla_open_clocks", "Clocks running now (started, not decided), by policy and team.", labels=["policy", "team"])
         risk = GaugeMetricFamily("leadsla_sla_at_risk_clocks", "Running clocks past their at-risk threshold.", labels=["policy", "team"])
-        for p in self._policies.policies:  # every policy has a series, zero included
-            teams = s["open"].get(p.name, {})
-            if not teams:
-                open_.add_metric([p.name, NONE], 0)
-            for team, n in sorted(teams.items()):
-                open_.add_metric([p.name, team], n)
-            rteams = s["at_risk"].get(p.name, {})
-            if not rteams:
-                risk.add_metric([p.name, NONE], 0)
-            for team, n in sorted(rteams.items()):
-                risk.add_metric([p.name, team], n)
-        yield open_
-        yield risk
+        paused = GaugeMetricFamily("leadsla_sla_paused_clocks", "Open clocks that are paused now, by policy and team.", labels=["policy", "team"])
+        for family, key in ((open_, "open"), (risk, "at_risk"), (paused, "paused")):
+            for p in self._policies.policies:  # every policy has a series, zero included
+                teams = s[key].get(p.name, {})
+                if not teams:
+                    family.add_metric([p.name, NONE], 0)
+                for team, n in sorted(teams.items()):
+                    family.add_metric([p.name, team], n)
+            yield family
 
         goal = GaugeMetricFamily("leadsla_sla_goal_seconds", "Each policy's goal (business seconds).", labels=["policy"])
         obj = GaugeMetricFamily("leadsla_sla_objective_ratio", "Each policy's objective: the target share of met clocks.", labels=["policy"])

@@ -7,7 +7,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from leadsla.models.clock import Decision, Effect, LeadState, advance, apply
+from leadsla.models.clock import Decision, LeadState, Transition, advance, apply
 from leadsla.models.events import LeadEvent, format_timestamp_us, parse_timestamp_us
 from leadsla.models.policy import PolicySet, parse_policies
 
@@ -56,28 +56,62 @@ def decision_key(d: Decision) -> tuple[Any, ...]:
     return (d.policy, d.outcome, d.cycle, d.started_at, d.deadline, d.stopped_at, d.elapsed_us, d.decision_id)
 
 
+# The fields of a Transition that are events of the lead's history, in the
+# order a test lists them; opened/closed (gauge bookkeeping) are read apart.
+HISTORY = ("handoffs", "touches", "started", "at_risk", "pauses_expired", "decisions", "late_stops", "too_late")
+
+
+def flat(tr: Transition) -> list[Any]:
+    """A transition's history entries as one list, in ``HISTORY`` order."""
+    return [e for name in HISTORY for e in getattr(tr, name)]
+
+
 @dataclass
 class Lead:
-    """One lead's state plus every effect it produced."""
+    """One lead's state plus every transition it went through.
+
+    ``now`` is the processing time passed to the core: by default a counter
+    far below any watermark (so a late start is never held), or a value a
+    test sets."""
 
     policies: PolicySet
     lead_id: str = "L1"
     state: LeadState = field(default_factory=LeadState)
-    effects: list[Effect] = field(default_factory=list)
+    effects: list[Any] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
     now: int = 0
 
-    def apply(self, event: LeadEvent, watermark: int) -> list[Effect] | None:
+    def apply(self, event: LeadEvent, watermark: int) -> list[Any] | None:
         self.now += 1
-        out = apply(self.state, event, self.policies, watermark, self.now)
-        if out is not None:
-            self.effects.extend(out)
-        return out
-
-    def advance(self, watermark: int) -> list[Effect]:
-        self.now += 1
-        out = advance(self.state, self.policies, self.lead_id, watermark, self.now)
+        tr = apply(self.state, event, self.policies, watermark, self.now)
+        self.transitions.append(tr)
+        if tr.duplicate:
+            return None
+        out = flat(tr)
         self.effects.extend(out)
         return out
+
+    def advance(self, watermark: int) -> list[Any]:
+        self.now += 1
+        tr = advance(self.state, self.policies, self.lead_id, watermark, self.now)
+        self.transitions.append(tr)
+        out = flat(tr)
+        self.effects.extend(out)
+        return out
+
+    def of_started(self) -> list[Any]:
+        """The cycles begun, in order."""
+        return [s for tr in self.transitions for s in tr.started]
+
+    def gauges(self) -> dict[tuple[str, str | None], int]:
+        """The open-clock counts this lead's transitions add up to, by (policy, team)."""
+        out: dict[tuple[str, str | None], int] = {}
+        for tr in self.transitions:
+            for ref in tr.opened:
+                out[(ref.policy, ref.team)] = out.get((ref.policy, ref.team), 0) + 1
+            for ref in tr.closed:
+                out[(ref.policy, ref.team)] = out.get((ref.policy, ref.team), 0) - 1
+        return {k: v for k, v in out.items() if v}
 
     def of(self, kind: type) -> list[Any]:
         return [e for e in self.effects if isinstance(e, kind)]

@@ -17,14 +17,12 @@ from leadsla.models.clock import (
     PAUSED,
     RUNNING,
     AtRisk,
-    AtRiskCleared,
+    ClockRef,
     ClockStarted,
     Decision,
-    Effect,
     Handoff,
     LateStop,
     LeadState,
-    OwnerChanged,
     PauseExpired,
     Touch,
     decision_id,
@@ -107,7 +105,7 @@ def keys(lead: Lead) -> list[tuple[Any, ...]]:
     return [decision_key(d)[:-1] for d in lead.decisions]
 
 
-def timely(lead: Lead, event: LeadEvent) -> list[Effect] | None:
+def timely(lead: Lead, event: LeadEvent) -> list[Any] | None:
     """Deliver an event on time: the watermark is just below its occurred_at."""
     return lead.apply(event, event.occurred_at - 1)
 
@@ -143,7 +141,7 @@ def test_timely_stop_is_met_with_its_elapsed_time() -> None:
         decision_id=d.decision_id,
     )
     assert len(out) == 2
-    assert lead.state.is_quiet()
+    assert lead.transitions[-1].quiet
     assert next_wake(lead.state) is None
     assert lead.advance(T0 + 30 * D) == []
 
@@ -185,7 +183,9 @@ def test_no_stop_is_breached_only_when_the_watermark_is_strictly_past_the_deadli
     assert d.watermark == T0 + H + 1
     assert next_wake(lead.state) is None
     assert lead.advance(T0 + 30 * D) == []
-    assert not lead.state.is_quiet()  # a late stop could still correct it
+    # Nothing scheduled: the lead stays until its state TTL, so a late stop
+    # can still correct the breach.
+    assert lead.transitions[-1].quiet and lead.state.clocks["first_touch"].last_open
 
 
 def test_breach_without_any_event_even_when_the_watermark_jumps() -> None:
@@ -210,8 +210,9 @@ def test_stop_arriving_before_its_start_within_lateness_is_met() -> None:
 
 
 def test_stop_applied_before_a_late_start_is_still_matched() -> None:
-    """The stop passed the watermark with no clock running (kept as an orphan);
-    the start arrives late, older than the watermark, and picks it up."""
+    """The stop passed the watermark with no clock running (kept in the
+    lead's log); the start arrives late, older than the watermark, and the
+    clock is run in event-time order: the stop stops it."""
     lead = Lead(MINIMAL)
     lead.apply(ev(CONNECTED, T0 + 10 * M, "c1"), T0)
     lead.advance(T0 + 11 * M)
@@ -280,7 +281,10 @@ def test_repeated_start_restarts_the_clock_with_restart() -> None:
     assert keys(lead) == [decided("met", T0 + 50 * M, T0 + 110 * M, T0 + 80 * M, 30 * M)]
     assert lead.of(ClockStarted) == [ClockStarted("first_touch", None)]
     assert lead.of(AtRisk) == [AtRisk("first_touch", None)]
-    assert lead.of(AtRiskCleared) == [AtRiskCleared("first_touch", None)]
+    # the restart cleared the at-risk flag on the gauges
+    risky, calm = (ClockRef("first_touch", None, None, RUNNING, r) for r in (True, False))
+    assert any(tr.closed == [risky] and tr.opened == [calm] for tr in lead.transitions)
+    assert lead.gauges() == {}
     assert lead.decisions[0].was_at_risk is False
 
 
@@ -290,7 +294,10 @@ def test_re_handoff_to_another_team_moves_the_running_clock() -> None:
     timely(lead, ev(HANDOFF, T0 + 10 * M, "h2", team="apac", rep="bo"))
     timely(lead, ev(ATTEMPT, T0 + 20 * M, "a1"))
     lead.advance(T0 + 30 * D)
-    assert lead.of(OwnerChanged) == [OwnerChanged("first_touch", "emea", "apac", False)]
+    moves = [(tr.closed, tr.opened) for tr in lead.transitions if tr.closed and tr.opened]
+    assert ([ClockRef("first_touch", "emea", "anna", RUNNING, False)],
+            [ClockRef("first_touch", "apac", "bo", RUNNING, False)]) in moves
+    assert lead.gauges() == {}
     assert lead.of(Handoff) == [Handoff("emea", T0), Handoff("apac", T0 + 10 * M)]
     assert lead.of(Touch) == [Touch("apac", T0 + 20 * M, 10 * M)]  # latency since the last handoff
     (d,) = lead.decisions
@@ -373,7 +380,7 @@ def test_late_stop_before_the_deadline_is_a_correction_not_a_rewrite() -> None:
     assert len(out) == 2
     assert corr.decision_id != breach.decision_id
     assert [d.outcome for d in lead.decisions] == ["breached", "corrected"]
-    assert lead.state.is_quiet()
+    assert lead.transitions[-1].quiet
     # Only the first late stop corrects; the decision itself is never re-sent.
     lead.apply(ev(ATTEMPT, T0 + 40 * M, "a1"), T0 + H + 4 * M)
     lead.advance(T0 + 30 * D)
@@ -387,7 +394,7 @@ def test_late_stop_after_the_deadline_is_a_late_stop_without_a_decision() -> Non
     out = lead.apply(ev(CONNECTED, T0 + 2 * H, "c1"), T0 + 3 * H)
     assert out == [Touch("emea", T0 + 2 * H, 2 * H), LateStop("first_touch", "emea", 2 * H)]
     assert [d.outcome for d in lead.decisions] == ["breached"]
-    assert lead.state.is_quiet()
+    assert lead.transitions[-1].quiet
 
 
 def test_correction_of_a_cycle_after_a_new_cycle_started_names_the_old_cycle() -> None:
@@ -651,7 +658,7 @@ def make_events(specs: list[tuple[str, int]]) -> list[LeadEvent]:
     return [ev(t, BASE + off, f"evt-{i}") for i, (t, off) in enumerate(specs)]
 
 
-def effect_key(e: Effect) -> Any:
+def effect_key(e: Any) -> Any:
     return decision_key(e) if isinstance(e, Decision) else e
 
 

@@ -120,7 +120,7 @@ class Rig:
             highwater=self.highwater,
             wall_us=self.wall,
         )
-        self.registry.register(RuntimeCollector(self.engine.snapshot, self.policies))
+        self.registry.register(RuntimeCollector(self.engine.views.snapshot, self.policies))
 
     def send_raw(self, key: bytes | None, value: bytes | None, partition: int = 0) -> int:
         offset = self.next_offset[partition]

@@ -85,7 +85,12 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 def test_policies_without_a_file_describes_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policies"]) == 0
     out, err = capsys.readouterr()
-    assert err == ""
+    # demo_request_first_touch's objective 0.9 puts the 14.4x page out of reach: a warning, not an error.
+    assert err == (
+        "leadsla: warning: policy demo_request_first_touch, page tier 5m/1h: burn factor 14.4 cannot fire with "
+        "objective 0.9 (error budget 10 %, threshold 144 % of clocks breached); capped to 10, so it fires when "
+        "every decided clock in both windows breached\n"
+    )
     assert out.splitlines() == [
         f"{EXAMPLE_POLICIES}: 3 policies",
         "  first_touch: lead.handed_off -> lead.contact_attempt, lead.connected, lead.disqualified, lead.recycled "

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from leadsla.models import clock
 from leadsla.models.clock import decision_id
 from leadsla.models.events import format_timestamp_us
-from leadsla.streams.codec import decode, state_from_bytes, state_to_bytes
-from leadsla.streams.engine import WINDOWS, LeadEntry, window_key
+from leadsla.streams.codec import LeadEntry, decode, state_from_bytes, state_to_bytes, window_key
+from leadsla.streams.windows import WINDOWS
 from tests.models.conftest import D
 
 from .conftest import MINIMAL_YAML, T0, H, M, Rig, S, record
@@ -57,12 +57,12 @@ def test_backlog_interleaved_followup_is_met_never_breach_and_correction() -> No
     r.send("A", "lead.contact_attempt", T0 + 30 * M, "a-c")  # A's timely follow-up, read after B
     assert r.engine.tick() == 0
     assert r.sink.outcomes == []
-    part = r.engine.snapshot()["partitions"][0]
+    part = r.engine.views.snapshot()["partitions"][0]
     assert part == {"lag": 997, "watermark": (T0 + 20 * H - D) / S, "caught_up": False, "indexed": 2}
     # Nothing is applied yet: the events wait for the watermark. Both
     # handoffs count as open clocks all the same: received, not decided.
-    assert r.engine.snapshot()["open"] == {"first_touch": {"emea": 2}}
-    assert r.engine.lead_view("A")["waiting_events"] == 2
+    assert r.engine.views.snapshot()["open"] == {"first_touch": {"emea": 2}}
+    assert r.engine.views.lead("A")["waiting_events"] == 2
 
     r.hw[0] = 3  # the backlog is consumed
     assert r.sink.outcomes == []  # caught up, but decisions come from the timer
@@ -72,7 +72,7 @@ def test_backlog_interleaved_followup_is_met_never_breach_and_correction() -> No
         ("A", "first_touch", "met"),
         ("B", "first_touch", "breached"),
     ]
-    assert r.engine.snapshot()["open"] == {}
+    assert r.engine.views.snapshot()["open"] == {}
     assert recs[0]["elapsed_seconds"] == 1800.0
     assert recs[0]["stopped_at"] == "2026-11-22T09:30:00Z"
     assert recs[1]["deadline"] == "2026-11-23T06:00:00Z"
@@ -82,7 +82,7 @@ def test_backlog_interleaved_followup_is_met_never_breach_and_correction() -> No
     assert outcome_count(r, "first_touch", "breached", "emea") == 1.0
     assert r.sample("leadsla_sla_corrections_total", policy="first_touch", team="emea") is None
     assert r.sample("leadsla_sla_corrections_total", policy="first_touch", team="none") == 0.0
-    assert r.engine.snapshot()["partitions"][0]["caught_up"] is True
+    assert r.engine.views.snapshot()["partitions"][0]["caught_up"] is True
     assert r.engine.tick() == 0
     assert len(r.sink.outcomes) == 2
 
@@ -113,7 +113,7 @@ def test_backlog_beyond_the_replay_horizon_is_decided_during_replay() -> None:
     recs = r.sink.records()
     assert [(x["lead_id"], x["outcome"]) for x in recs] == [("A", "breached")]
     assert recs[0]["watermark"] == ts_text(T0 + 2 * D)
-    assert r.engine.snapshot()["partitions"][0]["caught_up"] is False
+    assert r.engine.views.snapshot()["partitions"][0]["caught_up"] is False
 
 
 def test_backlog_ending_with_the_followup_is_met() -> None:
@@ -124,24 +124,24 @@ def test_backlog_ending_with_the_followup_is_met() -> None:
     r.send("A", "lead.handed_off", T0, "a-h")
     r.send("A", "lead.contact_attempt", T0 + 30 * M, "a-c")
     assert r.sink.outcomes == []
-    assert r.engine.snapshot()["partitions"][0]["caught_up"] is True
+    assert r.engine.views.snapshot()["partitions"][0]["caught_up"] is True
     assert r.engine.tick() == 1
     assert r.sink.summary() == [("A", "first_touch", "met")]
     assert r.sample("leadsla_sla_corrections_total", policy="first_touch", team="none") == 0.0
-    assert r.engine.snapshot()["partitions"][0]["watermark"] == (T0 + 10 * D - LATENESS) / S
+    assert r.engine.views.snapshot()["partitions"][0]["watermark"] == (T0 + 10 * D - LATENESS) / S
 
 
 def test_restart_after_downtime_followup_read_last_is_met() -> None:
     r1 = Rig(wall=T0 + 5 * S)
     r1.live()
     r1.send("A", "lead.handed_off", T0, "a-h")  # applied live: the clock runs
-    assert r1.engine.snapshot()["open"] == {"first_touch": {"none": 1}}
+    assert r1.engine.views.snapshot()["open"] == {"first_touch": {"none": 1}}
     # Down for a day; meanwhile the CRM published the timely follow-up.
     r2 = Rig(wall=T0 + D, store=_recovered(r1))
     r2.hw[0] = 2
     r2.next_offset[0] = 1
     r2.engine.rebuild([0], {0: 1})
-    assert r2.engine.snapshot()["partitions"][0]["caught_up"] is False
+    assert r2.engine.views.snapshot()["partitions"][0]["caught_up"] is False
     r2.send("A", "lead.contact_attempt", T0 + 30 * M, "a-c")
     r2.engine.tick()
     (rec,) = r2.sink.records()
@@ -158,7 +158,7 @@ def test_live_breach_only_after_deadline_plus_lateness(offset: int) -> None:
     r = Rig(wall=start + 5 * S)
     r.live()
     r.send("A", "lead.handed_off", start, "a-h")
-    assert r.engine.snapshot()["open"] == {"first_touch": {"none": 1}}
+    assert r.engine.views.snapshot()["open"] == {"first_touch": {"none": 1}}
     expected = due_wall(deadline + 1)  # a breach needs the watermark past the deadline
     assert deadline + LATENESS < expected <= deadline + LATENESS + S
     r.wall.now = deadline + LATENESS - 3 * S
@@ -176,7 +176,7 @@ def test_live_breach_only_after_deadline_plus_lateness(offset: int) -> None:
     assert (rec["outcome"], rec["started_at"], rec["deadline"]) == ("breached", ts_text(start), ts_text(deadline))
     assert rec["decided_at"] == ts_text(expected)
     assert rec["was_at_risk"] is True
-    assert r.engine.snapshot()["open"] == {}
+    assert r.engine.views.snapshot()["open"] == {}
     assert outcome_count(r, "first_touch", "breached") == 1.0
 
 
@@ -239,11 +239,11 @@ def test_duplicate_record_counts_once_and_is_not_persisted() -> None:
     assert r.sample("leadsla_events_duplicate_total") == 1.0
     assert r.sample("leadsla_events_total", type="lead.handed_off") == 1.0
     assert [(p, lead) for p, lead, _ in r.sink.persisted] == [(0, "A")]
-    assert r.engine.snapshot()["open"] == {"first_touch": {"emea": 1}}
+    assert r.engine.views.snapshot()["open"] == {"first_touch": {"emea": 1}}
     # Same event id, different content: still the same event.
     r.send("A", "lead.handed_off", T0 + M, "a-h", team="apac")
     assert r.sample("leadsla_events_duplicate_total") == 2.0
-    assert r.engine.lead_view("A")["owner"] == {"team": "emea", "rep": None}
+    assert r.engine.views.lead("A")["owner"] == {"team": "emea", "rep": None}
     # A re-sent stop after the decision changes nothing.
     r.send("A", "lead.contact_attempt", T0 + 2 * S, "a-c")
     r.send("A", "lead.contact_attempt", T0 + 2 * S, "a-c")
@@ -284,7 +284,7 @@ def test_each_rejection_goes_to_the_dead_letter_sink(key: bytes | None, value: b
     assert r.sample("leadsla_events_total", type="lead.handed_off") == 0.0
     assert r.store == {}
     assert r.sink.persisted == [] and r.sink.outcomes == []
-    assert r.engine.snapshot()["partitions"][0]["lag"] == 0  # the offset still counts as read
+    assert r.engine.views.snapshot()["partitions"][0]["lag"] == 0  # the offset still counts as read
 
 
 def test_rejections_accumulate_per_reason() -> None:
@@ -333,7 +333,7 @@ def test_open_and_at_risk_gauges_per_policy() -> None:
     assert risk("first_touch", "apac") == 1.0
     assert r.sample("leadsla_sla_at_risk_total", policy="first_touch", team="apac") == 1.0
     assert risk("disposition", "none") == 0.0
-    assert r.engine.snapshot()["at_risk"] == {"first_touch": {"apac": 1}}
+    assert r.engine.views.snapshot()["at_risk"] == {"first_touch": {"apac": 1}}
     # The breach takes it out of both gauges.
     r.wall.now = due_wall(DEADLINE + 1)
     r.engine.tick()
@@ -342,7 +342,7 @@ def test_open_and_at_risk_gauges_per_policy() -> None:
     assert risk("first_touch", "none") == 0.0
     assert open_("first_touch", "none") == 0.0
     assert (open_("disposition", "emea"), open_("disposition", "apac")) == (1.0, 1.0)
-    assert r.engine.snapshot()["open"] == {"disposition": {"emea": 1, "apac": 1}}
+    assert r.engine.views.snapshot()["open"] == {"disposition": {"emea": 1, "apac": 1}}
 
 
 def test_team_labels_are_capped() -> None:
@@ -351,7 +351,7 @@ def test_team_labels_are_capped() -> None:
     for i, team in enumerate(["t1", "t2", "t3", "t4"]):
         r.send(f"L{i}", "lead.handed_off", T0, f"h{i}", team=team)
     r.send("L9", "lead.handed_off", T0, "h9")
-    assert r.engine.snapshot()["open"] == {"first_touch": {"t1": 1, "t2": 1, "other": 2, "none": 1}}
+    assert r.engine.views.snapshot()["open"] == {"first_touch": {"t1": 1, "t2": 1, "other": 2, "none": 1}}
     assert r.sample("leadsla_handoffs_total", team="other") == 2.0
     assert r.sample("leadsla_handoffs_total", team="t3") is None
 
@@ -361,7 +361,7 @@ def test_team_labels_are_capped() -> None:
 
 def _recovered(r: Rig) -> dict[str, LeadEntry]:
     """The table after recovery: each lead's last state through the changelog codec."""
-    return {lead: LeadEntry(*state_from_bytes(state_to_bytes(e.partition, e.state))) for lead, e in r.store.items()}
+    return {lead: state_from_bytes(state_to_bytes(e.partition, e.state)) for lead, e in r.store.items()}
 
 
 def test_rebuild_restores_open_clocks_and_the_deadline_index() -> None:
@@ -380,7 +380,7 @@ def test_rebuild_restores_open_clocks_and_the_deadline_index() -> None:
     r2 = Rig(wall=T0 + 10 * S, store=_recovered(r1), window_store=dict(r1.window_store))
     r2.hw[0] = r1.next_offset[0]
     r2.engine.rebuild([0], {0: r1.next_offset[0]})
-    snap = r2.engine.snapshot()
+    snap = r2.engine.views.snapshot()
     assert snap["ready"] is True
     assert snap["open"] == {"first_touch": {"emea": 1, "apac": 1}}
     assert snap["partitions"] == {0: {"lag": 0, "watermark": (T0 + 8 * S) / S, "caught_up": True, "indexed": 3}}
@@ -392,11 +392,11 @@ def test_rebuild_restores_open_clocks_and_the_deadline_index() -> None:
     (rec,) = r2.sink.records()
     assert (rec["lead_id"], rec["outcome"]) == ("B", "breached")
     assert rec["decision_id"] == decision_id("B", "first_touch", T0 - 30 * M, "decided", 1)
-    assert r2.engine.snapshot()["open"] == {"first_touch": {"emea": 1}}
+    assert r2.engine.views.snapshot()["open"] == {"first_touch": {"emea": 1}}
 
     r2.engine.revoke([0])
     assert r2.engine.runtimes == {}
-    snap = r2.engine.snapshot()
+    snap = r2.engine.views.snapshot()
     assert (snap["open"], snap["partitions"]) == ({}, {})
     r2.wall.now = due_wall(DEADLINE + 1)
     assert r2.engine.tick() == 0
@@ -410,7 +410,7 @@ def test_rebuild_without_committed_offsets_is_a_backlog() -> None:
     r2 = Rig(wall=T0 + 3 * D, store=_recovered(r1))
     r2.hw[0] = 1
     r2.engine.rebuild([0], {0: None})
-    part = r2.engine.snapshot()["partitions"][0]
+    part = r2.engine.views.snapshot()["partitions"][0]
     assert part == {"lag": 1, "watermark": (T0 - D) / S, "caught_up": False, "indexed": 1}
     r2.engine.tick()
     assert r2.sink.outcomes == []
@@ -430,7 +430,7 @@ def test_rebuild_restores_windows_of_teams_with_a_separator_in_their_name() -> N
     r2 = Rig(wall=T0 + 10 * M, store=_recovered(r1), window_store=dict(r1.window_store))
     r2.hw[0] = 1
     r2.engine.rebuild([0], {0: 1})
-    assert r2.engine.snapshot()["windows"] == {
+    assert r2.engine.views.snapshot()["windows"] == {
         ("handoffs", "sales|emea", "1h"): 1,
         ("handoffs", "sales|emea", "1d"): 1,
     }
@@ -440,18 +440,18 @@ def test_clock_of_a_policy_removed_before_a_restart_runs_out_silently() -> None:
     r1 = Rig(TWO, wall=T0 + 5 * S)
     r1.live()
     r1.send("A", "lead.handed_off", T0, "a-h", team="emea")
-    assert r1.engine.snapshot()["open"] == {"first_touch": {"emea": 1}, "disposition": {"emea": 1}}
+    assert r1.engine.views.snapshot()["open"] == {"first_touch": {"emea": 1}, "disposition": {"emea": 1}}
     r2 = Rig(MINIMAL_YAML, wall=T0 + 10 * S, store=_recovered(r1))
     r2.hw[0] = 1
     r2.engine.rebuild([0], {0: 1})
-    assert r2.engine.snapshot()["open"] == {"first_touch": {"emea": 1}}
+    assert r2.engine.views.snapshot()["open"] == {"first_touch": {"emea": 1}}
     r2.wall.now = T0 + 3 * D  # past both deadlines
     assert r2.engine.tick() == 1
     assert r2.sink.summary() == [("A", "first_touch", "breached")]
-    assert r2.engine.snapshot()["open"] == {}
-    assert r2.engine.snapshot()["at_risk"] == {}
+    assert r2.engine.views.snapshot()["open"] == {}
+    assert r2.engine.views.snapshot()["at_risk"] == {}
     assert "disposition" not in r2.exposition()
-    assert r2.engine.lead_view("A")["clocks"]["disposition"]["status"] == "idle"
+    assert "disposition" not in r2.engine.views.lead("A")["clocks"]  # dropped once due
 
 
 # -- (7) state GC -------------------------------------------------------------------------
@@ -471,7 +471,7 @@ def test_quiet_lead_is_forgotten_after_the_state_ttl() -> None:
     r.engine.tick()
     assert set(r.store) == {"C"}
     assert r.sink.persisted[-1] == (0, "A", None)
-    assert r.engine.lead_view("A") is None
+    assert r.engine.views.lead("A") is None
     r.wall.now = due_wall(T0 + M + H) - 1
     r.engine.tick()
     assert "C" in r.store
@@ -480,7 +480,7 @@ def test_quiet_lead_is_forgotten_after_the_state_ttl() -> None:
     assert r.store == {}
     assert r.sink.persisted[-1] == (0, "C", None)
     assert [x for x in r.sink.persisted if x[2] is None] == [(0, "A", None), (0, "C", None)]
-    assert r.engine.snapshot()["partitions"][0]["indexed"] == 0
+    assert r.engine.views.snapshot()["partitions"][0]["indexed"] == 0
     # Its dedupe memory went with it: the same event id counts again.
     r.send("A", "lead.created", T0, "a-1")
     assert r.sample("leadsla_events_total", type="lead.created") == 2.0
@@ -514,7 +514,7 @@ def test_handoffs_and_touches_land_in_the_current_windows_and_flush_once() -> No
     r.send("A", "lead.connected", T0 + 6 * M, "a-c2")
     cells = {("handoffs", "emea"): 1, ("handoffs", "apac"): 1, ("attempts", "emea"): 2,
              ("first", "emea"): 1, ("latency", "emea"): 300.0}
-    assert r.engine.snapshot()["windows"] == {(m, t, w): v for (m, t), v in cells.items() for w in ("1h", "1d")}
+    assert r.engine.views.snapshot()["windows"] == {(m, t, w): v for (m, t), v in cells.items() for w in ("1h", "1d")}
     assert r.window_store == {} and r.sink.windows == []
 
     r.engine.tick()
@@ -559,7 +559,7 @@ def test_handoffs_and_touches_land_in_the_current_windows_and_flush_once() -> No
         [k for k in expected if k.startswith("86400|")]
         + [f"86400|{day}|attempts|apac|0", f"86400|{day}|first|apac|0", f"86400|{day}|latency|apac|0"]
     )
-    assert r.engine.snapshot()["windows"] == {}  # a new hour and a new day by the wall clock
+    assert r.engine.views.snapshot()["windows"] == {}  # a new hour and a new day by the wall clock
 
 
 # -- (9) timer slices -----------------------------------------------------------------------
@@ -584,7 +584,7 @@ def test_tick_limit_decides_everything_across_calls() -> None:
     assert sorted(x["lead_id"] for x in recs) == leads
     assert {x["outcome"] for x in recs} == {"breached"}
     assert outcome_count(r, "first_touch", "breached") == 25.0
-    assert r.engine.snapshot()["open"] == {}
+    assert r.engine.views.snapshot()["open"] == {}
 
 
 def test_tick_default_limit_is_the_timer_batch() -> None:
@@ -605,7 +605,7 @@ def test_lead_view_of_a_running_lead() -> None:
     r.send("A", "lead.handed_off", T0, "a-h", team="emea", rep="r-1")
     r.send("A", "lead.contact_attempt", T0 + 5 * S, "a-c")
     r.send("A", "lead.qualified", T0 + 10 * M, "a-q")  # ahead of the watermark: waiting
-    assert r.engine.lead_view("A") == {
+    assert r.engine.views.lead("A") == {
         "lead_id": "A",
         "partition": 0,
         "owner": {"team": "emea", "rep": "r-1"},
@@ -614,17 +614,18 @@ def test_lead_view_of_a_running_lead() -> None:
         "clocks": {
             "first_touch": {
                 "status": "idle", "cycle": 1, "started_at": "2026-11-22T09:00:00Z", "deadline": None,
-                "at_risk": False, "team": "emea", "rep": "r-1", "last_outcome": "met",
+                "judged_not_before": None, "at_risk": False, "team": "emea", "rep": "r-1", "last_outcome": "met",
                 "last_deadline": "2026-11-22T10:00:00Z",
             },
             "disposition": {
                 "status": "running", "cycle": 1, "started_at": "2026-11-22T09:00:00Z",
-                "deadline": "2026-11-24T09:00:00Z", "at_risk": False, "team": "emea", "rep": "r-1",
-                "last_outcome": None, "last_deadline": None,
+                "deadline": "2026-11-24T09:00:00Z", "judged_not_before": None, "at_risk": False, "team": "emea",
+                "rep": "r-1", "last_outcome": None, "last_deadline": None,
             },
         },
+        "too_late": [],
     }
-    assert r.engine.lead_view("nobody") is None
+    assert r.engine.views.lead("nobody") is None
 
 
 # -- misc -------------------------------------------------------------------------------
@@ -632,12 +633,12 @@ def test_lead_view_of_a_running_lead() -> None:
 
 def test_snapshot_of_a_fresh_engine() -> None:
     r = Rig(MINIMAL_YAML)
-    snap = r.engine.snapshot()
+    snap = r.engine.views.snapshot()
     assert {k: snap[k] for k in ("open", "at_risk", "partitions", "windows", "ready", "last_event_wall")} == {
         "open": {}, "at_risk": {}, "partitions": {}, "windows": {}, "ready": False, "last_event_wall": None,
     }
     r.send("A", "lead.created", T0, "a-1", partition=2)
-    snap = r.engine.snapshot()
+    snap = r.engine.views.snapshot()
     assert snap["last_event_wall"] == T0 / S
     # Never fetched (no highwater): a backlog, the watermark trails by the replay horizon.
     assert snap["partitions"] == {2: {"lag": None, "watermark": (T0 - D) / S, "caught_up": False, "indexed": 1}}
@@ -659,13 +660,13 @@ def test_a_live_handoff_is_open_at_once_not_after_the_lateness() -> None:
     r.send("A", "lead.handed_off", T0 + 5 * S, "h", team="emea")
     # The watermark (wall - 2m) is behind the handoff: the clock has not
     # started in event time, yet the lead waits and the gauge says so.
-    assert r.engine.snapshot()["open"] == {"first_touch": {"emea": 1}, "disposition": {"emea": 1}}
+    assert r.engine.views.snapshot()["open"] == {"first_touch": {"emea": 1}, "disposition": {"emea": 1}}
     r.send("A", "lead.contact_attempt", T0 + 8 * S, "a")
-    assert r.engine.snapshot()["open"]["first_touch"] == {"emea": 1}  # met, but not decided yet
+    assert r.engine.views.snapshot()["open"]["first_touch"] == {"emea": 1}  # met, but not decided yet
     r.wall.now = T0 + 3 * M
     r.engine.tick()
     assert r.sink.summary() == [("A", "first_touch", "met")]
-    assert r.engine.snapshot()["open"] == {"disposition": {"emea": 1}}
+    assert r.engine.views.snapshot()["open"] == {"disposition": {"emea": 1}}
 
 
 @settings(max_examples=60, deadline=None)
@@ -689,7 +690,7 @@ def test_open_gauge_always_equals_the_leads_open_clocks(steps) -> None:
                 label = t or "none"
                 want.setdefault(name, {}).setdefault(label, 0)
                 want[name][label] += 1
-        assert r.engine.snapshot()["open"] == want
+        assert r.engine.views.snapshot()["open"] == want
 
 
 def test_progress_while_catching_up_names_counts_not_leads() -> None:
@@ -697,13 +698,13 @@ def test_progress_while_catching_up_names_counts_not_leads() -> None:
     r.hw[0] = 5
     r.send("lead-secret", "lead.handed_off", T0, "h", team="emea")
     r.engine.tick()
-    lines = r.engine.progress()
+    lines = r.engine.views.progress()
     assert lines == ["catching up: 4 records left in 1 partition(s); newest event time 2026-11-22T09:00:00Z"]
-    assert r.engine.progress() == []  # at most every 10 s
+    assert r.engine.views.progress() == []  # at most every 10 s
     r.hw[0] = 1
     r.engine.tick()
-    assert r.engine.progress() == ["partition 0 caught up at offset 1: judging by the wall clock now"]
-    assert r.engine.progress() == []
+    assert r.engine.views.progress() == ["partition 0 caught up at offset 1: judging by the wall clock now"]
+    assert r.engine.views.progress() == []
     assert not any("lead-secret" in line for line in lines)
 
 
@@ -715,11 +716,11 @@ def test_rep_queue_lists_open_clocks_nearest_deadline_first() -> None:
     r.send("C", "lead.handed_off", T0 + 8 * H, "h3", team="emea", rep="rep-2")
     r.send("B", "lead.contact_attempt", T0 + 8 * H + M, "a2")
     r.engine.tick()
-    queue = r.engine.rep_queue("rep-7")
+    queue = r.engine.views.rep_queue("rep-7")
     # B's first touch is met and gone; C belongs to another rep.
     assert [(q["lead_id"], q["policy"], q["deadline"], q["status"]) for q in queue] == [
         ("A", "first_touch", ts_text(T0 + 10 * H), "running"),
         ("B", "disposition", ts_text(T0 + 12 * H), "running"),
         ("A", "disposition", ts_text(T0 + 13 * H), "running"),
     ]
-    assert r.engine.rep_queue("nobody") == []
+    assert r.engine.views.rep_queue("nobody") == []

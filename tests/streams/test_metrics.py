@@ -217,7 +217,7 @@ def test_runtime_collector_gauges(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_collector_before_any_record(monkeypatch: pytest.MonkeyPatch) -> None:
     reg = CollectorRegistry()
     ps = pol(MINIMAL_YAML)
-    snap = {"open": {}, "at_risk": {}, "partitions": {}, "windows": {}, "ready": False,
+    snap = {"open": {}, "at_risk": {}, "paused": {}, "partitions": {}, "windows": {}, "ready": False,
             "last_event_wall": None, "started_wall": 1000.0}
     reg.register(RuntimeCollector(lambda: snap, ps))
     monkeypatch.setattr(metrics_mod, "time", SimpleNamespace(time=lambda: 1012.0))

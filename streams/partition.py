@@ -1,0 +1,79 @@
+"""What one owned partition of ``lead-events`` holds in memory: its
+watermark, its deadline index, its share of the clock gauges and its window
+cells. Rebuilt after recovery, dropped on revocation. Instants are epoch µs."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from leadsla.models.clock import NEVER, PAUSED, ClockRef
+from leadsla.streams.index import DeadlineIndex
+
+GaugeKey = tuple[str, str]  # (policy, team label)
+
+
+class PartitionRuntime:
+    """One partition's runtime state. ``last_offset`` is the last offset
+    handled (-1: none); ``caught_up`` is true once it reached the fetch high
+    watermark, from which on the watermark follows the wall clock."""
+
+    __slots__ = ("partition", "index", "max_event_time", "watermark", "last_offset", "caught_up",
+                 "open", "at_risk", "paused", "windows", "dirty")
+
+    def __init__(self, partition: int, resume_at: int | None = None) -> None:
+        self.partition = partition
+        self.index = DeadlineIndex()
+        self.max_event_time = NEVER
+        self.watermark = NEVER
+        self.last_offset = -1 if resume_at is None else resume_at - 1
+        self.caught_up = False
+        self.open: Counter[GaugeKey] = Counter()
+        self.at_risk: Counter[GaugeKey] = Counter()
+        self.paused: Counter[GaugeKey] = Counter()
+        # (window size s, window start s) -> (metric, team) -> value
+        self.windows: dict[tuple[int, int], dict[tuple[str, str], float]] = {}
+        self.dirty: set[tuple[int, int, str, str]] = set()
+
+    def saw(self, occurred_at: int) -> None:
+        """An accepted event's time (epoch µs): the backlog's event time."""
+        if occurred_at > self.max_event_time:
+            self.max_event_time = occurred_at
+
+    def advance(self, now_us: int, highwater: int | None, lateness_us: int, replay_lag_us: int,
+                backlog: bool = False) -> int:
+        """Move the watermark and return it: event time while catching up on a
+        backlog, wall clock minus the allowed lateness once caught up; never
+        ahead of the wall clock, never backwards.
+
+        A backlog holds many leads' events interleaved, a lead's follow-up
+        often far behind other leads' later events. So while catching up the
+        watermark trails the backlog's event time by the replay horizon (at
+        least the allowed lateness): a clock is judged once its follow-up,
+        wherever it sits in the backlog, has been read, or the backlog ends.
+        ``backlog`` keeps event time for the record that ends a backlog.
+        ``highwater`` is the partition's fetch high watermark (None: unknown).
+        """
+        self.caught_up = highwater is not None and self.last_offset + 1 >= highwater
+        live = now_us - lateness_us
+        candidate = live if self.caught_up and not backlog else min(self.max_event_time - replay_lag_us, live)
+        if candidate > self.watermark:
+            self.watermark = candidate
+        return self.watermark
+
+    def count(self, ref: ClockRef, team: str, sign: int) -> None:
+        """Add (+1) or remove (-1) one lead's clock from the gauges; ``team``
+        is the bounded label of ``ref.team``."""
+        key = (ref.policy, team)
+        _add(self.open, key, sign)
+        if ref.at_risk:
+            _add(self.at_risk, key, sign)
+        if ref.status == PAUSED:
+            _add(self.paused, key, sign)
+
+
+def _add(counter: Counter[GaugeKey], key: GaugeKey, sign: int) -> None:
+    n = counter[key] + sign
+    if n > 0:
+        counter[key] = n
+    else:
+        del counter[key]
