@@ -8,8 +8,9 @@ are ignored so upstream producers can add fields without breaking the monitor.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -32,21 +33,41 @@ class EventType(StrEnum):
 
 EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)
 
-# RFC 3339 section 5.6: full-date "T" full-time, with a mandatory offset.
+# RFC 3339 section 5.6: full-date "T" full-time, with a mandatory offset. ASCII
+# digits only; a leap second (":60") passes here and is refused by datetime.
 _RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:[0-5]\d)",
+    re.ASCII,
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# The instants format_timestamp_us can write: RFC 3339 years are four digits.
+MIN_TIMESTAMP_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+MAX_TIMESTAMP_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+_DAY_US = 86_400_000_000
+_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
+
 
 def parse_timestamp_us(value: str) -> int:
-    """RFC 3339 text -> epoch microseconds (UTC). Raises ValueError."""
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+    """RFC 3339 ``date-time`` text (section 5.6) -> epoch microseconds (UTC).
+
+    The offset is mandatory: ``Z``, ``z`` or ``+HH:MM``/``-HH:MM`` (``-00:00``
+    reads as UTC). The date and time may be separated by ``T``, ``t`` or a space
+    (section 5.6, NOTE). Fractional seconds may have 1 to 9 digits; digits past
+    the sixth are dropped, not rounded, which (offsets being whole minutes) is
+    the instant rounded down to the microsecond. Leap seconds (``:60``) are
+    refused. Years are 0001-9999 as written, so an offset can put the instant
+    up to 23:59 outside ``MIN_TIMESTAMP_US``..``MAX_TIMESTAMP_US``.
+
+    Raises ValueError for anything else.
+    """
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-11-22T09:15:00Z")
     text = value
-    frac = re.search(r"\.(\d+)", text)
-    if frac and len(frac.group(1)) > 6:  # datetime keeps microseconds; drop the rest
-        text = text[: frac.start(1) + 6] + text[frac.end(1) :]
+    start, end = match.span(1)
+    if end - start > 7:  # "." and more than 6 digits: datetime keeps microseconds
+        text = text[: start + 7] + text[end:]
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"
     dt = datetime.fromisoformat(text.replace("t", "T"))
@@ -54,14 +75,40 @@ def parse_timestamp_us(value: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+@lru_cache(maxsize=256)
+def _date_prefix(days: int) -> str:
+    """``YYYY-MM-DDT`` of the UTC day ``days`` after 1970-01-01; the year zero-padded."""
+    d = date.fromordinal(_EPOCH_ORDINAL + days)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
+
+
 def format_timestamp_us(us: int) -> str:
-    """Epoch microseconds -> RFC 3339 in UTC (``...Z``), millisecond precision when exact."""
-    dt = datetime.fromtimestamp(us // 1_000_000, tz=UTC).replace(microsecond=us % 1_000_000)
-    if dt.microsecond % 1000 == 0:
-        text = dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{dt.microsecond // 1000:03d}" if dt.microsecond else "")
+    """Epoch microseconds (UTC) -> RFC 3339 ``date-time`` text (section 5.6) in UTC.
+
+    The shape is ``YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z``: always a four-digit
+    year and ``Z``; no fraction on a whole second, milliseconds (3 digits) when
+    the instant is a whole millisecond, otherwise microseconds (6 digits).
+    ``parse_timestamp_us`` reads every result back to ``us``.
+
+    Raises ValueError when ``us`` is outside ``MIN_TIMESTAMP_US``..``MAX_TIMESTAMP_US``
+    (0001-01-01T00:00:00Z..9999-12-31T23:59:59.999999Z), which RFC 3339 cannot write.
+    """
+    if not MIN_TIMESTAMP_US <= us <= MAX_TIMESTAMP_US:
+        raise ValueError(
+            f"cannot format {us} epoch microseconds as RFC 3339: "
+            "outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999999Z"
+        )
+    # Fields by hand: strftime("%Y") does not zero-pad years before 1000 on
+    # every platform. The date part is cached: most records share a few days.
+    days, us_of_day = divmod(us, _DAY_US)
+    secs, micro = divmod(us_of_day, 1_000_000)
+    if micro == 0:
+        frac = "Z"
+    elif micro % 1000:
+        frac = f".{micro:06d}Z"
     else:
-        text = dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return text + "Z"
+        frac = f".{micro // 1000:03d}Z"
+    return f"{_date_prefix(days)}{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}{frac}"
 
 
 def _timestamp(value: Any) -> int:

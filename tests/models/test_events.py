@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+import re
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from leadsla.models.events import EVENT_TYPES, EventType, LeadEvent, format_timestamp_us, parse_timestamp_us
+from leadsla.models.events import (
+    EVENT_TYPES,
+    MAX_TIMESTAMP_US,
+    MIN_TIMESTAMP_US,
+    EventType,
+    LeadEvent,
+    format_timestamp_us,
+    parse_timestamp_us,
+)
 from tests.models.conftest import H, M
 
 T0 = 1_795_338_900_000_000  # 2026-11-22T09:15:00Z
@@ -105,6 +114,16 @@ def test_full_event_from_json_bytes() -> None:
         ("1970-01-01T01:00:00+01:00", 0),
         ("1969-12-31T23:59:59.999999Z", -1),
         ("2024-02-29T12:00:00Z", 1_709_208_000_000_000),
+        ("2026-11-22T09:15:00.1234567-00:00", T0 + 123_456),
+        ("2026-11-22T09:15:00+23:59", T0 - 1439 * M),
+        ("2026-11-21T09:15:00-23:59", T0 - M),
+        ("0001-01-01T00:00:00Z", -62_135_596_800_000_000),
+        ("0999-12-31T23:59:59Z", -30_610_224_001_000_000),
+        ("9999-12-31T23:59:59.999999Z", 253_402_300_799_999_999),
+        ("9999-12-31T23:59:59.999999999Z", 253_402_300_799_999_999),
+        # an offset can put the instant just outside what format_timestamp_us writes
+        ("0001-01-01T00:00:00+00:01", -62_135_596_800_000_000 - M),
+        ("9999-12-31T23:59:59.999999-00:01", 253_402_300_799_999_999 + M),
     ],
 )
 def test_timestamps(occurred_at: str, expected: int) -> None:
@@ -229,6 +248,13 @@ def test_invalid_fields(changes: dict[str, Any], expected: list[tuple[tuple[Any,
         "2026-11-22T09:15:00+0100",  # offset without colon
         "2026-11-22T09:15:00+1:00",
         "2026-11-22T09:15:00+24:00",
+        "2026-11-22T09:15:00+00:60",  # offset minute 60
+        "2026-11-22T09:15:60Z",  # a leap second: datetime cannot hold it
+        "2026-11-22T09:15:00.1234567890Z",  # 10 fractional digits
+        "0000-01-01T00:00:00Z",  # no year 0
+        "10000-01-01T00:00:00Z",
+        "\uff12\uff10\uff12\uff16-11-22T09:15:00Z",  # fullwidth digits
+        "2026-11-22T09:15:00.\u0661\u0662Z",  # Arabic-Indic digits
         "2026-11-22T09:15:00.Z",
         "22.11.2026 09:15:00Z",
         "2026-11-22T09:15:00Z ",
@@ -260,6 +286,28 @@ def test_several_problems_are_all_reported() -> None:
 
 # -- formatting ----------------------------------------------------------------------
 
+# What format_timestamp_us writes: RFC 3339 section 5.6 in UTC, a four-digit
+# year, no fraction / milliseconds / microseconds, always Z.
+SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3}|\.[0-9]{6})?Z")
+
+
+def expected_text(us: int) -> str:
+    """An independent spelling of ``us``: datetime arithmetic from year 1 and
+    ``isoformat``, which always writes four year digits."""
+    dt = datetime(1, 1, 1) + timedelta(microseconds=us - MIN_TIMESTAMP_US)
+    head = dt.isoformat(timespec="seconds")
+    if dt.microsecond == 0:
+        return head + "Z"
+    if dt.microsecond % 1000 == 0:
+        return f"{head}.{dt.microsecond // 1000:03d}Z"
+    return f"{head}.{dt.microsecond:06d}Z"
+
+
+def test_formattable_range_is_year_1_to_9999() -> None:
+    assert parse_timestamp_us("0001-01-01T00:00:00Z") == MIN_TIMESTAMP_US == -62_135_596_800_000_000
+    assert parse_timestamp_us("9999-12-31T23:59:59.999999Z") == MAX_TIMESTAMP_US
+    assert (datetime.max - datetime.min) // timedelta(microseconds=1) == MAX_TIMESTAMP_US - MIN_TIMESTAMP_US
+
 
 @pytest.mark.parametrize(
     ("us", "text"),
@@ -270,32 +318,101 @@ def test_several_problems_are_all_reported() -> None:
         (T0 + 1_000, "2026-11-22T09:15:00.001Z"),
         (T0 + 123_456, "2026-11-22T09:15:00.123456Z"),
         (T0 + 1, "2026-11-22T09:15:00.000001Z"),
+        (T0 + 999_999, "2026-11-22T09:15:00.999999Z"),
         (T0 + 2 * H + 3 * M, "2026-11-22T11:18:00Z"),
+        (T0 + 14 * H + 44 * M + 59_999_000, "2026-11-22T23:59:59.999Z"),
         (-1, "1969-12-31T23:59:59.999999Z"),
         (-1_000, "1969-12-31T23:59:59.999Z"),
+        (1_709_208_000_000_000, "2024-02-29T12:00:00Z"),
+        # four year digits, whatever strftime does on the platform
+        (MIN_TIMESTAMP_US, "0001-01-01T00:00:00Z"),
+        (MIN_TIMESTAMP_US + 1, "0001-01-01T00:00:00.000001Z"),
+        (-30_610_224_001_000_000, "0999-12-31T23:59:59Z"),
+        (-30_610_224_000_000_000, "1000-01-01T00:00:00Z"),
+        (-59_011_459_200_000_000, "0100-01-01T00:00:00Z"),
+        (-61_851_686_400_000_000, "0009-12-31T00:00:00Z"),
+        (MAX_TIMESTAMP_US - 999, "9999-12-31T23:59:59.999Z"),
+        (MAX_TIMESTAMP_US, "9999-12-31T23:59:59.999999Z"),
     ],
 )
 def test_format_timestamp_us(us: int, text: str) -> None:
     assert format_timestamp_us(us) == text
     assert parse_timestamp_us(text) == us
+    assert expected_text(us) == text
 
 
-_LO = parse_timestamp_us("1900-01-01T00:00:00Z")
-_HI = parse_timestamp_us("2200-01-01T00:00:00Z")
+# Every instant an event can carry into an outcome record (the codec refuses
+# occurred_at before year 1) up to the last one RFC 3339 can write, with each
+# output shape drawn often: whole seconds, whole milliseconds, microseconds.
+INSTANTS = st.one_of(
+    st.integers(MIN_TIMESTAMP_US, MAX_TIMESTAMP_US),
+    st.integers(MIN_TIMESTAMP_US // 1_000_000, MAX_TIMESTAMP_US // 1_000_000).map(lambda s: s * 1_000_000),
+    st.integers(MIN_TIMESTAMP_US // 1_000, MAX_TIMESTAMP_US // 1_000).map(lambda ms: ms * 1_000),
+)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.integers(_LO, _HI))
-def test_format_parse_round_trip(us: int) -> None:
+@settings(max_examples=2000, deadline=None)
+@given(INSTANTS)
+@example(MIN_TIMESTAMP_US)
+@example(MAX_TIMESTAMP_US)
+@example(-30_610_224_001_000_000)  # 0999-12-31T23:59:59Z
+def test_every_formattable_instant_round_trips(us: int) -> None:
     text = format_timestamp_us(us)
-    assert text.endswith("Z")
+    assert SHAPE.fullmatch(text), text
+    assert text == expected_text(us)
     assert parse_timestamp_us(text) == us
+    assert validate(occurred_at=text).occurred_at == us
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(_LO + 86_400_000_000, _HI - 86_400_000_000), st.integers(-23 * 60 - 59, 23 * 60 + 59))
-def test_any_offset_converts_to_the_same_utc_instant(us: int, offset_min: int) -> None:
-    tz = timezone(timedelta(minutes=offset_min))
-    local = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
-    text = local.astimezone(tz).isoformat(timespec="microseconds")
+@given(st.one_of(st.integers(max_value=MIN_TIMESTAMP_US - 1), st.integers(min_value=MAX_TIMESTAMP_US + 1)))
+@example(MIN_TIMESTAMP_US - 1)
+@example(MAX_TIMESTAMP_US + 1)
+def test_instants_outside_years_1_to_9999_are_refused(us: int) -> None:
+    with pytest.raises(ValueError) as info:
+        format_timestamp_us(us)
+    assert str(info.value) == (
+        f"cannot format {us} epoch microseconds as RFC 3339: "
+        "outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999999Z"
+    )
+
+
+@st.composite
+def rfc3339_texts(draw: st.DrawFn) -> tuple[str, int]:
+    """Any RFC 3339 date-time the parser accepts, and its instant computed
+    independently: epoch microseconds, digits past the sixth dropped."""
+    day = draw(st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)))
+    h, m, s = draw(st.integers(0, 23)), draw(st.integers(0, 59)), draw(st.integers(0, 59))
+    digits = draw(st.text("0123456789", min_size=0, max_size=9))
+    sep = draw(st.sampled_from("Tt "))
+    if draw(st.booleans()):
+        offset_min, offset = 0, draw(st.sampled_from("Zz"))
+    else:
+        sign, magnitude = draw(st.sampled_from("+-")), draw(st.integers(0, 23 * 60 + 59))
+        offset_min = magnitude if sign == "+" else -magnitude  # "-00:00" is UTC too
+        offset = f"{sign}{magnitude // 60:02d}:{magnitude % 60:02d}"
+    frac = f".{digits}" if digits else ""
+    text = f"{day.year:04d}-{day.month:02d}-{day.day:02d}{sep}{h:02d}:{m:02d}:{s:02d}{frac}{offset}"
+    local_s = (day.toordinal() - date(1970, 1, 1).toordinal()) * 86_400 + h * 3600 + m * 60 + s
+    return text, (local_s - offset_min * 60) * 1_000_000 + int(digits[:6].ljust(6, "0"))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(rfc3339_texts())
+@example(("0001-01-01T00:00:00Z", MIN_TIMESTAMP_US))
+@example(("0001-01-01T00:00:00+00:01", MIN_TIMESTAMP_US - M))
+@example(("0001-01-01T23:59:00+23:59", MIN_TIMESTAMP_US))
+@example(("9999-12-31T23:59:59.999999999Z", MAX_TIMESTAMP_US))
+@example(("9999-12-31T23:59:59.999999999-00:01", MAX_TIMESTAMP_US + M))
+@example(("9999-12-31 00:00:59.999999999-23:59", MAX_TIMESTAMP_US))
+def test_any_accepted_text_formats_to_text_that_reads_back(case: tuple[str, int]) -> None:
+    text, us = case
     assert parse_timestamp_us(text) == us
+    if MIN_TIMESTAMP_US <= us <= MAX_TIMESTAMP_US:
+        out = format_timestamp_us(us)
+        assert SHAPE.fullmatch(out), out
+        assert parse_timestamp_us(out) == us
+        assert format_timestamp_us(parse_timestamp_us(out)) == out  # the written form is canonical
+    else:  # an offset moved a year-1 or year-9999 text past the range
+        with pytest.raises(ValueError, match="cannot format"):
+            format_timestamp_us(us)
