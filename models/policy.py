@@ -9,7 +9,10 @@ matching, at-risk warnings, objectives and the restart rule.
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
@@ -23,6 +26,7 @@ from leadsla.models.durations import DurationError, parse_duration_us
 from leadsla.models.events import EVENT_TYPES, MATCH_FIELDS, LeadEvent
 
 MAX_POLICY_FILE_BYTES = 1 << 20
+MAX_POLICY_VALUES = 100_000  # keys, values and items, aliases expanded; real files hold hundreds
 _NAME = r"^[a-z0-9_]+$"
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
@@ -44,6 +48,13 @@ MatchValue = str | list[str]
 def _check_match(match: dict[str, MatchValue]) -> dict[str, MatchValue]:
     for key in match:
         if key not in MATCH_FIELDS and not key.startswith("attributes."):
+            prefix, dot, rest = key.partition(".")
+            if dot and rest and difflib.get_close_matches(prefix, ["attributes"]):
+                close = [f"attributes.{rest}"]  # attribute.tier, attrs.tier
+            else:
+                close = difflib.get_close_matches(key, MATCH_FIELDS, n=1)
+            if close:
+                raise ValueError(f"cannot match on {key!r}; did you mean {close[0]!r}?")
             raise ValueError(
                 f"cannot match on {key!r}: use one of {', '.join(MATCH_FIELDS)} or attributes.<name>"
             )
@@ -240,6 +251,13 @@ class PolicySet:
 
 
 def load_policies(path: str | Path) -> PolicySet:
+    """Read, check and compile a policies file.
+
+    ``path`` is a UTF-8 YAML file of at most ``MAX_POLICY_FILE_BYTES`` bytes.
+    Returns the compiled :class:`PolicySet` (``source`` is the path, goals in
+    microseconds). Raises :class:`PolicyError` for a file that cannot be read
+    or used; see :func:`parse_policies` for the form of the message.
+    """
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -255,37 +273,64 @@ def load_policies(path: str | Path) -> PolicySet:
 
 
 def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
-    marks: dict[tuple[Any, ...], Any] = {}
+    """Check and compile the text of a policies file.
+
+    ``source`` names the text in messages and becomes ``PolicySet.source``.
+    Every refusal is a :class:`PolicyError` whose message is
+    ``source:line:col: path: problem``, e.g.
+    ``p.yaml:5:11: policies[0].goal: YAML 1.1 reads 1:30 as …``; line and
+    column count from 1. Besides the schema, the YAML traps are refused:
+    duplicate keys, and values that YAML's implicit typing turned into a
+    number, boolean, date or null where text, a duration or a date is meant
+    (see the README, "YAML traps leadsla refuses"). A key that is not known
+    names the closest known one. A bad value inherited from ``defaults:`` is
+    reported at its line under ``defaults:``. Aliases that refer back into
+    their own mapping or list, or that expand to more than
+    ``MAX_POLICY_VALUES`` values, are refused rather than read for ever.
+    """
+    reader = _Reader(source)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = None if node is None else _to_python(node, (), marks)
+        data = None if node is None else reader.read(node, ())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise PolicyError(f"{at}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise PolicyError(f"{source}: mappings and lists nested too deeply") from None
+    finally:
+        reader.close()
     if node is None:
         raise PolicyError(f"{source}: empty policies file; it needs a 'policies:' list")
+    marks = reader.marks
 
     def where(loc: tuple[Any, ...]) -> str:
         for n in range(len(loc), -1, -1):
             mark = marks.get(tuple(loc[:n]))
             if mark is not None:
-                return f"{source}:{mark.line + 1}:{mark.column + 1}"
+                return _position(source, mark)
         return source
 
     def fail(loc: tuple[Any, ...], msg: str) -> PolicyError:
-        path = "".join(f"[{x}]" if isinstance(x, int) else (f".{x}" if i else str(x)) for i, x in enumerate(loc))
-        return PolicyError(f"{where(loc)}: {path or 'file'}: {msg}")
+        return PolicyError(f"{where(loc)}: {_path_text(loc)}: {msg}")
 
-    def validate(model: type[BaseModel], value: Any, base: tuple[Any, ...]) -> Any:
+    def validate(
+        model: type[BaseModel], value: Any, base: tuple[Any, ...], inherited: frozenset[str] = frozenset()
+    ) -> Any:
         try:
             return model.model_validate(value)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = base + _data_path(value, err["loc"])
+            errors = exc.errors()
+            # A misspelt key also leaves a required key missing; the spelling
+            # is what to fix, so it is reported first.
+            err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+            loc = _data_path(value, err["loc"])
+            # A key the policy took from defaults: is fixed there, so the
+            # error points there, not at every policy that inherits it.
+            loc = (("defaults",) if loc and loc[0] in inherited else base) + loc
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                msg = f"unknown key {loc[-1]!r}"
+                msg = _unknown_key(loc[-1], _known_keys(loc[:-1]))
             raise fail(loc, msg) from None
 
     if not isinstance(data, dict):
@@ -294,21 +339,24 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
     calendars: dict[str, Calendar] = {"24x7": ALWAYS_OPEN}
     for cname, cspec in top.calendars.items():
         calendars[cname] = _compile_calendar(cname, cspec, lambda loc, m, c=cname: fail(("calendars", c) + loc, m))
-    known_defaults = set(PolicySpec.model_fields) - {"name", "description", "start", "stop"}
     for key in top.defaults:
-        if key not in known_defaults:
-            raise fail(("defaults", key), f"unknown default {key!r}; allowed: {', '.join(sorted(known_defaults))}")
+        if key in _PER_POLICY:
+            raise fail(("defaults", key), f"{key!r} cannot be a default: each policy sets its own")
+        if key not in _DEFAULTABLE:
+            raise fail(("defaults", key), _unknown_key(key, _DEFAULTABLE, "defaults can set"))
     policies = []
     seen: set[str] = set()
     for i, raw in enumerate(top.policies):
         if not isinstance(raw, dict):
             raise fail(("policies", i), "each policy must be a mapping")
-        spec: PolicySpec = validate(PolicySpec, {**top.defaults, **raw}, ("policies", i))
+        inherited = frozenset(top.defaults) - frozenset(raw)
+        spec: PolicySpec = validate(PolicySpec, {**top.defaults, **raw}, ("policies", i), inherited)
         if spec.name in seen:
             raise fail(("policies", i, "name"), f"duplicate policy name {spec.name!r}")
         seen.add(spec.name)
         if spec.calendar not in calendars:
-            raise fail(("policies", i, "calendar"), f"unknown calendar {spec.calendar!r}; defined: {', '.join(sorted(calendars))}")
+            cal_at = ("defaults", "calendar") if "calendar" in inherited else ("policies", i, "calendar")
+            raise fail(cal_at, f"unknown calendar {spec.calendar!r}; defined: {', '.join(sorted(calendars))}")
         policies.append(
             Policy(
                 name=spec.name,
@@ -399,27 +447,271 @@ def _weekdays(key: str) -> list[int] | None:
     return None
 
 
-def _to_python(node: yaml.Node, path: tuple[Any, ...], marks: dict[tuple[Any, ...], Any]) -> Any:
-    marks[path] = node.start_mark
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for knode, vnode in node.value:
-            key = _scalar(knode)
-            out[key] = _to_python(vnode, path + (key,), marks)
-            marks[path + (key,)] = knode.start_mark
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(v, path + (i,), marks) for i, v in enumerate(node.value)]
-    return _scalar(node)
+def _position(source: str, mark: yaml.Mark) -> str:
+    return f"{source}:{mark.line + 1}:{mark.column + 1}"
 
 
-def _scalar(node: yaml.Node) -> Any:
-    if not isinstance(node, yaml.ScalarNode):
-        raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a plain value", node.start_mark)
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    except ValueError as exc:  # a value its tag cannot hold, e.g. the date 2026-13-01
-        raise yaml.constructor.ConstructorError(None, None, f"{node.value!r}: {exc}", node.start_mark) from None
-    finally:
-        loader.dispose()
+def _path_text(loc: tuple[Any, ...]) -> str:
+    text = "".join(f"[{x}]" if isinstance(x, int) else (f".{x}" if i else str(x)) for i, x in enumerate(loc))
+    return text or "file"
+
+
+def _unknown_key(key: str, known: Collection[str], known_label: str = "known keys") -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    if close:
+        return f"unknown key {key!r}; did you mean {close[0]!r}?"
+    return f"unknown key {key!r}; {known_label}: {', '.join(sorted(known))}"
+
+
+_SELECTOR_KEYS = frozenset((START, STOP, PAUSE, RESUME))
+_PER_POLICY = frozenset(("name", "description", START, STOP))
+_DEFAULTABLE = frozenset(PolicySpec.model_fields) - _PER_POLICY
+
+
+def _known_keys(mapping: tuple[Any, ...]) -> Collection[str]:
+    """The keys allowed in the mapping at this data path (for did-you-mean)."""
+    if mapping == ():
+        return PoliciesFile.model_fields.keys()
+    if len(mapping) == 2 and mapping[0] == "calendars":
+        return CalendarSpec.model_fields.keys()
+    if len(mapping) == 2 and mapping[0] == "policies":
+        return PolicySpec.model_fields.keys()
+    rest = mapping[2:] if mapping[0] == "policies" else mapping[1:]
+    if rest and rest[0] in _SELECTOR_KEYS and (len(rest) == 1 or len(rest) == 2 and isinstance(rest[1], int)):
+        return SelectorSpec.model_fields.keys()
+    return ()
+
+
+# -- YAML's implicit typing ------------------------------------------------------------
+#
+# YAML 1.1 (PyYAML's dialect) gives every plain, unquoted scalar a type from its
+# spelling: 1:30 is the base-60 number 90, 010 is octal 8, NO and on are
+# booleans, 2026-01-01 is a date, an empty value or ~ is null. Each of those
+# turns a policy into something other than what it reads like, without a word.
+# So every scalar is checked against what its place in the file expects, from
+# the node itself (plain style, a tag the resolver chose from the text) rather
+# than from the Python value, which no longer shows how it was written.
+
+_TEXT, _DURATION, _NUMBER, _DATE, _MATCH = "text", "duration", "number", "date", "match value"
+_Expect = tuple[str, bool]  # (kind, whether null means "not set")
+
+_POLICY_SCALARS: dict[str, _Expect] = {
+    "name": (_TEXT, False),
+    "description": (_TEXT, False),
+    "calendar": (_TEXT, False),
+    "on_restart": (_TEXT, False),
+    "goal": (_DURATION, False),
+    "max_pause": (_DURATION, True),  # null: no limit, as when the key is left out
+    "at_risk": (_NUMBER, False),
+    "objective": (_NUMBER, False),
+    "min_decisions": (_NUMBER, False),
+}
+_TYPED_TAGS = {f"tag:yaml.org,2002:{t}": t for t in ("int", "float", "bool", "null", "timestamp")}
+# A bare duration is seconds, written in plain decimal. Ints exclude a leading
+# zero (YAML 1.1 octal); neither takes exponents, "_" separators or base 60.
+_DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_BARE_SECONDS = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_DECIMAL_NUMBER = re.compile(r"[-+]?(?:0|[1-9][0-9]*|(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)")
+_DURATION_HINT = "write a duration with a unit, such as 90s, 15m, 1h30m or PT1H"
+
+
+def _expected(path: tuple[Any, ...]) -> _Expect | None:
+    """What the scalar at this data path must be; None where the schema has no
+    scalar (pydantic reports what is wrong there)."""
+    if len(path) >= 2 and path[0] == "policies" and isinstance(path[1], int):
+        return _in_policy(path[2:])
+    if path[:1] == ("defaults",):
+        return _in_policy(path[1:])
+    if len(path) >= 3 and path[0] == "calendars":
+        rest = path[2:]
+        if rest == ("timezone",):
+            return (_TEXT, False)
+        if rest[0] == "hours" and (len(rest) == 2 or len(rest) == 3 and isinstance(rest[2], int)):
+            return (_TEXT, False)  # "HH:MM-HH:MM", or a list of them
+        if rest[0] == "holidays" and len(rest) == 2 and isinstance(rest[1], int):
+            return (_DATE, False)
+    return None
+
+
+def _in_policy(rest: tuple[Any, ...]) -> _Expect | None:
+    if not rest:
+        return None
+    if len(rest) == 1 and rest[0] in _POLICY_SCALARS:
+        return _POLICY_SCALARS[rest[0]]
+    if rest[0] == "match":
+        return _in_match(rest[1:])
+    if rest[0] in _SELECTOR_KEYS:
+        sel = rest[1:]
+        if not sel:
+            return (_TEXT, True)  # an event type; null: no events
+        if isinstance(sel[0], int):
+            sel = sel[1:]
+            if not sel:
+                return (_TEXT, False)
+        if sel == ("type",):
+            return (_TEXT, False)
+        if sel[0] == "match":
+            return _in_match(sel[1:])
+    return None
+
+
+def _in_match(rest: tuple[Any, ...]) -> _Expect | None:
+    if len(rest) == 1 or len(rest) == 2 and isinstance(rest[1], int):
+        return (_MATCH, False)
+    return None
+
+
+def _reading(typed: str, text: str, value: Any) -> str:
+    """What YAML made of a plain scalar, for messages: 'YAML reads … as …'."""
+    if typed == "null":
+        return "no value given (YAML reads an empty value as null)" if not text else f"YAML reads {text} as null (no value)"
+    if typed == "bool":
+        return f"YAML reads {text} as the boolean {str(value).lower()}"
+    if typed == "timestamp":
+        what = "date" if type(value) is date else "timestamp"
+        return f"YAML reads {text} as the {what} {value}"
+    digits = text.lstrip("+-").lower()
+    if ":" in digits:
+        return f"YAML 1.1 reads {text} as the sexagesimal (base 60) number {value}"
+    if digits.startswith("0x"):
+        return f"YAML 1.1 reads {text} as the hexadecimal number {value}"
+    if digits.startswith("0b"):
+        return f"YAML 1.1 reads {text} as the binary number {value}"
+    if typed == "int" and len(digits) > 1 and digits.startswith("0"):
+        return f"YAML 1.1 reads {text} as the octal number {value}"
+    if "_" in digits:
+        return f"YAML 1.1 reads {text} as the number {value} (it skips the _)"
+    return f"YAML reads {text} as the number {value}"
+
+
+class _Reader:
+    """Composed YAML nodes to plain data: records each data path's position,
+    refuses duplicate keys, the implicit-typing traps and runaway aliases on
+    the way. Messages are ``source:line:col: path: problem``."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.marks: dict[tuple[Any, ...], yaml.Mark] = {}
+        self._loader = yaml.SafeLoader("")
+        # Aliases make the data a graph: one that loops, or that nests
+        # aliases of aliases (a "billion laughs"), would never finish reading.
+        self._open: set[int] = set()
+        self._left = MAX_POLICY_VALUES
+
+    def close(self) -> None:
+        self._loader.dispose()
+
+    def read(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
+        self.marks[path] = node.start_mark
+        self._left -= 1
+        if self._left < 0:
+            raise self._error(node, path, f"more than {MAX_POLICY_VALUES} values once aliases are expanded")
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            if id(node) in self._open:
+                raise self._error(node, path, "an alias inside this mapping or list refers back to it")
+            self._open.add(id(node))
+            try:
+                return self._collection(node, path)
+            finally:
+                self._open.discard(id(node))
+        return self._value(node, path)
+
+    def _collection(self, node: yaml.MappingNode | yaml.SequenceNode, path: tuple[Any, ...]) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            first: dict[Any, yaml.Node] = {}
+            for knode, vnode in node.value:
+                key = self._key(knode, path)
+                if key in first:
+                    raise self._error(
+                        knode,
+                        path + (key,),
+                        f"duplicate key {key!r} (first on line {first[key].start_mark.line + 1}); "
+                        "YAML would silently keep only the last",
+                    )
+                first[key] = knode
+                out[key] = self.read(vnode, path + (key,))
+                self.marks[path + (key,)] = knode.start_mark
+            return out
+        return [self.read(v, path + (i,)) for i, v in enumerate(node.value)]
+
+    def _error(self, node: yaml.Node, path: tuple[Any, ...], msg: str) -> PolicyError:
+        return PolicyError(f"{_position(self.source, node.start_mark)}: {_path_text(path)}: {msg}")
+
+    def _construct(self, node: yaml.Node) -> tuple[Any, str | None]:
+        """The scalar's value, and its implicit type ('int', 'bool', …) when it
+        was written plain and YAML typed it from the text alone; None for text
+        and for quoted or explicitly tagged scalars (the writer chose those)."""
+        if not isinstance(node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a plain value", node.start_mark)
+        try:
+            value = self._loader.construct_object(node, deep=True)
+        except ValueError as exc:  # a value its tag cannot hold, e.g. the date 2026-13-01
+            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r}: {exc}", node.start_mark) from None
+        resolved = self._loader.resolve(yaml.ScalarNode, node.value, (True, False))  # type: ignore[no-untyped-call]
+        implicit = node.style is None and node.tag == resolved
+        return value, _TYPED_TAGS.get(node.tag) if implicit else None
+
+    def _key(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
+        key, typed = self._construct(node)
+        if typed is not None:  # every key in a policies file is a name
+            reading = _reading(typed, node.value, key)
+            raise self._error(node, path + (node.value,), f'{reading}; quote the key ("{node.value}")')
+        return key
+
+    def _value(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
+        value, typed = self._construct(node)
+        expect = _expected(path)
+        if expect is None:
+            return value
+        kind, nullable = expect
+        text = node.value
+        if typed is None:
+            if kind == _DURATION and isinstance(value, str):
+                self._check_bare_seconds(node, path, value)
+            return value
+        if typed == "null" and nullable:
+            return None
+        # Each branch returns what the place accepts; falling through is an error.
+        if kind == _MATCH and typed in ("int", "float", "timestamp"):
+            # Dimensions are text: a plain 123, 0123 or 2026-01-01 is taken as
+            # written, exactly as if it were quoted.
+            return text
+        if kind == _DURATION and (
+            typed == "int" and _DECIMAL_INT.fullmatch(text) or typed == "float" and _BARE_SECONDS.fullmatch(text)
+        ):
+            return value  # seconds
+        if kind == _NUMBER and typed in ("int", "float") and _DECIMAL_NUMBER.fullmatch(text):
+            return value
+        if kind == _DATE and typed == "timestamp":
+            return value
+        raise self._error(node, path, self._refusal(kind, typed, text, value))
+
+    @staticmethod
+    def _refusal(kind: str, typed: str, text: str, value: Any) -> str:
+        reading = _reading(typed, text, value)
+        if kind == _DURATION:
+            if typed in ("int", "float") and math.isfinite(value):
+                reading += f", which would mean {value} seconds"
+            hint = _DURATION_HINT
+        elif kind == _NUMBER:
+            hint = "write the number in plain decimal, such as 0.8 or 10"
+        elif kind == _DATE:
+            hint = "write the date as YYYY-MM-DD, such as 2026-12-25"
+        elif typed == "null" and not text:
+            hint = "write a value"
+        else:
+            hint = f'quote it ("{text}") if you mean the text'
+        return f"{reading}; {hint}"
+
+    def _check_bare_seconds(self, node: yaml.Node, path: tuple[Any, ...], text: str) -> None:
+        # Text that Python reads as a number is taken as seconds by the
+        # duration parser; only plain decimal is unsurprising there (1e3 is a
+        # thousand seconds, 1_000 too). Infinity and NaN get the parser's own
+        # message.
+        try:
+            number = float(text)
+        except ValueError:
+            return
+        if math.isfinite(number) and not _BARE_SECONDS.fullmatch(text.strip()):
+            raise self._error(node, path, f"{text!r} is not a plain number of seconds; {_DURATION_HINT}")

@@ -354,8 +354,19 @@ ERRORS = [
     ),
     ("zero goal", _TWO.format(goal="0s"), "p.yaml:9:5: policies[1].goal: goal must be longer than zero"),
     ("negative goal", _TWO.format(goal="-5"), "p.yaml:9:5: policies[1].goal: negative duration: -5"),
-    ("infinite goal", _TWO.format(goal=".inf"), "p.yaml:9:5: policies[1].goal: not a finite duration: inf"),
-    ("goal true", _TWO.format(goal="true"), "p.yaml:9:5: policies[1].goal: not a duration: True"),
+    (
+        "infinite goal",
+        _TWO.format(goal=".inf"),
+        "p.yaml:9:11: policies[1].goal: YAML reads .inf as the number inf; write a duration with a unit, "
+        "such as 90s, 15m, 1h30m or PT1H",
+    ),
+    ("quoted infinite goal", _TWO.format(goal='"inf"'), "p.yaml:9:5: policies[1].goal: not a finite duration: 'inf'"),
+    (
+        "goal true",
+        _TWO.format(goal="true"),
+        "p.yaml:9:11: policies[1].goal: YAML reads true as the boolean true; write a duration with a unit, "
+        "such as 90s, 15m, 1h30m or PT1H",
+    ),
     ("missing goal", _TWO.replace("    goal: {goal}\n", ""), "p.yaml:6:5: policies[1].goal: Field required"),
     (
         "unknown start type",
@@ -376,7 +387,7 @@ ERRORS = [
         "p.yaml:10:5: policies[1].colour: unknown key 'colour'",
     ),
     ("unknown top-level key", MINIMAL_YAML + "version: 2\n", "p.yaml:6:1: version: unknown key 'version'"),
-    ("misspelt policies", "polices: []\n", "p.yaml:1:1: policies: Field required"),
+    ("misspelt policies", "polices: []\n", "p.yaml:1:1: polices: unknown key 'polices'; did you mean 'policies'?"),
     (
         "unknown key in a selector",
         MINIMAL_YAML.replace("start: lead.handed_off", "start: {type: lead.handed_off, when: x}"),
@@ -468,8 +479,8 @@ ERRORS = [
     (
         "unknown default",
         "defaults:\n  colour: red\n" + MINIMAL_YAML,
-        "p.yaml:2:3: defaults.colour: unknown default 'colour'; allowed: at_risk, calendar, goal, match, max_pause, "
-        "min_decisions, objective, on_restart, pause, resume",
+        "p.yaml:2:3: defaults.colour: unknown key 'colour'; defaults can set: at_risk, calendar, goal, match, "
+        "max_pause, min_decisions, objective, on_restart, pause, resume",
     ),
     (
         "invalid YAML",
@@ -506,7 +517,7 @@ ERRORS = [
     (
         "start not a type",
         MINIMAL_YAML.replace("start: lead.handed_off ", "start: 5 "),
-        "p.yaml:3:5: policies[0].start: Input should be a valid list",
+        'p.yaml:3:12: policies[0].start: YAML reads 5 as the number 5; quote it ("5") if you mean the text',
     ),
     ("empty file", "", "p.yaml: empty policies file; it needs a 'policies:' list"),
     ("only comments", "# nothing here\n", "p.yaml: empty policies file; it needs a 'policies:' list"),
@@ -541,7 +552,7 @@ def test_every_error_is_a_policy_error_and_a_value_error() -> None:
     assert issubclass(PolicyError, ValueError)
 
 
-def test_error_in_a_default_points_at_the_policy_that_uses_it() -> None:
+def test_error_in_a_default_points_at_the_default() -> None:
     text = textwrap.dedent(
         """\
         defaults:
@@ -554,7 +565,7 @@ def test_error_in_a_default_points_at_the_policy_that_uses_it() -> None:
     )
     with pytest.raises(PolicyError) as info:
         parse_policies(text, source="p.yaml")
-    assert str(info.value).startswith("p.yaml:4:5: policies[0].goal: not a duration: '2x'")
+    assert str(info.value).startswith("p.yaml:2:3: defaults.goal: not a duration: '2x'")
 
 
 def test_too_many_holidays() -> None:
@@ -580,3 +591,439 @@ def test_max_pause_is_a_duration_and_needs_pauses() -> None:
         pol(MINIMAL_YAML.replace("goal: 1h", "goal: 1h\n    max_pause: 2d"))
     with pytest.raises(PolicyError, match=r"policies\[0\]\.max_pause: not a duration"):
         pol(MINIMAL_YAML.replace("goal: 1h", "goal: 1h\n    pause: lead.accepted\n    resume: lead.connected\n    max_pause: soon"))
+
+
+# -- YAML traps ------------------------------------------------------------------------
+#
+# YAML 1.1 types unquoted values by their spelling. Where that would change what
+# a policy means, the file is refused at the value's own line:col.
+
+_ONE = """\
+policies:
+  - name: first_touch
+    start: lead.handed_off
+    stop: lead.connected
+    goal: {goal}
+"""
+_DURATION_HINT = "write a duration with a unit, such as 90s, 15m, 1h30m or PT1H"
+_PAUSES = "    pause: lead.recycled\n    resume: lead.mql\n"
+
+
+def _one(goal: str = "1h", extra: str = "") -> str:
+    return _ONE.format(goal=goal) + extra
+
+
+def _refused(text: str) -> str:
+    with pytest.raises(PolicyError) as info:
+        parse_policies(text, source="p.yaml")
+    return str(info.value)
+
+
+TRAPS = [
+    (
+        "sexagesimal goal",
+        _one("1:30"),
+        "p.yaml:5:11: policies[0].goal: YAML 1.1 reads 1:30 as the sexagesimal (base 60) number 90, "
+        f"which would mean 90 seconds; {_DURATION_HINT}",
+    ),
+    (
+        "sexagesimal goal with seconds",
+        _one("1:30:00"),
+        "p.yaml:5:11: policies[0].goal: YAML 1.1 reads 1:30:00 as the sexagesimal (base 60) number 5400, "
+        f"which would mean 5400 seconds; {_DURATION_HINT}",
+    ),
+    (
+        "sexagesimal max_pause",
+        _one(extra=_PAUSES + "    max_pause: 2:00\n"),
+        "p.yaml:8:16: policies[0].max_pause: YAML 1.1 reads 2:00 as the sexagesimal (base 60) number 120, "
+        f"which would mean 120 seconds; {_DURATION_HINT}",
+    ),
+    (
+        "sexagesimal goal in defaults",
+        "defaults:\n  goal: 1:30\n" + _one().replace("    goal: 1h\n", ""),
+        "p.yaml:2:9: defaults.goal: YAML 1.1 reads 1:30 as the sexagesimal (base 60) number 90, "
+        f"which would mean 90 seconds; {_DURATION_HINT}",
+    ),
+    (
+        "octal goal",
+        _one("010"),
+        f"p.yaml:5:11: policies[0].goal: YAML 1.1 reads 010 as the octal number 8, which would mean 8 seconds; {_DURATION_HINT}",
+    ),
+    (
+        "exponent goal",
+        _one("1.0e+3"),
+        "p.yaml:5:11: policies[0].goal: YAML reads 1.0e+3 as the number 1000.0, which would mean 1000.0 seconds; "
+        + _DURATION_HINT,
+    ),
+    (
+        "exponent goal YAML leaves as text",
+        _one("1e3"),
+        f"p.yaml:5:11: policies[0].goal: '1e3' is not a plain number of seconds; {_DURATION_HINT}",
+    ),
+    (
+        "underscored goal",
+        _one("1_000"),
+        "p.yaml:5:11: policies[0].goal: YAML 1.1 reads 1_000 as the number 1000 (it skips the _), "
+        f"which would mean 1000 seconds; {_DURATION_HINT}",
+    ),
+    (
+        "date goal",
+        _one("2026-01-01"),
+        f"p.yaml:5:11: policies[0].goal: YAML reads 2026-01-01 as the date 2026-01-01; {_DURATION_HINT}",
+    ),
+    ("null goal", _one("~"), f"p.yaml:5:11: policies[0].goal: YAML reads ~ as null (no value); {_DURATION_HINT}"),
+    (
+        "boolean name",
+        _one().replace("name: first_touch", "name: on"),
+        'p.yaml:2:11: policies[0].name: YAML reads on as the boolean true; quote it ("on") if you mean the text',
+    ),
+    (
+        "empty name",
+        _one().replace("name: first_touch", "name:"),
+        "p.yaml:2:10: policies[0].name: no value given (YAML reads an empty value as null); write a value",
+    ),
+    (
+        "number description",
+        _one(extra="    description: 12\n"),
+        'p.yaml:6:18: policies[0].description: YAML reads 12 as the number 12; quote it ("12") if you mean the text',
+    ),
+    (
+        "boolean on_restart",
+        _one(extra="    on_restart: off\n"),
+        'p.yaml:6:17: policies[0].on_restart: YAML reads off as the boolean false; quote it ("off") if you mean the text',
+    ),
+    (
+        "null calendar",
+        _one(extra="    calendar: null\n"),
+        'p.yaml:6:15: policies[0].calendar: YAML reads null as null (no value); quote it ("null") if you mean the text',
+    ),
+    (
+        "boolean event type in a list",
+        _one().replace("start: lead.handed_off", "start: [lead.handed_off, yes]"),
+        'p.yaml:3:30: policies[0].start[1]: YAML reads yes as the boolean true; quote it ("yes") if you mean the text',
+    ),
+    (
+        "boolean in a match",
+        _one(extra="    match: {region: NO}\n"),
+        'p.yaml:6:21: policies[0].match.region: YAML reads NO as the boolean false; quote it ("NO") if you mean the text',
+    ),
+    (
+        "boolean in a selector's match",
+        _one().replace("stop: lead.connected", "stop: {type: lead.connected, match: {attributes.vip: yes}}"),
+        "p.yaml:4:58: policies[0].stop.match.attributes.vip: YAML reads yes as the boolean true; "
+        'quote it ("yes") if you mean the text',
+    ),
+    (
+        "null in a match list",
+        _one(extra="    match: {segment: [smb, ~]}\n"),
+        'p.yaml:6:28: policies[0].match.segment[1]: YAML reads ~ as null (no value); quote it ("~") if you mean the text',
+    ),
+    (
+        "boolean in a match in defaults",
+        "defaults:\n  match: {region: NO}\n" + _one(),
+        'p.yaml:2:19: defaults.match.region: YAML reads NO as the boolean false; quote it ("NO") if you mean the text',
+    ),
+    (
+        "date time zone",
+        _cal(tz="2026-01-01"),
+        "p.yaml:3:15: calendars.office.timezone: YAML reads 2026-01-01 as the date 2026-01-01; "
+        'quote it ("2026-01-01") if you mean the text',
+    ),
+    (
+        "sexagesimal open hours",
+        _cal(hours="9:30"),
+        "p.yaml:5:16: calendars.office.hours.mon-fri: YAML 1.1 reads 9:30 as the sexagesimal (base 60) number 570; "
+        'quote it ("9:30") if you mean the text',
+    ),
+    (
+        "number holiday",
+        _cal().replace("    hours:", "    holidays: [2026-12-24, 20261225]\n    hours:"),
+        "p.yaml:4:28: calendars.office.holidays[1]: YAML reads 20261225 as the number 20261225; "
+        "write the date as YYYY-MM-DD, such as 2026-12-25",
+    ),
+    (
+        "boolean key",
+        _one(extra="    on: restart\n"),
+        'p.yaml:6:5: policies[0].on: YAML reads on as the boolean true; quote the key ("on")',
+    ),
+    (
+        "boolean at_risk",
+        _one(extra="    at_risk: yes\n"),
+        "p.yaml:6:14: policies[0].at_risk: YAML reads yes as the boolean true; "
+        "write the number in plain decimal, such as 0.8 or 10",
+    ),
+    (
+        "sexagesimal min_decisions",
+        _one(extra="    min_decisions: 1:00\n"),
+        "p.yaml:6:20: policies[0].min_decisions: YAML 1.1 reads 1:00 as the sexagesimal (base 60) number 60; "
+        "write the number in plain decimal, such as 0.8 or 10",
+    ),
+    (
+        "hexadecimal objective",
+        _one(extra="    objective: 0x1\n"),
+        "p.yaml:6:16: policies[0].objective: YAML 1.1 reads 0x1 as the hexadecimal number 1; "
+        "write the number in plain decimal, such as 0.8 or 10",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "message"), TRAPS, ids=[c for c, _, _ in TRAPS])
+def test_yaml_typing_traps_are_refused_at_the_value(case: str, text: str, message: str) -> None:
+    assert _refused(text) == message, case
+
+
+def test_sexagesimal_goal_is_refused_by_load_policies(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(_one("1:30"), encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policies(path)
+    assert str(info.value).startswith(f"{path}:5:11: policies[0].goal: YAML 1.1 reads 1:30 as the sexagesimal")
+
+
+def test_quoted_sexagesimal_goal_is_not_a_duration_either() -> None:
+    assert _refused(_one('"1:30"')).startswith("p.yaml:5:5: policies[0].goal: not a duration: '1:30' (use e.g.")
+
+
+DUPLICATES = [
+    (
+        "in a policy",
+        _one(extra="    goal: 2h\n"),
+        "p.yaml:6:5: policies[0].goal: duplicate key 'goal' (first on line 5); YAML would silently keep only the last",
+    ),
+    (
+        "at the top level",
+        _one() + "policies: []\n",
+        "p.yaml:6:1: policies: duplicate key 'policies' (first on line 1); YAML would silently keep only the last",
+    ),
+    (
+        "in a flow mapping",
+        _one(extra="    match: {segment: smb, segment: mid}\n"),
+        "p.yaml:6:27: policies[0].match.segment: duplicate key 'segment' (first on line 6); "
+        "YAML would silently keep only the last",
+    ),
+    (
+        "in defaults",
+        "defaults:\n  at_risk: 0.5\n  objective: 0.9\n  at_risk: 0.7\n" + _one(),
+        "p.yaml:4:3: defaults.at_risk: duplicate key 'at_risk' (first on line 2); YAML would silently keep only the last",
+    ),
+    (
+        "in open hours",
+        _cal().replace('      mon-fri: "09:00-17:00"\n', '      mon-fri: "09:00-17:00"\n      mon-fri: "10:00-18:00"\n'),
+        "p.yaml:6:7: calendars.office.hours.mon-fri: duplicate key 'mon-fri' (first on line 5); "
+        "YAML would silently keep only the last",
+    ),
+    (
+        "two calendars of one name",
+        "calendars:\n  office: {hours: {mon: '09:00-17:00'}}\n  office: {hours: {tue: '09:00-17:00'}}\n" + _one(),
+        "p.yaml:3:3: calendars.office: duplicate key 'office' (first on line 2); YAML would silently keep only the last",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "message"), DUPLICATES, ids=[c for c, _, _ in DUPLICATES])
+def test_duplicate_keys_are_refused_at_the_second(case: str, text: str, message: str) -> None:
+    assert _refused(text) == message, case
+
+
+UNKNOWN_KEYS = [
+    ("top level", "polcies: []\n", "p.yaml:1:1: polcies: unknown key 'polcies'; did you mean 'policies'?"),
+    (
+        "top level, next to policies",
+        _one() + "calenders: {}\n",
+        "p.yaml:6:1: calenders: unknown key 'calenders'; did you mean 'calendars'?",
+    ),
+    ("policy", _one().replace("goal:", "gaol:"), "p.yaml:5:5: policies[0].gaol: unknown key 'gaol'; did you mean 'goal'?"),
+    (
+        "calendar",
+        _cal().replace("timezone:", "timezon:"),
+        "p.yaml:3:5: calendars.office.timezon: unknown key 'timezon'; did you mean 'timezone'?",
+    ),
+    (
+        "calendar holidays",
+        _cal().replace("    hours:", "    holiday: [2026-12-25]\n    hours:"),
+        "p.yaml:4:5: calendars.office.holiday: unknown key 'holiday'; did you mean 'holidays'?",
+    ),
+    (
+        "defaults",
+        "defaults:\n  objectiv: 0.9\n" + _one(),
+        "p.yaml:2:3: defaults.objectiv: unknown key 'objectiv'; did you mean 'objective'?",
+    ),
+    (
+        "selector",
+        _one().replace("stop: lead.connected", "stop: {type: lead.connected, mach: {segment: smb}}"),
+        "p.yaml:4:34: policies[0].stop.mach: unknown key 'mach'; did you mean 'match'?",
+    ),
+    (
+        "selector in a list",
+        _one().replace("stop: lead.connected", "stop: [lead.mql, {typ: lead.connected}]"),
+        "p.yaml:4:23: policies[0].stop[1].typ: unknown key 'typ'; did you mean 'type'?",
+    ),
+    (
+        "selector in defaults",
+        "defaults:\n  pause: {type: lead.recycled, mach: {segment: smb}}\n  resume: lead.mql\n" + _one(),
+        "p.yaml:2:32: defaults.pause.mach: unknown key 'mach'; did you mean 'match'?",
+    ),
+    (
+        "nothing close",
+        _one(extra="    colour: red\n"),
+        "p.yaml:6:5: policies[0].colour: unknown key 'colour'; known keys: at_risk, calendar, description, goal, "
+        "match, max_pause, min_decisions, name, objective, on_restart, pause, resume, start, stop",
+    ),
+    (
+        "a per-policy key in defaults",
+        "defaults:\n  name: x\n" + _one(),
+        "p.yaml:2:3: defaults.name: 'name' cannot be a default: each policy sets its own",
+    ),
+    (
+        "match field",
+        _one(extra="    match: {segmnt: smb}\n"),
+        "p.yaml:6:5: policies[0].match: cannot match on 'segmnt'; did you mean 'segment'?",
+    ),
+    (
+        "match attribute",
+        _one(extra="    match: {attribute.tier: gold}\n"),
+        "p.yaml:6:5: policies[0].match: cannot match on 'attribute.tier'; did you mean 'attributes.tier'?",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "message"), UNKNOWN_KEYS, ids=[c for c, _, _ in UNKNOWN_KEYS])
+def test_unknown_keys_name_the_closest_known_key(case: str, text: str, message: str) -> None:
+    assert _refused(text) == message, case
+
+
+DEFAULTS_ERRORS = [
+    ("out of range", "  at_risk: 1.5\n", "p.yaml:2:3: defaults.at_risk: Input should be less than 1"),
+    ("unknown calendar", "  calendar: office\n", "p.yaml:2:3: defaults.calendar: unknown calendar 'office'; defined: 24x7"),
+    ("bad on_restart", "  on_restart: sometimes\n", "p.yaml:2:3: defaults.on_restart: Input should be 'keep' or 'restart'"),
+    (
+        "bad event type in a selector",
+        "  pause: {type: lead.paused}\n  resume: lead.mql\n",
+        "p.yaml:2:11: defaults.pause.type: unknown event type 'lead.paused'; known: ",
+    ),
+    ("bad match field", "  match: {colour: red}\n", "p.yaml:2:3: defaults.match: cannot match on 'colour': use one of"),
+]
+
+
+@pytest.mark.parametrize(("case", "defaults", "message"), DEFAULTS_ERRORS, ids=[c for c, _, _ in DEFAULTS_ERRORS])
+def test_errors_in_defaults_point_at_the_defaults_entry(case: str, defaults: str, message: str) -> None:
+    # Both policies inherit the bad value; it is reported once, where it is written.
+    assert _refused("defaults:\n" + defaults + _TWO.format(goal="1h")).startswith(message), case
+
+
+def test_an_error_in_a_policy_that_overrides_a_default_points_at_the_policy() -> None:
+    text = "defaults:\n  goal: 1h\n" + _TWO.format(goal="2x")
+    assert _refused(text).startswith("p.yaml:11:5: policies[1].goal: not a duration: '2x'")
+
+
+def test_typed_values_where_numbers_and_dates_are_meant_are_kept() -> None:
+    ps = parse_policies(
+        _cal().replace("    hours:", "    holidays: [2026-12-25, 2027-01-01]\n    hours:")
+        + "    at_risk: 0.8\n    objective: 0.95\n    min_decisions: 10\n"
+        + "  - {name: b, start: lead.created, stop: lead.mql, goal: 3600, objective: 9.5e-1, at_risk: .5}\n"
+        + "  - {name: c, start: lead.created, stop: lead.mql, goal: 1.5, pause: lead.recycled, resume: lead.mql,"
+        + " max_pause: 90}\n"
+    )
+    a, b, c = ps.policies
+    assert ps.calendars["office"].holidays == {date(2026, 12, 25), date(2027, 1, 1)}
+    assert (a.at_risk, a.objective, a.min_decisions) == (0.8, 0.95, 10)
+    assert (b.goal_us, b.objective, b.at_risk) == (H, 0.95, 0.5)
+    # A bare number is seconds, in plain decimal.
+    assert (c.goal_us, c.max_pause_us) == (1_500_000, 90_000_000)
+
+
+def test_a_plain_number_or_date_in_a_match_is_the_text_as_written() -> None:
+    ps = parse_policies(
+        _one(extra="    match: {segment: [123, 0123, 1:30], attributes.since: 2026-01-01, region: 1.50}\n")
+    )
+    p = ps.policies[0]
+    assert p.match == (
+        ("attributes.since", frozenset({"2026-01-01"})),
+        ("region", frozenset({"1.50"})),
+        ("segment", frozenset({"123", "0123", "1:30"})),
+    )
+    assert p.roles(ev("lead.handed_off", 0, "e", segment="0123", region="1.50", attributes={"since": "2026-01-01"})) == (
+        START,
+    )
+
+
+def test_quoted_or_explicitly_tagged_text_is_text() -> None:
+    ps = parse_policies(
+        _one().replace("name: first_touch", 'name: "on"')
+        + '    match: {region: "NO", attributes.vip: !!str yes}\n    description: "12"\n'
+    )
+    p = ps.policies[0]
+    assert (p.name, p.description) == ("on", "12")
+    assert p.match == (("attributes.vip", frozenset({"yes"})), ("region", frozenset({"NO"})))
+
+
+def test_an_empty_max_pause_or_pause_means_none() -> None:
+    p = parse_policies(_one(extra="    pause:\n    resume:\n    max_pause:\n")).policies[0]
+    assert (p.selectors[PAUSE], p.selectors[RESUME], p.max_pause_us) == ((), (), None)
+
+
+def test_the_bundled_example_still_loads_unchanged() -> None:
+    from leadsla.streams.settings import EXAMPLE_POLICIES
+
+    ps = load_policies(EXAMPLE_POLICIES)
+    assert ps.names == ("first_touch", "disposition", "demo_request_first_touch")
+    office = ps.calendars["sales_office"]
+    assert office.timezone == "America/New_York"
+    assert office.hours == (((time(8), time(18)),),) * 5 + ((), ())
+    assert office.holidays == {
+        date(2026, 11, 26), date(2026, 12, 25), date(2027, 1, 1), date(2027, 5, 31), date(2027, 7, 5)
+    }
+    first, disposition, demo = ps.policies
+    assert [(p.goal_us, p.at_risk, p.objective, p.calendar) for p in ps.policies] == [
+        (H, 0.75, 0.95, office),
+        (20 * H, 0.75, 0.95, office),
+        (15 * M, 0.75, 0.9, office),
+    ]
+    assert disposition.max_pause_us == 72 * H
+    assert disposition.selectors[PAUSE] == (
+        Selector("lead.contact_attempt", (("attributes.outcome", frozenset({"waiting_on_prospect"})),)),
+    )
+    assert disposition.selectors[RESUME] == (
+        Selector("lead.connected"),
+        Selector("lead.contact_attempt", (("attributes.outcome", frozenset({"no_answer", "reached"})),)),
+    )
+    assert demo.match == (("attributes.form", frozenset({"demo_request"})),)
+    assert first.selectors[STOP] == tuple(Selector(t) for t in STOPS)
+
+
+def test_the_contract_minimal_form_still_loads_unchanged() -> None:
+    p = parse_policies(MINIMAL_YAML).policies[0]
+    assert (p.name, p.goal_us, p.calendar, p.match) == ("first_touch", H, ALWAYS_OPEN, ())
+    assert p.selectors[START] == (Selector("lead.handed_off"),)
+    assert p.selectors[STOP] == tuple(Selector(t) for t in STOPS)
+
+
+def test_aliases_may_share_a_list() -> None:
+    ps = parse_policies(
+        "policies:\n"
+        "  - {name: a, start: lead.handed_off, stop: &stops [lead.connected, lead.disqualified], goal: 1h}\n"
+        "  - {name: b, start: lead.mql, stop: *stops, goal: 2h}\n"
+    )
+    assert ps.policies[0].selectors[STOP] == ps.policies[1].selectors[STOP]
+
+
+@pytest.mark.parametrize(
+    ("case", "text", "message"),
+    [
+        (
+            "an alias to its own list",
+            "policies: &a [*a]\n",
+            "p.yaml:1:11: policies[0]: an alias inside this mapping or list refers back to it",
+        ),
+        (
+            "aliases of aliases",
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"b{i}: &b{i} [{', '.join([f'*b{i - 1}' if i else '*a'] * 10)}]\n" for i in range(6))
+            + _one(),
+            "p.yaml:1:35: b3[7][8][8][8][9]: more than 100000 values once aliases are expanded",
+        ),
+        ("nesting", "policies: " + "[" * 1000 + "]" * 1000 + "\n", "p.yaml: mappings and lists nested too deeply"),
+    ],
+)
+def test_yaml_that_would_never_finish_reading_is_refused(case: str, text: str, message: str) -> None:
+    assert _refused(text) == message, case
