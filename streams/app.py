@@ -165,6 +165,14 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         engine.ready = False
         engine.revoke(tp.partition for tp in revoked if tp.topic == settings.input_topic)
 
+    _pages(app, engine, registry)
+
+    return Monitor(app, engine, registry, sink)
+
+
+def _pages(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:
+    """The worker's web pages: /metrics, /ready and the query API (read-only views)."""
+
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
@@ -184,5 +192,3 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
     async def rep_page(web: Any, request: Any, rep: str) -> Any:
         clocks = engine.views.rep_queue(rep)
         return web.json({"rep": rep, "partitions": sorted(engine.runtimes), "open_clocks": clocks})
-
-    return Monitor(app, engine, registry, sink)
