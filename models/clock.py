@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import insort
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from leadsla.models.events import EventType, LeadEvent
@@ -457,15 +458,13 @@ def _lead_level(st: LeadState, item: Buffered, res: Transition) -> None:
         res.touches.append(Touch(team or st.owner_team, t, latency))
 
 
-def _apply_item(
-    st: LeadState, item: Buffered, policies: PolicySet, lead_id: str, w: int, now: int, res: Transition
-) -> None:
-    """An event in event-time order (after everything already applied)."""
-    _lead_level(st, item, res)
-    t, _, _, roles, team, rep = item
-    if not roles:
-        return
-    _log(st, item)
+def _targets(st: LeadState, item: Buffered, policies: PolicySet) -> Iterator[tuple[str, Policy, Clock]]:
+    """Log an event with roles, then yield its (role, policy, clock) for
+    each policy it plays a role in. A clock is created by a start only: a
+    stop or pause with no clock stays in the log, where a late start finds it."""
+    roles = item[3]
+    if roles:
+        _log(st, item)
     for name, role in roles:
         policy = _policy(policies, name)
         if policy is None:
@@ -475,6 +474,16 @@ def _apply_item(
             if role != START:
                 continue
             c = st.clocks[name] = Clock()
+        yield role, policy, c
+
+
+def _apply_item(
+    st: LeadState, item: Buffered, policies: PolicySet, lead_id: str, w: int, now: int, res: Transition
+) -> None:
+    """An event in event-time order (after everything already applied)."""
+    _lead_level(st, item, res)
+    t, _, _, _, team, rep = item
+    for role, policy, c in _targets(st, item, policies):
         _step(st, c, policy, role, t, team, rep, lead_id, w, now, res)
 
 
@@ -483,19 +492,9 @@ def _apply_late(
 ) -> None:
     """An event older than the watermark, by the late-arrival rules."""
     _lead_level(st, item, res)
-    t, _, _, roles, team, rep = item
-    if not roles:
-        return
-    _log(st, item)
-    for name, role in roles:
-        policy = _policy(policies, name)
-        if policy is None:
-            continue
-        c = st.clocks.get(name)
-        if c is None:
-            if role != START:
-                continue  # kept in the log: a late start may still pick it up
-            c = st.clocks[name] = Clock()
+    t, _, _, _, team, rep = item
+    for role, policy, c in _targets(st, item, policies):
+        name = policy.name
         if t > c.floor and (c.status == IDLE or _history_kept(st, c, name)):
             _rerun(st, c, policy, item, lead_id, w, now, res)
         elif t > c.floor:
