@@ -67,3 +67,21 @@ def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 60.0) -> 
         return out
 
     return asyncio.run(go())
+
+
+def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    """The sum of ``group``'s committed offsets on ``topic`` (0 where none)."""
+    from aiokafka import TopicPartition
+
+    async def go() -> int:
+        c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await c.start()
+        try:
+            total = 0
+            for p in range(partitions):
+                total += await c.committed(TopicPartition(topic, p)) or 0
+            return total
+        finally:
+            await c.stop()
+
+    return asyncio.run(go())

@@ -4,13 +4,12 @@ back from the changelog, dedupe memory included."""
 from __future__ import annotations
 
 import signal
-import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from .conftest import metric_sum, wait_for
-from .kafka import create_topics, event, iso, publish, read_all
+from .kafka import committed_total, create_topics, event, iso, publish, read_all
 
 POLICIES = """
 policies:
@@ -46,7 +45,9 @@ def test_kill_and_restart_loses_no_clock(setup) -> None:
         return m if ok else None
 
     wait_for(phase1_done, 60, "phase 1 processed")
-    time.sleep(3)  # several commit intervals: phase 1 offsets are committed
+    # phase 1 offsets are committed (the group's commit interval is 2.8 s)
+    wait_for(lambda: committed_total(s.broker, s.app_id, s.topics["input"], 4) == len(phase1), 60,
+             "phase 1 offsets committed")
     assert w1.stop(signal.SIGKILL) == -signal.SIGKILL
 
     # While the monitor is down: follow-ups for half the fresh leads (in
