@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -100,10 +100,16 @@ class Calendar:
         return _day_intervals(self, day)
 
     def _local_date(self, t_us: int) -> date:
-        dt = datetime.fromtimestamp(t_us / US, tz=UTC).astimezone(self._zone)
+        # Integer arithmetic, no float seconds; at the ends of datetime's range
+        # (year 1, year 9999) the local date is the UTC one rather than an error.
+        utc = _EPOCH_NAIVE + timedelta(microseconds=t_us)
+        try:
+            day = self._zone.fromutc(utc.replace(tzinfo=self._zone)).date()
+        except OverflowError:
+            day = utc.date()
         # Start one day early: an interval of the previous local date can still
         # be open (only for hours ending at midnight, but it is cheap to be safe).
-        return dt.date() - timedelta(days=1)
+        return day - timedelta(days=1) if day > date.min else day
 
     def is_open(self, t_us: int) -> bool:
         if self.always_open:
@@ -114,6 +120,9 @@ class Calendar:
 
 
 ALWAYS_OPEN = Calendar(name="24x7", always_open=True)
+
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)
 
 
 @lru_cache(maxsize=65_536)
@@ -132,7 +141,8 @@ def _day_intervals(cal: Calendar, day: date) -> tuple[tuple[int, int], ...]:
 def _local_to_us(cal: Calendar, day: date, t: time) -> int:
     # fold=0 picks the first of two ambiguous instants; a local time skipped by
     # a spring-forward gap maps forward, which zoneinfo does for fold=0 too.
-    local = datetime.combine(day, t, tzinfo=cal._zone)
-    utc = local.astimezone(UTC)
-    delta = utc - datetime(1970, 1, 1, tzinfo=UTC)
+    # Local wall time minus its UTC offset, in integers: the same instant as
+    # astimezone(UTC), without its overflow on the first and last days.
+    offset = datetime.combine(day, t, tzinfo=cal._zone).utcoffset() or timedelta(0)
+    delta = datetime.combine(day, t) - _EPOCH_NAIVE - offset
     return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds

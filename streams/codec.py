@@ -11,16 +11,16 @@ import orjson
 from pydantic import ValidationError
 
 from leadsla.models.clock import NEVER, Buffered, Clock, Decision, LeadState
-from leadsla.models.events import EVENT_TYPES, LeadEvent, format_timestamp_us
+from leadsla.models.events import EVENT_TYPES, MIN_TIMESTAMP_US, LeadEvent, format_timestamp_us
 from leadsla.models.policy import STOP
 
 MALFORMED, INVALID, UNKNOWN_TYPE, TOO_LARGE = "malformed", "invalid", "unknown_type", "too_large"
 REASONS = (MALFORMED, INVALID, UNKNOWN_TYPE, TOO_LARGE)
 
-# The earliest instant an outcome record can spell (datetime's year 1, UTC).
+# The earliest instant an outcome record can spell (0001-01-01T00:00:00Z).
 # An offset can put valid-looking text just outside it ("0001-01-01T00:30:00+01:00"),
 # which would crash formatting later instead of going to the dead-letter topic.
-MIN_OCCURRED_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+MIN_OCCURRED_US = MIN_TIMESTAMP_US
 
 
 @dataclass(frozen=True, slots=True)

@@ -303,3 +303,20 @@ def test_add_is_monotone_and_composes(cal: Calendar, t: int, g1: int, g2: int) -
         assert cal.add(t, lo) < cal.add(t, hi)
     # Spending g1 then g2 is spending g1 + g2.
     assert cal.add(cal.add(t, g1), g2) == cal.add(t, g1 + g2)
+
+
+def test_business_hours_work_on_the_first_and_last_days_an_event_can_carry() -> None:
+    """The event model accepts 0001-01-01T00:00:00Z; a business-hours calendar
+    must not overflow there, in a zone either side of UTC (in year 1 zones
+    keep their local mean time, so only Berlin's answer is checked exactly)."""
+    from leadsla.models.events import MAX_TIMESTAMP_US, MIN_TIMESTAMP_US
+
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago", "Europe/Berlin"):
+        cal = Calendar(name="x", timezone=zone, hours=tuple([((time(0), None),)] * 7))
+        assert cal.is_open(MIN_TIMESTAMP_US) in (True, False)
+        assert cal.add(MIN_TIMESTAMP_US, 3_600_000_000) >= MIN_TIMESTAMP_US + 3_600_000_000
+        assert cal.elapsed(MIN_TIMESTAMP_US, MIN_TIMESTAMP_US + 86_400_000_000) > 0
+        assert cal.is_open(MAX_TIMESTAMP_US - 86_400_000_000 * 3)
+    berlin = Calendar(name="b", timezone="Europe/Berlin", hours=tuple([((time(0), None),)] * 7))
+    assert berlin.is_open(MIN_TIMESTAMP_US)
+    assert berlin.add(MIN_TIMESTAMP_US, 3_600_000_000) == MIN_TIMESTAMP_US + 3_600_000_000
