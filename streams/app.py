@@ -25,6 +25,7 @@ from leadsla.models.policy import PolicySet
 from leadsla.streams.codec import LeadEntry, state_from_bytes, state_to_bytes
 from leadsla.streams.engine import Engine
 from leadsla.streams.metrics import Metrics, RuntimeCollector
+from leadsla.streams.offsets import GroupOffsets
 from leadsla.streams.settings import Settings
 from leadsla.streams.sink import KafkaSink
 
@@ -148,17 +149,30 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         for line in engine.views.progress():
             log.info(line)
 
+    offsets = GroupOffsets(settings.bootstrap(), settings.app_id, settings.rebalance_timeout)
+
     async def rebuild() -> None:
-        tps = {tp for tp in app.assignor.assigned_actives() if tp.topic == settings.input_topic}
-        # Where this group resumes in each partition (None: from the start).
-        # Needed to know a partition is caught up before any record arrives.
-        committed = getattr(app.consumer, "_committed_offset", {})
-        positions: dict[int, int | None] = {tp.partition: committed.get(tp) for tp in tps}
-        log.info("recovered; resuming lead-events at %s", positions)
-        engine.revoke([p for p in engine.runtimes if p not in {tp.partition for tp in tps}])
-        engine.rebuild([tp.partition for tp in tps], positions)
+        parts = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.input_topic)
+        # Where the group resumes in each partition, so that a partition that
+        # gets no new record still knows it is caught up. Nothing of this
+        # generation is committed before recovery ends, so the broker's answer
+        # is the position Faust is about to seek to.
+        positions: dict[int, int | None] = dict.fromkeys(parts)
+        try:
+            positions.update(await offsets.resume_positions(settings.input_topic, parts))
+        except Exception as exc:  # the broker is away: a record will tell later
+            log.warning("could not read where %s resumes (%s); each partition waits for its first record",
+                        settings.input_topic, exc.__class__.__name__)
+        log.info("recovered; resuming %s at %s", settings.input_topic,
+                 ", ".join(f"{p}: {'?' if o is None else o}" for p, o in positions.items()) or "no partition")
+        engine.revoke([p for p in engine.runtimes if p not in positions])
+        engine.rebuild(parts, positions)
 
     leads.on_recover(rebuild)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_offsets(sender: Any, **kwargs: Any) -> None:
+        await offsets.stop()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
