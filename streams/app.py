@@ -119,6 +119,12 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         settings.outcomes_topic,
         settings.dlq_topic,
     )
+    def reread(partition: int, offset: int) -> None:
+        # Seek once the record being handled is done: Faust records the last
+        # offset it delivered after its callback returns.
+        tp = TP(settings.input_topic, partition)
+        app.loop.call_soon(lambda: asyncio.ensure_future(app.consumer.seek(tp, offset)))
+
     engine = Engine(
         settings,
         policies,
@@ -127,6 +133,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         windows=windows.data,
         sink=sink,
         highwater=highwater,
+        reread=reread,
     )
     registry.register(RuntimeCollector(engine.views.snapshot, policies))
 
@@ -165,7 +172,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
                         settings.input_topic, exc.__class__.__name__)
         log.info("recovered; resuming %s at %s", settings.input_topic,
                  ", ".join(f"{p}: {'?' if o is None else o}" for p, o in positions.items()) or "no partition")
-        engine.revoke([p for p in engine.runtimes if p not in positions])
+        engine.keep_only(parts)
         engine.rebuild(parts, positions)
 
     leads.on_recover(rebuild)

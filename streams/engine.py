@@ -41,7 +41,9 @@ class Engine:
     ``store`` maps lead ids to ``LeadEntry`` (the lead table), ``windows`` maps
     window keys to values (the window table), ``highwater`` gives a partition's
     fetch high watermark (None: unknown) and ``wall_us`` the wall clock in
-    epoch µs."""
+    epoch µs. ``reread(partition, offset)`` asks the consumer to read a
+    partition again from an offset (a gap: records that never reached the
+    engine)."""
 
     def __init__(
         self,
@@ -53,6 +55,7 @@ class Engine:
         sink: Sink,
         highwater: Callable[[int], int | None] = lambda p: None,
         wall_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        reread: Callable[[int, int], None] = lambda partition, offset: None,
     ) -> None:
         self.settings = settings
         self.policies = policies
@@ -62,6 +65,7 @@ class Engine:
         self.sink = sink
         self.highwater = highwater
         self.wall_us = wall_us
+        self.reread = reread
         self.effects = Effects(policies, metrics, sink)
         self.runtimes: dict[int, PartitionRuntime] = {}
         self.ready = False
@@ -109,8 +113,26 @@ class Engine:
         log.info("owning partitions %s: %d leads indexed", sorted(wanted), sum(len(self.runtimes[p].index) for p in wanted))
 
     def revoke(self, partitions: Iterable[int]) -> None:
+        """Stop running partitions (a rebalance began): their runtimes, gauges
+        and per-partition series go. Their leads stay until ``keep_only``:
+        Faust recovers a partition it keeps across a rebalance from where it
+        stopped, trusting the table's data to still be there."""
         for p in partitions:
             self.runtimes.pop(p, None)
+
+    def keep_only(self, partitions: Iterable[int]) -> None:
+        """After a rebalance, drop the leads and window cells of every
+        partition this worker no longer owns (``partitions`` is its whole
+        assignment): the new owner recovers them from the changelogs, and this
+        worker would do so too, from the start, were one to come back. One
+        scan of the table, at rebalance time only."""
+        owned = set(partitions)
+        for p in [p for p in self.runtimes if p not in owned]:
+            del self.runtimes[p]
+        for lead_id in [k for k, e in self.store.items() if e.partition not in owned]:
+            del self.store[lead_id]
+        for key in [k for k in self.window_store if parse_window_key(k)[4] not in owned]:
+            del self.window_store[key]
 
     def _runtime(self, partition: int) -> PartitionRuntime:
         rt = self.runtimes.get(partition)
@@ -133,7 +155,13 @@ class Engine:
         now = self.wall_us()
         rt = self._runtime(partition)
         was_caught_up = rt.caught_up
-        rt.last_offset = offset
+        gap = rt.check_offset(offset)
+        if gap is not None:
+            first, present = gap
+            self.metrics.offset_gaps.inc(present - first)
+            log.warning("partition %d: offsets %d..%d did not reach the engine; reading the partition again from %d",
+                        partition, first, present - 1, first)
+            self.reread(partition, first)
         self.last_event_wall = now / 1_000_000
         event = decode(key, value, self.settings.max_event_bytes, now, self._skew)
         if isinstance(event, Rejection):

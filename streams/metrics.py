@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from leadsla.models.events import EVENT_TYPES
 from leadsla.models.policy import PolicySet
 from leadsla.streams.codec import REASONS
+from leadsla.streams.sink import SINK_TOPICS
 
 # ``*_created`` series double the exposition for no use on dashboards.
 disable_created_metrics()
@@ -56,6 +57,7 @@ class Metrics:
         self.duplicates = Counter("leadsla_events_duplicate_total", "Events dropped as duplicates of an event id already seen.", registry=r)
         self.rejected = Counter("leadsla_events_rejected_total", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=r)
         self.late = Counter("leadsla_events_late_total", "Accepted events that arrived behind the watermark (later than the allowed lateness).", registry=r)
+        self.offset_gaps = Counter("leadsla_offset_gaps_total", "Offsets of lead-events that did not reach the engine in order (each gap is read again once).", registry=r)
         self.too_late_total = Counter("leadsla_events_too_late_total", "Late events that could not change a decided clock (dated inside or before a decided cycle), by policy and role.", ["policy", "role"], registry=r)
         self.outcomes = Counter("leadsla_sla_outcomes_total", "Decided clocks, by policy, outcome (met or breached) and team.", ["policy", "outcome", "team"], registry=r)
         self.breaches = Counter("leadsla_sla_breaches_total", "Breached clocks by policy, team and rep (rep: an id from the CRM, never a name).", ["policy", "team", "rep"], registry=r)
@@ -66,9 +68,12 @@ class Metrics:
         self.followup = Histogram("leadsla_followup_latency_seconds", "Wall-clock time from handoff to the first follow-up attempt.", ["team"], buckets=ELAPSED_BUCKETS, registry=r)
         self.attempts = Counter("leadsla_followup_attempts_total", "Follow-up attempts (contact attempts and connects), by team.", ["team"], registry=r)
         self.handoffs = Counter("leadsla_handoffs_total", "Leads handed off to sales, by team.", ["team"], registry=r)
+        self.sink_errors = Counter("leadsla_sink_send_errors_total", "Records the Kafka producer refused or could not deliver, after retries: each is missing from its topic (outcomes, dead_letters, lead_changelog, window_changelog).", ["topic"], registry=r)
+        self.dead_letters_truncated = Counter("leadsla_dead_letters_truncated_total", "Dead letters too large for the producer, sent with their value cut (headers truncated, original-size, original-sha256).", registry=r)
         # Pre-bound children for label sets known up front.
         self._events = {t: self.events.labels(type=t) for t in EVENT_TYPES}
         self._rejected = {reason: self.rejected.labels(reason=reason) for reason in REASONS}
+        self._sink_errors = {topic: self.sink_errors.labels(topic=topic) for topic in SINK_TOPICS}
         self._children: dict[tuple[Any, ...], Any] = {}
         for p in policies.policies:
             for outcome in ("met", "breached"):
@@ -87,6 +92,10 @@ class Metrics:
 
     def reject(self, reason: str) -> Any:
         return self._rejected[reason]
+
+    def sink_error(self, topic: str) -> Any:
+        """The send-error counter of one kind of record (``sink.SINK_TOPICS``)."""
+        return self._sink_errors[topic]
 
     def outcome(self, policy: str, outcome: str, team: str | None) -> Any:
         return self._child(self.outcomes, policy, outcome, self.team(team))

@@ -18,7 +18,7 @@ class PartitionRuntime:
     watermark, from which on the watermark follows the wall clock."""
 
     __slots__ = ("partition", "index", "max_event_time", "watermark", "last_offset", "caught_up",
-                 "open", "at_risk", "paused", "windows", "dirty")
+                 "next_offset", "gap_from", "open", "at_risk", "paused", "windows", "dirty")
 
     def __init__(self, partition: int, resume_at: int | None = None) -> None:
         self.partition = partition
@@ -27,12 +27,35 @@ class PartitionRuntime:
         self.watermark = NEVER
         self.last_offset = -1 if resume_at is None else resume_at - 1
         self.caught_up = False
+        # The next offset the engine must see (None: not known yet), and the
+        # start of a gap already re-read once.
+        self.next_offset: int | None = resume_at
+        self.gap_from: int | None = None
         self.open: Counter[GaugeKey] = Counter()
         self.at_risk: Counter[GaugeKey] = Counter()
         self.paused: Counter[GaugeKey] = Counter()
         # (window size s, window start s) -> (metric, team) -> value
         self.windows: dict[tuple[int, int], dict[tuple[str, str], float]] = {}
         self.dirty: set[tuple[int, int, str, str]] = set()
+
+    def check_offset(self, offset: int) -> tuple[int, int] | None:
+        """Track that every offset reaches the engine, contiguously from the
+        resume position. Returns a gap ``(first missing, first present)`` to
+        re-read, or None. A gap that is still there after one re-read holds
+        no records (transaction markers, compaction) and is accepted."""
+        self.last_offset = max(self.last_offset, offset)
+        expected = self.next_offset
+        if expected is None or offset == expected:
+            self.next_offset = offset + 1
+            return None
+        if offset < expected:
+            return None  # read again (a re-read, or a rewind): the lead state dedupes it
+        if self.gap_from == expected:
+            self.gap_from = None
+            self.next_offset = offset + 1
+            return None
+        self.gap_from = expected
+        return (expected, offset)
 
     def saw(self, occurred_at: int) -> None:
         """An accepted event's time (epoch µs): the backlog's event time."""

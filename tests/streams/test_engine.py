@@ -724,3 +724,69 @@ def test_rep_queue_lists_open_clocks_nearest_deadline_first() -> None:
         ("A", "disposition", ts_text(T0 + 13 * H), "running"),
     ]
     assert r.engine.views.rep_queue("nobody") == []
+
+
+# -- every offset reaches the engine ------------------------------------------------------
+
+
+def test_a_gap_in_offsets_is_counted_and_read_again_once() -> None:
+    r = Rig(wall=T0 + 5 * S)
+    asked: list[tuple[int, int]] = []
+    r.engine.reread = lambda partition, offset: asked.append((partition, offset))
+    r.engine.rebuild([0], {0: 10})  # the group resumes at offset 10
+    r.engine.handle(0, 10, *record("A", "lead.handed_off", T0, "a-h"))
+    r.engine.handle(0, 13, *record("B", "lead.handed_off", T0, "b-h"))  # 11 and 12 never came
+    assert asked == [(0, 11)]
+    assert r.sample("leadsla_offset_gaps_total") == 2
+    # the re-read delivers 11..13 again: in order now, 13 is a duplicate
+    r.engine.handle(0, 11, *record("C", "lead.handed_off", T0, "c-h"))
+    r.engine.handle(0, 12, *record("D", "lead.handed_off", T0, "d-h"))
+    r.engine.handle(0, 13, *record("B", "lead.handed_off", T0, "b-h"))
+    r.engine.handle(0, 14, *record("E", "lead.handed_off", T0, "e-h"))
+    assert asked == [(0, 11)] and r.sample("leadsla_offset_gaps_total") == 2
+    assert sorted(r.store) == ["A", "B", "C", "D", "E"]
+    assert r.sample("leadsla_events_duplicate_total") == 1
+
+
+def test_a_gap_still_there_after_one_read_holds_no_records_and_is_accepted() -> None:
+    r = Rig(wall=T0 + 5 * S)
+    asked: list[tuple[int, int]] = []
+    r.engine.reread = lambda partition, offset: asked.append((partition, offset))
+    r.engine.rebuild([0], {0: 0})
+    r.engine.handle(0, 0, *record("A", "lead.handed_off", T0, "a-h"))
+    r.engine.handle(0, 2, *record("B", "lead.handed_off", T0, "b-h"))  # 1: a transaction marker
+    r.engine.handle(0, 2, *record("B", "lead.handed_off", T0, "b-h"))  # read again: 1 is still missing
+    r.engine.handle(0, 3, *record("C", "lead.handed_off", T0, "c-h"))
+    assert asked == [(0, 1)]
+    assert r.engine.runtimes[0].next_offset == 4
+
+
+def test_offsets_before_the_resume_position_is_known_set_it() -> None:
+    r = Rig(wall=T0 + 5 * S)
+    asked: list[tuple[int, int]] = []
+    r.engine.reread = lambda partition, offset: asked.append((partition, offset))
+    r.engine.rebuild([0], {0: None})  # the broker could not say where the group resumes
+    r.engine.handle(0, 7, *record("A", "lead.handed_off", T0, "a-h"))
+    r.engine.handle(0, 8, *record("B", "lead.handed_off", T0, "b-h"))
+    assert asked == [] and r.engine.runtimes[0].last_offset == 8
+
+
+def test_losing_a_partition_drops_its_leads_windows_and_series() -> None:
+    r = Rig(wall=T0 + 5 * S)
+    r.live(0)
+    r.live(1)
+    r.send("A", "lead.handed_off", T0, "a-h", team="emea", partition=0)
+    r.send("B", "lead.handed_off", T0, "b-h", team="emea", partition=1)
+    r.wall.now += 5 * S
+    r.engine.tick()
+    assert r.engine.views.snapshot()["open"] == {"first_touch": {"emea": 2}}
+    assert any(key.endswith("|1") for key in r.window_store)
+    r.engine.revoke([0, 1])  # a rebalance begins: the leads stay for Faust's recovery
+    assert sorted(r.store) == ["A", "B"]
+    r.engine.keep_only([0])  # ... and partition 0 is this worker's again
+    r.engine.rebuild([0], {0: 1})
+    assert sorted(r.store) == ["A"]
+    assert not any(key.endswith("|1") for key in r.window_store)
+    assert r.engine.views.snapshot()["open"] == {"first_touch": {"emea": 1}}
+    assert r.sample("leadsla_consumer_lag", partition="1") is None
+    assert r.sample("leadsla_partition_caught_up", partition="0") == 1.0
