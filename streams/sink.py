@@ -4,14 +4,48 @@ values; the codec turns them into bytes."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from leadsla.streams.codec import LeadEntry, lead_key, state_to_bytes
 
+if TYPE_CHECKING:
+    from leadsla.streams.metrics import Metrics
+
+log = logging.getLogger("leadsla")
+
+Headers = list[tuple[str, bytes]]
 # (topic, key, value, partition or None, headers or None)
-Record = tuple[str, bytes | None, bytes | None, int | None, list[tuple[str, bytes]] | None]
+Record = tuple[str, bytes | None, bytes | None, int | None, Headers | None]
+
+# The ``topic`` label of leadsla_sink_send_errors_total: one per kind of
+# record, whatever the topics are called.
+OUTCOMES, DEAD_LETTERS, LEAD_CHANGELOG, WINDOW_CHANGELOG = "outcomes", "dead_letters", "lead_changelog", "window_changelog"
+SINK_TOPICS = (OUTCOMES, DEAD_LETTERS, LEAD_CHANGELOG, WINDOW_CHANGELOG)
+
+# The worker's producer refuses a record larger than this (Faust's
+# producer_max_request_size, which the app leaves at its default; aiokafka's
+# own default would be 1,048,576). Apache Kafka's broker takes up to
+# 1,048,588 bytes by default, so the producer is the first to refuse.
+PRODUCER_MAX_REQUEST_SIZE = 1_000_000
+# A dead letter cut to fit stays this far below the producer's limit (bytes),
+# so that a client or broker counting the batch framing a little differently
+# from aiokafka's estimate still takes it.
+DEAD_LETTER_HEADROOM = 1024
+# Retries of a send that failed with a retriable error, and the first wait
+# between them (seconds; doubled each time).
+SEND_RETRIES, SEND_BACKOFF = 3, 0.1
+# A failure is logged at once; more of the same kind (topic and error) within
+# this many seconds are only counted, and the next line says how many.
+LOG_EVERY = 60.0
 
 
 class Sink(Protocol):
@@ -24,6 +58,32 @@ class Sink(Protocol):
     def window(self, partition: int, key: str, value: float | None) -> None: ...
 
 
+def cut_dead_letter(key: bytes | None, value: bytes, headers: Headers, max_bytes: int) -> tuple[bytes, Headers] | None:
+    """A dead letter whose record is too large, cut to fit ``max_bytes``.
+
+    Returns a prefix of ``value`` with which the record — ``key``
+    unchanged, ``headers`` plus ``original-size`` (the value's length in
+    bytes, decimal), ``original-sha256`` (hex digest of the whole value) and
+    ``truncated: true`` — is at most ``max_bytes`` as aiokafka's producer
+    measures it (batch framing included), and within four bytes of it (the
+    value's length prefix is counted at its largest); and those headers.
+    None when not even an empty value fits (a key or headers that large).
+    Never raises.
+    """
+    marked = [
+        *headers,
+        ("original-size", str(len(value)).encode()),
+        ("original-sha256", hashlib.sha256(value).hexdigest().encode()),
+        ("truncated", b"true"),
+    ]
+    # The size with an empty value (whose length takes one byte); a value of
+    # n bytes adds n and at most four more bytes to its length prefix.
+    room = max_bytes - DefaultRecordBatchBuilder.estimate_size_in_bytes(key, b"", marked) - 4
+    if room < 0:
+        return None
+    return value[: min(room, len(value))], marked
+
+
 class KafkaSink:
     """Queues ready records and hands them to the Kafka producer right after
     each record or timer pass (``drain``).
@@ -34,13 +94,43 @@ class KafkaSink:
     producer before it commits an offset, so a lead's state is in its
     changelog before the record that changed it counts as processed.
     ``producer`` returns aiokafka's producer once the app runs.
+
+    Nothing the producer refuses stops the others: a dead letter larger than
+    ``max_request_size`` (bytes: the producer's own limit) goes out with its
+    value cut (see ``cut_dead_letter``); any other refused or undelivered
+    record is counted in ``metrics`` (leadsla_sink_send_errors_total, when
+    given) and logged with its topic and the error, never its key.
     """
 
-    def __init__(self, producer: Any, leads_topic: str, windows_topic: str, outcomes_topic: str, dlq_topic: str) -> None:
+    def __init__(
+        self,
+        producer: Any,
+        leads_topic: str,
+        windows_topic: str,
+        outcomes_topic: str,
+        dlq_topic: str,
+        *,
+        metrics: Metrics | None = None,
+        max_request_size: int = PRODUCER_MAX_REQUEST_SIZE,
+        retries: int = SEND_RETRIES,
+        backoff: float = SEND_BACKOFF,
+    ) -> None:
         self._producer = producer
         self._leads, self._windows = leads_topic, windows_topic
         self._outcomes, self._dlq = outcomes_topic, dlq_topic
+        self._metrics = metrics
+        self._max_request_size = max_request_size
+        self._retries, self._backoff = retries, backoff
         self.queue: list[Record] = []
+        # One drain at a time: the agent and the timer both drain, and one
+        # waiting between retries must not let the other's newer changelog
+        # record for the same key overtake its older one.
+        self._draining = asyncio.Lock()
+        self._labels = {leads_topic: LEAD_CHANGELOG, windows_topic: WINDOW_CHANGELOG,
+                        outcomes_topic: OUTCOMES, dlq_topic: DEAD_LETTERS}
+        # One delivery callback per topic, made once: the hot path only attaches it.
+        self._on_delivery = {topic: self._delivery_callback(topic) for topic in self._labels}
+        self._reported: dict[tuple[str, str], tuple[float, int]] = {}
 
     def persist(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None:
         value = None if entry is None else state_to_bytes(entry.partition, entry.state)
@@ -59,10 +149,105 @@ class KafkaSink:
 
     async def drain(self) -> None:
         """Hand the queued records to the producer, in order. Awaiting only
-        waits when the producer's buffer is full (backpressure)."""
+        waits when the producer's buffer is full (backpressure), or between
+        retries of a send that failed with a retriable error, or for a drain
+        already running (records queued meanwhile follow its records). Never
+        raises for a record the producer refuses: the next records are sent
+        all the same (cancellation still propagates)."""
         if not self.queue:
             return
-        records, self.queue = self.queue, []
-        producer = self._producer()
-        for topic, key, value, partition, headers in records:
-            await producer.send(topic, value=value, key=key, partition=partition, headers=headers)
+        async with self._draining:
+            records, self.queue = self.queue, []
+            if not records:
+                return
+            producer = self._producer()
+            on_delivery = self._on_delivery
+            for record in records:
+                topic, key, value, partition, headers = record
+                try:
+                    future = await producer.send(topic, value=value, key=key, partition=partition, headers=headers)
+                except Exception as exc:  # whatever the producer raises must not cost the rest of the batch
+                    await self._refused(producer, record, exc)
+                    continue
+                # aiokafka resolves the future on delivery; a fake producer may return none.
+                if isinstance(future, asyncio.Future):
+                    future.add_done_callback(on_delivery[topic])
+
+    async def _refused(self, producer: Any, record: Record, exc: Exception) -> None:
+        """The slow path of a record ``send`` raised ``exc`` for: cut a dead
+        letter too large, retry a transient error, count the rest."""
+        topic, key, value, partition, headers = record
+        attempt, cut = 0, False
+        while True:
+            if isinstance(exc, MessageSizeTooLargeError):
+                # Only a dead letter can be cut: its headers say what was cut.
+                # It was sent whole first, as the dead-letter contract promises.
+                fitted = None
+                if topic == self._dlq and value is not None and not cut:
+                    fitted = cut_dead_letter(key, value, headers or [], self._max_request_size - DEAD_LETTER_HEADROOM)
+                if fitted is None or value is None or len(fitted[0]) >= len(value):
+                    self._failed(topic, exc)
+                    return
+                value, headers = fitted
+                cut = True
+            elif attempt < self._retries and _retriable(exc):
+                log.debug("send to %s failed (%s); retry %d of %d", topic, _describe(exc), attempt + 1, self._retries)
+                await asyncio.sleep(self._backoff * 2**attempt)
+                attempt += 1
+            else:
+                self._failed(topic, exc)
+                return
+            try:
+                future = await producer.send(topic, value=value, key=key, partition=partition, headers=headers)
+            except Exception as again:  # as in drain
+                exc = again
+                continue
+            if cut and self._metrics is not None:
+                self._metrics.dead_letters_truncated.inc()
+            if isinstance(future, asyncio.Future):
+                future.add_done_callback(self._on_delivery[topic])
+            return
+
+    def _delivery_callback(self, topic: str) -> Callable[[asyncio.Future[Any]], None]:
+        def delivered(future: asyncio.Future[Any]) -> None:
+            # aiokafka already retried retriable errors until its request
+            # timeout: an exception here is final. Reading it also keeps
+            # asyncio from logging "exception was never retrieved".
+            if future.cancelled():
+                return
+            exc = future.exception()
+            if exc is not None:
+                self._failed(topic, exc)
+
+        return delivered
+
+    def _failed(self, topic: str, exc: BaseException) -> None:
+        """Count a record that is lost to its topic, and log it: the topic and
+        the error, never the key (a lead id)."""
+        label = self._labels.get(topic, OUTCOMES)
+        if self._metrics is not None:
+            self._metrics.sink_error(label).inc()
+        kind = (label, type(exc).__name__)
+        now = time.monotonic()
+        last, quiet = self._reported.get(kind, (None, 0))
+        if last is not None and now - last < LOG_EVERY:
+            self._reported[kind] = (last, quiet + 1)
+            return
+        self._reported[kind] = (now, 0)
+        more = f" ({quiet} more like it since the last report)" if quiet else ""
+        log.error("a record for %s (%s) was not written: %s%s", topic, label, _describe(exc), more)
+
+
+def _retriable(exc: BaseException) -> bool:
+    # A timeout waiting for buffer space or metadata is transient, though
+    # aiokafka does not mark KafkaTimeoutError retriable.
+    return isinstance(exc, KafkaTimeoutError) or (isinstance(exc, KafkaError) and exc.retriable)
+
+
+def _describe(exc: BaseException) -> str:
+    # Kafka's errors describe the request, never the record's key or value;
+    # anything else is named by its type only, as its text could quote them.
+    if isinstance(exc, KafkaError):
+        text = str(exc)[:300]
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return type(exc).__name__

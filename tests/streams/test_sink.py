@@ -1,0 +1,402 @@
+"""KafkaSink against a fake producer that behaves like aiokafka's: it refuses
+a record larger than its max request size synchronously, fails sends and
+deliveries on demand, and records what it took, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
+    RequestTimedOutError,
+    TopicAuthorizationFailedError,
+)
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from prometheus_client import CollectorRegistry
+
+from leadsla.models.policy import parse_policies
+from leadsla.streams import sink as sink_module
+from leadsla.streams.metrics import Metrics
+from leadsla.streams.sink import (
+    DEAD_LETTER_HEADROOM,
+    PRODUCER_MAX_REQUEST_SIZE,
+    SINK_TOPICS,
+    KafkaSink,
+    cut_dead_letter,
+)
+
+from .conftest import MINIMAL_YAML
+
+LEADS, WINDOWS, OUTCOMES, DLQ = "app-leads-changelog", "app-team-windows-changelog", "sla-outcomes", "lead-events-dlq"
+LEAD = "lead-4711"  # must never show in a log line
+
+
+def size(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None) -> int:
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers or [])
+
+
+class FakeProducer:
+    """``refuse(topic, key, attempt)`` returns an exception for ``send`` to
+    raise (attempt counts this record's sends from 0), ``fail(topic, key)``
+    one for its delivery future to fail with; ``None``: accepted."""
+
+    def __init__(
+        self,
+        max_request_size: int = PRODUCER_MAX_REQUEST_SIZE,
+        refuse: Callable[[str, bytes | None, int], BaseException | None] = lambda t, k, n: None,
+        fail: Callable[[str, bytes | None], BaseException | None] = lambda t, k: None,
+    ) -> None:
+        self.max_request_size = max_request_size
+        self.refuse, self.fail = refuse, fail
+        self.attempts: dict[tuple[str, bytes | None], int] = {}
+        self.sent: list[tuple[str, bytes | None, bytes | None, int | None, list[tuple[str, bytes]] | None]] = []
+        self.futures: list[asyncio.Future[Any]] = []
+
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                   partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]:
+        n = self.attempts.get((topic, key), 0)
+        self.attempts[(topic, key)] = n + 1
+        # aiokafka's own check, before anything is queued (producer._serialize).
+        if size(key, value, headers) > self.max_request_size:
+            raise MessageSizeTooLargeError(f"The message is {size(key, value, headers)} bytes when serialized")
+        exc = self.refuse(topic, key, n)
+        if exc is not None:
+            raise exc
+        self.sent.append((topic, key, value, partition, headers))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failure = self.fail(topic, key)
+        if failure is None:
+            future.set_result(SimpleNamespace(topic=topic, partition=partition or 0, offset=len(self.sent) - 1))
+        else:
+            future.set_exception(failure)
+        self.futures.append(future)
+        return future
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics(CollectorRegistry(), parse_policies(MINIMAL_YAML), max_teams=10)
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The sink's backoff waits, in seconds, without waiting."""
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(sink_module, "asyncio", SimpleNamespace(sleep=sleep, Future=asyncio.Future, Lock=asyncio.Lock))
+    return slept
+
+
+def make_sink(producer: FakeProducer, metrics: Metrics | None = None, **kw: Any) -> KafkaSink:
+    return KafkaSink(lambda: producer, LEADS, WINDOWS, OUTCOMES, DLQ, metrics=metrics, **kw)
+
+
+def errors(metrics: Metrics) -> dict[str, float]:
+    return {t: metrics.registry.get_sample_value("leadsla_sink_send_errors_total", {"topic": t}) or 0.0 for t in SINK_TOPICS}
+
+
+def truncated(metrics: Metrics) -> float:
+    return metrics.registry.get_sample_value("leadsla_dead_letters_truncated_total") or 0.0
+
+
+async def settle() -> None:
+    """Let the delivery callbacks the loop has scheduled run."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def queue_batch(sink: KafkaSink, big: bytes) -> None:
+    """A batch as one record pass writes it: a dead letter between records
+    before and after it."""
+    sink.outcome("lead-1", b'{"outcome": "met"}')
+    sink.dead_letter(LEAD.encode(), big, "too_large", "record is big")
+    sink.outcome("lead-2", b'{"outcome": "breached"}')
+    sink.window(3, "3600|0|handoffs|emea|3", 2.0)
+
+
+# -- dead letters: whole when they fit, cut when they cannot -------------------------
+
+
+async def test_a_dead_letter_that_fits_goes_out_whole(metrics: Metrics) -> None:
+    producer = FakeProducer()
+    sink = make_sink(producer, metrics)
+    value = b"x" * 900_000  # over LEADSLA_MAX_EVENT_BYTES, well under the producer's limit
+    sink.dead_letter(LEAD.encode(), value, "too_large", "record is 900009 bytes; the limit is 65536")
+    await sink.drain()
+    assert producer.sent == [(DLQ, LEAD.encode(), value, None, [
+        ("reason", b"too_large"), ("error", b"record is 900009 bytes; the limit is 65536")])]
+    assert truncated(metrics) == 0
+
+
+async def test_a_dead_letter_exactly_at_the_limit_is_not_cut(metrics: Metrics) -> None:
+    producer = FakeProducer()
+    sink = make_sink(producer, metrics)
+    headers = [("reason", b"too_large"), ("error", b"e")]
+    value = b"v" * (PRODUCER_MAX_REQUEST_SIZE - size(LEAD.encode(), b"", headers) - 2)
+    assert size(LEAD.encode(), value, headers) == PRODUCER_MAX_REQUEST_SIZE
+    sink.dead_letter(LEAD.encode(), value, "too_large", "e")
+    await sink.drain()
+    assert producer.sent == [(DLQ, LEAD.encode(), value, None, headers)]
+    assert truncated(metrics) == 0
+
+
+async def test_a_dead_letter_too_large_to_send_goes_out_cut(metrics: Metrics, caplog: pytest.LogCaptureFixture) -> None:
+    producer = FakeProducer()
+    sink = make_sink(producer, metrics)
+    big = (bytes(range(256)) * 3907)[:1_000_000]  # not one repeated byte
+    assert len(big) == 1_000_000
+    queue_batch(sink, big)
+    with caplog.at_level(logging.DEBUG, logger="leadsla"):
+        await sink.drain()
+        await settle()
+    assert [(topic, key) for topic, key, *_ in producer.sent] == [
+        (OUTCOMES, b"lead-1"), (DLQ, LEAD.encode()), (OUTCOMES, b"lead-2"), (WINDOWS, b'"3600|0|handoffs|emea|3"')]
+    _, key, value, partition, headers = producer.sent[1]
+    assert partition is None
+    assert headers == [
+        ("reason", b"too_large"),
+        ("error", b"record is big"),
+        ("original-size", b"1000000"),
+        ("original-sha256", hashlib.sha256(big).hexdigest().encode()),
+        ("truncated", b"true"),
+    ]
+    assert value is not None and value == big[: len(value)]
+    # As long as fits below the limit minus the headroom, to within the
+    # four bytes a length prefix can take.
+    bound = PRODUCER_MAX_REQUEST_SIZE - DEAD_LETTER_HEADROOM
+    assert bound - 4 <= size(key, value, headers) <= bound
+    assert producer.attempts[(DLQ, LEAD.encode())] == 2  # whole first, then cut
+    assert truncated(metrics) == 1
+    assert errors(metrics) == dict.fromkeys(SINK_TOPICS, 0.0)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_the_cut_follows_the_producer_limit_the_sink_is_given(metrics: Metrics) -> None:
+    producer = FakeProducer(max_request_size=100_000)
+    sink = make_sink(producer, metrics, max_request_size=100_000)
+    sink.dead_letter(b"k", b"z" * 150_000, "too_large", "big")
+    await sink.drain()
+    [(_, key, value, _, headers)] = producer.sent
+    assert key == b"k" and value == b"z" * len(value)
+    assert 100_000 - DEAD_LETTER_HEADROOM - 4 <= size(key, value, headers) <= 100_000 - DEAD_LETTER_HEADROOM
+    assert dict(headers or [])["original-size"] == b"150000"
+
+
+async def test_a_dead_letter_whose_key_alone_is_too_large_is_counted_and_the_rest_sent(
+        metrics: Metrics, caplog: pytest.LogCaptureFixture) -> None:
+    producer = FakeProducer(max_request_size=10_000)
+    sink = make_sink(producer, metrics, max_request_size=10_000)
+    sink.dead_letter(b"k" * 20_000, b"v", "too_large", "big")
+    sink.outcome("lead-2", b"{}")
+    with caplog.at_level(logging.ERROR, logger="leadsla"):
+        await sink.drain()
+    assert producer.sent == [(OUTCOMES, b"lead-2", b"{}", None, None)]
+    assert errors(metrics)["dead_letters"] == 1 and truncated(metrics) == 0
+    refused = size(b"k" * 20_000, b"v", [("reason", b"too_large"), ("error", b"big")])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"a record for {DLQ} (dead_letters) was not written: MessageSizeTooLargeError: "
+        f"[Error 10] MessageSizeTooLargeError: The message is {refused} bytes when serialized"]
+
+
+def test_cut_dead_letter_keeps_key_and_headers_and_marks_the_cut() -> None:
+    value = b"0123456789" * 1000
+    got = cut_dead_letter(b"key", value, [("reason", b"too_large")], 5000)
+    assert got is not None
+    cut, headers = got
+    assert cut == value[: len(cut)] and 4990 <= size(b"key", cut, headers) <= 5000
+    assert headers == [("reason", b"too_large"), ("original-size", b"10000"),
+                       ("original-sha256", hashlib.sha256(value).hexdigest().encode()), ("truncated", b"true")]
+    assert cut_dead_letter(b"k" * 6000, value, [], 5000) is None
+
+
+# -- any other refusal: retried when transient, counted when not, never fatal ---------
+
+
+async def test_transient_errors_are_retried_with_backoff(metrics: Metrics, waits: list[float]) -> None:
+    def refuse(topic: str, key: bytes | None, attempt: int) -> BaseException | None:
+        if key == b"lead-1" and attempt < 2:
+            return KafkaConnectionError() if attempt == 0 else KafkaTimeoutError()
+        return None
+
+    producer = FakeProducer(refuse=refuse)
+    sink = make_sink(producer, metrics)
+    sink.outcome("lead-1", b"a")
+    sink.outcome("lead-2", b"b")
+    await sink.drain()
+    assert producer.sent == [(OUTCOMES, b"lead-1", b"a", None, None), (OUTCOMES, b"lead-2", b"b", None, None)]
+    assert producer.attempts[(OUTCOMES, b"lead-1")] == 3
+    assert waits == [0.1, 0.2]
+    assert errors(metrics) == dict.fromkeys(SINK_TOPICS, 0.0)
+
+
+async def test_a_drain_waiting_to_retry_is_not_overtaken(metrics: Metrics, waits: list[float]) -> None:
+    """The timer drains while the agent's drain waits to retry: the newer
+    changelog record of the lead must still be written after the older."""
+    producer = FakeProducer(refuse=lambda t, k, n: KafkaConnectionError() if n == 0 and t == LEADS else None)
+    sink = make_sink(producer, metrics)
+    sink.persist(0, LEAD, None)
+    first = asyncio.create_task(sink.drain())
+    await asyncio.sleep(0)  # the first drain is now waiting to retry
+    assert waits == [0.1] and producer.sent == []
+    sink.outcome("lead-2", b"2")
+    sink.persist(0, "lead-2", None)
+    await sink.drain()
+    await first
+    assert [(t, k) for t, k, *_ in producer.sent] == [
+        (LEADS, f'"{LEAD}"'.encode()), (OUTCOMES, b"lead-2"), (LEADS, b'"lead-2"')]
+    assert sink.queue == []
+
+
+async def test_retries_are_bounded_then_the_record_is_counted(
+        metrics: Metrics, waits: list[float], caplog: pytest.LogCaptureFixture) -> None:
+    producer = FakeProducer(refuse=lambda t, k, n: NotLeaderForPartitionError() if t == LEADS else None)
+    sink = make_sink(producer, metrics)
+    sink.persist(2, LEAD, None)
+    sink.window(2, "86400|0|attempts|emea|2", 1.0)
+    with caplog.at_level(logging.ERROR, logger="leadsla"):
+        await sink.drain()
+    assert producer.attempts[(LEADS, f'"{LEAD}"'.encode())] == 4  # the send and three retries
+    assert waits == [0.1, 0.2, 0.4]
+    assert producer.sent == [(WINDOWS, b'"86400|0|attempts|emea|2"', b"1.0", 2, None)]
+    assert errors(metrics) == {**dict.fromkeys(SINK_TOPICS, 0.0), "lead_changelog": 1.0}
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"a record for {LEADS} (lead_changelog) was not written: NotLeaderForPartitionError")
+    assert LEAD not in caplog.text
+
+
+async def test_permanent_errors_are_not_retried_and_the_rest_of_the_batch_is_sent(
+        metrics: Metrics, waits: list[float], caplog: pytest.LogCaptureFixture) -> None:
+    def refuse(topic: str, key: bytes | None, attempt: int) -> BaseException | None:
+        if key == LEAD.encode():
+            return TopicAuthorizationFailedError()
+        if key == b'"lead-odd"':
+            return AssertionError(f"Unrecognized partition for {LEAD}")  # not a Kafka error: its text is not logged
+        return None
+
+    producer = FakeProducer(refuse=refuse)
+    sink = make_sink(producer, metrics)
+    sink.outcome("lead-1", b"1")
+    sink.outcome(LEAD, b"2")
+    sink.persist(1, "lead-odd", None)
+    sink.dead_letter(LEAD.encode(), b"{bad", "malformed", "not JSON")
+    sink.outcome("lead-3", b"3")
+    with caplog.at_level(logging.ERROR, logger="leadsla"):
+        await sink.drain()
+    assert [(t, k) for t, k, *_ in producer.sent] == [(OUTCOMES, b"lead-1"), (OUTCOMES, b"lead-3")]
+    assert waits == []
+    assert errors(metrics) == {"outcomes": 1.0, "dead_letters": 1.0, "lead_changelog": 1.0, "window_changelog": 0.0}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"a record for {OUTCOMES} (outcomes) was not written: TopicAuthorizationFailedError: "
+        "[Error 29] TopicAuthorizationFailedError",
+        f"a record for {LEADS} (lead_changelog) was not written: AssertionError",
+        f"a record for {DLQ} (dead_letters) was not written: TopicAuthorizationFailedError: "
+        "[Error 29] TopicAuthorizationFailedError",
+    ]
+    assert LEAD not in caplog.text
+
+
+async def test_an_outcome_too_large_is_not_cut(metrics: Metrics) -> None:
+    producer = FakeProducer(max_request_size=1000)
+    sink = make_sink(producer, metrics, max_request_size=1000)
+    sink.outcome("lead-1", b"o" * 2000)
+    sink.outcome("lead-2", b"ok")
+    await sink.drain()
+    assert producer.sent == [(OUTCOMES, b"lead-2", b"ok", None, None)]
+    assert errors(metrics)["outcomes"] == 1 and truncated(metrics) == 0
+
+
+# -- delivery failures, reported through the future ---------------------------------
+
+
+async def test_failed_deliveries_are_counted(metrics: Metrics, caplog: pytest.LogCaptureFixture) -> None:
+    producer = FakeProducer(fail=lambda t, k: RequestTimedOutError() if k in (b"lead-1", LEAD.encode()) else None)
+    sink = make_sink(producer, metrics)
+    sink.outcome("lead-1", b"1")
+    sink.outcome("lead-2", b"2")
+    sink.dead_letter(LEAD.encode(), b"x", "malformed", "not JSON")
+    with caplog.at_level(logging.ERROR, logger="leadsla"):
+        await sink.drain()
+        await settle()
+    assert [(t, k) for t, k, *_ in producer.sent] == [(OUTCOMES, b"lead-1"), (OUTCOMES, b"lead-2"), (DLQ, LEAD.encode())]
+    assert errors(metrics) == {**dict.fromkeys(SINK_TOPICS, 0.0), "outcomes": 1.0, "dead_letters": 1.0}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"a record for {OUTCOMES} (outcomes) was not written: RequestTimedOutError: [Error 7] RequestTimedOutError",
+        f"a record for {DLQ} (dead_letters) was not written: RequestTimedOutError: [Error 7] RequestTimedOutError",
+    ]
+
+
+async def test_a_cancelled_delivery_future_is_not_a_failure(metrics: Metrics) -> None:
+    producer = FakeProducer()
+
+    async def send(*args: Any, **kw: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.cancel()
+        return future
+
+    producer.send = send  # type: ignore[method-assign]
+    sink = make_sink(producer, metrics)
+    sink.outcome("lead-1", b"1")
+    await sink.drain()
+    await settle()
+    assert errors(metrics) == dict.fromkeys(SINK_TOPICS, 0.0)
+
+
+async def test_a_producer_returning_no_future_is_fine() -> None:
+    sent = []
+
+    class Bare:
+        async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                       partition: int | None = None, headers: Any = None) -> None:
+            sent.append(key)
+
+    sink = KafkaSink(Bare, LEADS, WINDOWS, OUTCOMES, DLQ)
+    sink.outcome("lead-1", b"1")
+    await sink.drain()
+    assert sent == [b"lead-1"] and sink.queue == []
+
+
+# -- logging: once per kind, then a count ------------------------------------------
+
+
+async def test_repeated_failures_of_one_kind_are_logged_once_a_minute(
+        metrics: Metrics, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(sink_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    producer = FakeProducer(refuse=lambda t, k, n: TopicAuthorizationFailedError() if t == OUTCOMES else None)
+    sink = make_sink(producer, metrics)
+    with caplog.at_level(logging.ERROR, logger="leadsla"):
+        for i in range(5):
+            sink.outcome(f"lead-{i}", b"x")
+        sink.window(0, "k", 1.0)
+        await sink.drain()
+        assert len(caplog.records) == 1
+        now[0] += 61
+        sink.outcome("lead-9", b"x")
+        await sink.drain()
+    assert errors(metrics)["outcomes"] == 6
+    assert len(caplog.records) == 2
+    assert caplog.records[1].getMessage().endswith("(4 more like it since the last report)")
+    assert producer.sent == [(WINDOWS, b'"k"', b"1.0", 0, None)]
+
+
+async def test_without_metrics_a_failure_is_still_survived() -> None:
+    producer = FakeProducer(refuse=lambda t, k, n: TopicAuthorizationFailedError() if k == b"lead-1" else None)
+    sink = make_sink(producer)
+    sink.outcome("lead-1", b"1")
+    sink.outcome("lead-2", b"2")
+    await sink.drain()
+    assert [k for _, k, *_ in producer.sent] == [b"lead-2"]
