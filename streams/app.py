@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from leadsla.models.policy import PolicySet
 from leadsla.streams.codec import LeadEntry, state_from_bytes, state_to_bytes
 from leadsla.streams.engine import Engine
+from leadsla.streams.health import watch_broker
 from leadsla.streams.metrics import Metrics, RuntimeCollector
 from leadsla.streams.offsets import GroupOffsets
 from leadsla.streams.settings import Settings
@@ -118,6 +119,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         windows.changelog_topic.get_topic_name(),
         settings.outcomes_topic,
         settings.dlq_topic,
+        metrics=metrics,
     )
     def reread(partition: int, offset: int) -> None:
         # Seek once the record being handled is done: Faust records the last
@@ -186,6 +188,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         engine.ready = False
         engine.revoke(tp.partition for tp in revoked if tp.topic == settings.input_topic)
 
+    watch_broker(app, engine, settings, registry)
     _pages(app, engine, registry)
 
     return Monitor(app, engine, registry, sink)
