@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaError
+from aiokafka.protocol.metadata import MetadataRequest
 
 log = logging.getLogger("leadsla")
 
@@ -23,8 +26,8 @@ class BrokerError(RuntimeError):
 
 def _split(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise BrokerError(f"--listen must be HOST:PORT, got {listen!r}")
+    if not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise BrokerError(f"--listen must be HOST:PORT (port 1-65535), got {listen!r}")
     return host, int(port)
 
 
@@ -46,7 +49,14 @@ class EmbeddedBroker:
         self.proc: subprocess.Popen[bytes] | None = None
         self._out: Any = None
 
+    def check_listen(self) -> None:
+        """Raises BrokerError unless ``listen`` is HOST:PORT with a port in 1-65535."""
+        _split(self.listen)
+
     def start(self, timeout: float = 20.0) -> None:
+        """Start the broker and wait until it listens (at most ``timeout``
+        seconds). Raises BrokerError when the address is bad or taken, the
+        binary is missing, or it exits or does not listen in time."""
         _split(self.listen)
         if port_open(self.listen):
             raise BrokerError(
@@ -136,3 +146,43 @@ async def partition_count(bootstrap: str, topic: str) -> int | None:
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
+
+
+async def probe_broker(bootstrap: str, timeout: float = 2.0) -> str | None:
+    """Whether a Kafka broker answers at ``bootstrap`` (``host:port``,
+    comma-separated, as ``Settings.bootstrap()`` gives it).
+
+    Cheap enough to run every few seconds: per address, a TCP connection and
+    one metadata request for no topics (so nothing is created), each address
+    given ``timeout`` seconds in all. Returns None as soon as one address
+    answers with a broker list, else a short reason (``"connection
+    refused"``; with several addresses one per address, each prefixed with
+    it). Never raises and logs nothing (aiokafka's client would log an ERROR
+    line per failed attempt).
+    """
+    problems = []
+    addresses = bootstrap.split(",")
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        where = f"{address}: " if len(addresses) > 1 else ""
+        try:
+            async with asyncio.timeout(timeout):
+                conn = await create_conn(host.strip("[]"), int(port), request_timeout_ms=max(1, int(timeout * 1000)))
+                try:
+                    answer = await conn.send(MetadataRequest([]))
+                finally:
+                    conn.close()
+            if answer.brokers:
+                return None
+            problems.append(f"{where}its metadata lists no broker")
+        except TimeoutError:
+            problems.append(f"{where}no answer within {timeout:g} s")
+        except ConnectionRefusedError:
+            problems.append(f"{where}connection refused")
+        except socket.gaierror:
+            problems.append(f"{where}unknown host")
+        except OSError as exc:
+            problems.append(f"{where}{exc.strerror or exc}")
+        except (KafkaError, ValueError) as exc:  # closed mid-answer, or not a Kafka broker at all
+            problems.append(f"{where}{exc or type(exc).__name__}")
+    return "; ".join(problems)

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from leadsla import __version__
 from leadsla.models.durations import format_duration_us
 from leadsla.models.policy import PolicyError, PolicySet, load_policies
-from leadsla.streams.broker import BrokerError, EmbeddedBroker, ensure_topics, partition_count
+from leadsla.streams.broker import BrokerError, EmbeddedBroker, ensure_topics, partition_count, probe_broker
+from leadsla.streams.health import wait_for_broker
 from leadsla.streams.settings import EMBEDDED_LISTEN, Settings
 
 log = logging.getLogger("leadsla")
@@ -116,17 +117,38 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+# Settings that are also flags of run and demo (--web-port for web_port).
+FLAGS = ("broker", "policies", "web_port", "web_host", "partitions", "allowed_lateness", "log_level")
+
+
+def settings_error(exc: ValidationError, flags: tuple[str, ...] = FLAGS) -> CliError:
+    """What is wrong with the settings, naming the flag and the variable of
+    each bad value: one line for one error (``--broker / LEADSLA_BROKER:
+    'kafka://' has no host; …``), a list for several."""
+    lines = []
+    for e in exc.errors():
+        name = str(e["loc"][0]) if e["loc"] else ""
+        where = f"LEADSLA_{name.upper()}" if name else "settings"
+        if name in flags:
+            where = f"--{name.replace('_', '-')} / {where}"
+        lines.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+    if len(lines) == 1:
+        return CliError(lines[0])
+    return CliError("invalid settings (flags or LEADSLA_* variables):\n" + "\n".join(f"  {line}" for line in lines))
+
+
 def make_settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment and the flags given (flags win).
+    Raises CliError naming each bad value's flag and variable."""
     overrides: dict[str, Any] = {}
-    for name in ("broker", "policies", "web_port", "web_host", "partitions", "allowed_lateness", "log_level"):
+    for name in FLAGS:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
-        raise CliError("invalid settings (flags or LEADSLA_* variables):\n" + "\n".join(lines)) from None
+        raise settings_error(exc) from None
 
 
 def _load(path: Path) -> PolicySet:
@@ -157,14 +179,14 @@ def describe(policies: PolicySet) -> str:
 
 
 def _policies_arg(args: argparse.Namespace) -> Path:
-    from leadsla.streams.settings import EXAMPLE_POLICIES
-
     if args.policies is not None:
         return Path(args.policies)
+    # A bad LEADSLA_* variable is an error here too: falling back to the
+    # example would silently ignore LEADSLA_POLICIES along with it.
     try:
         return Settings().policies
-    except ValidationError:
-        return EXAMPLE_POLICIES
+    except ValidationError as exc:
+        raise settings_error(exc) from None
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -250,11 +272,12 @@ def _topics_ready(settings: Settings, loop: asyncio.AbstractEventLoop) -> Settin
 
 def cmd_broker(args: argparse.Namespace) -> int:
     overrides = {"partitions": args.partitions} if args.partitions else {}
+    broker = EmbeddedBroker(args.listen)
+    broker.check_listen()  # before Settings, which would call it a bad --broker
     try:
         settings = Settings(broker=f"kafka://{args.listen}", **overrides)
     except ValidationError as exc:
-        raise CliError(str(exc)) from None
-    broker = EmbeddedBroker(args.listen)
+        raise settings_error(exc, ("partitions",)) from None
     broker.start()
     loop = asyncio.new_event_loop()
     try:
@@ -280,6 +303,28 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_answers(settings: Settings, loop: asyncio.AbstractEventLoop) -> bool:
+    """Wait until the broker answers (one log line per attempt, backoff up
+    to ``broker_wait_max``). False when Ctrl-C or SIGTERM stopped the wait."""
+    where = settings.bootstrap()
+
+    async def probe() -> str | None:
+        return await probe_broker(where, settings.broker_probe_timeout)
+
+    task = loop.create_task(wait_for_broker(probe, where, cap=settings.broker_wait_max))
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        loop.run_until_complete(task)
+        return True
+    except asyncio.CancelledError:
+        return False
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
 def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     import faust
 
@@ -287,6 +332,7 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
 
     settings = make_settings(args)
     policies = _load(settings.policies)
+    _own_logging(settings.log_level)
     broker = None
     if settings.broker is None:
         broker = EmbeddedBroker(EMBEDDED_LISTEN)
@@ -294,6 +340,9 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
+        if not _broker_answers(settings, loop):
+            print("leadsla: stopped while waiting for the broker", file=sys.stderr, flush=True)
+            return 0
         settings = _topics_ready(settings, loop)
         monitor = build_monitor(settings, policies)
         if demo:

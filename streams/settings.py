@@ -3,6 +3,7 @@ environment variables and command-line flags (flags win)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,51 @@ from leadsla.streams import topics
 
 EXAMPLE_POLICIES = Path(__file__).with_name("policies.example.yaml")
 EMBEDDED_LISTEN = "127.0.0.1:9092"
+BROKER_FORM = "expected kafka://HOST:PORT, several separated by ',' or ';'"
+# A host name, an IPv4 address, or an IPv6 address in brackets ([::1]).
+_HOST = re.compile(r"[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]")
+
+
+def broker_addresses(url: str) -> list[tuple[str, int]]:
+    """The ``(host, port)`` pairs of a broker URL such as ``kafka://a:9092`` or
+    ``kafka://a:9092,kafka://b:9092`` (``;`` separates too; ``kafka://`` may be
+    left out), in order.
+
+    Raises ValueError saying what is wrong with the first bad address: no
+    host, no port, a port that is not a number or not in 1-65535, another
+    scheme than ``kafka://``, an empty address between separators.
+    """
+    items = re.split(r"[;,]", url)
+    return [_address(item, n, len(items)) for n, item in enumerate(items, start=1)]
+
+
+def _address(item: str, n: int, of: int) -> tuple[str, int]:
+    text = item.strip()
+    which = f" (address {n} of {of})" if of > 1 else ""
+    if not text:
+        raise ValueError(f"address {n} of {of} is empty; {BROKER_FORM}")
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        rest = text
+    elif scheme.lower() != "kafka":
+        raise ValueError(f"{text!r}{which} has the scheme {scheme + '://'!r}, not kafka://; {BROKER_FORM}")
+    host, colon, port = rest.rpartition(":")
+    if not colon or host.endswith(":"):  # no colon, or an IPv6 address without brackets
+        host, port = rest, ""
+    if host.startswith("[") and not host.endswith("]"):  # "[::1]": the colon was inside the brackets
+        host, port = rest, ""
+    if not host:
+        raise ValueError(f"{text!r}{which} has no host; {BROKER_FORM}")
+    if not _HOST.fullmatch(host):
+        hint = " (an IPv6 address goes in brackets: [::1]:9092)" if ":" in host else ""
+        raise ValueError(f"{text!r}{which} has an invalid host {host!r}{hint}; {BROKER_FORM}")
+    if not port:
+        raise ValueError(f"{text!r}{which} has no port; {BROKER_FORM}")
+    if not (port.isascii() and port.isdigit()):
+        raise ValueError(f"{text!r}{which} has a port that is not a number: {port!r}; {BROKER_FORM}")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}{which} has port {int(port)}, outside 1-65535; {BROKER_FORM}")
+    return host, int(port)
 
 
 def _duration(v: Any) -> float:
@@ -53,22 +99,28 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(1.0, description="consumer group heartbeat (duration)")
     rebalance_timeout: float = Field(20.0, description="consumer group rebalance timeout (duration)")
     commit_interval: float = Field(2.8, description="offset commit interval (duration); each commit first flushes the producer")
+    broker_probe_interval: float = Field(2.0, gt=0, description="how often a running worker checks that the broker answers (duration)")
+    broker_probe_timeout: float = Field(2.0, gt=0, description="how long one check may take before the broker counts as unreachable (duration)")
+    broker_wait_max: float = Field(30.0, gt=0, description="longest pause between attempts while a starting worker waits for its broker (duration)")
 
     _durations = field_validator(
         "allowed_lateness", "replay_horizon", "max_clock_skew", "state_ttl", "timer_interval",
         "session_timeout", "heartbeat_interval", "rebalance_timeout", "commit_interval",
+        "broker_probe_interval", "broker_probe_timeout", "broker_wait_max",
         mode="before",
     )(_duration)
 
     @field_validator("broker")
     @classmethod
     def _broker(cls, v: str | None) -> str | None:
-        if v in (None, ""):
+        # Checked here, not when the first connection fails: a typo in
+        # LEADSLA_BROKER is refused at start-up by every command.
+        if v is None or not v.strip():
             return None
+        v = v.strip()
+        broker_addresses(v)
         if "://" not in v:
             v = f"kafka://{v}"
-        if not v.startswith("kafka://"):
-            raise ValueError("broker must look like kafka://host:port")
         return v
 
     @field_validator("log_level")
@@ -84,9 +136,9 @@ class Settings(BaseSettings):
         return round(self.allowed_lateness * 1_000_000)
 
     def bootstrap(self) -> str:
-        """``host:port`` list for aiokafka."""
+        """``host:port`` list for aiokafka (comma-separated)."""
         url = self.broker or f"kafka://{EMBEDDED_LISTEN}"
-        return ",".join(u.removeprefix("kafka://") for u in url.split(";"))
+        return ",".join(f"{host}:{port}" for host, port in broker_addresses(url))
 
     def required_topics(self) -> list[str]:
         """Topics the monitor reads or writes that Faust does not create itself."""

@@ -3,12 +3,16 @@ the argument errors that stop before any server starts."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
+from leadsla.streams import cli
 from leadsla.streams.cli import main
-from leadsla.streams.settings import EXAMPLE_POLICIES
+from leadsla.streams.settings import EXAMPLE_POLICIES, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -163,9 +167,96 @@ def test_policies_with_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixt
     )
 
 
-def test_broker_with_a_bad_listen_address_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["broker", "--listen", "localhost"]) == 2
-    assert capsys.readouterr().err == "leadsla: --listen must be HOST:PORT, got 'localhost'\n"
+@pytest.mark.parametrize("listen", ["localhost", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:x"])
+def test_broker_with_a_bad_listen_address_returns_2(listen: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["broker", "--listen", listen]) == 2
+    assert capsys.readouterr().err == f"leadsla: --listen must be HOST:PORT (port 1-65535), got {listen!r}\n"
+
+
+FORM = "expected kafka://HOST:PORT, several separated by ',' or ';'"
+
+
+@pytest.mark.parametrize(
+    ("broker", "problem"),
+    [
+        ("kafka://", "'kafka://' has no host"),
+        ("kafka://kafka", "'kafka://kafka' has no port"),
+        ("kafka://kafka:90x2", "'kafka://kafka:90x2' has a port that is not a number: '90x2'"),
+        ("kafka://kafka:70000", "'kafka://kafka:70000' has port 70000, outside 1-65535"),
+        ("https://kafka:9092", "'https://kafka:9092' has the scheme 'https://', not kafka://"),
+        ("kafka://a:9092;kafka://b", "'kafka://b' (address 2 of 2) has no port"),
+        ("kafka://a:9092,,kafka://b:9092", "address 2 of 3 is empty"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "demo"])
+@pytest.mark.parametrize("how", ["flag", "variable"])
+def test_a_bad_broker_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], broker: str, problem: str, command: str, how: str
+) -> None:
+    if how == "flag":
+        argv = [command, "--broker", broker]
+    else:
+        monkeypatch.setenv("LEADSLA_BROKER", broker)
+        argv = [command]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"leadsla: --broker / LEADSLA_BROKER: {problem}; {FORM}\n"
+
+
+def test_several_bad_settings_are_listed_with_flag_and_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LEADSLA_BROKER_WAIT_MAX", "0s")
+    assert main(["run", "--broker", "kafka://", "--partitions", "0"]) == 2
+    assert capsys.readouterr().err == (
+        "leadsla: invalid settings (flags or LEADSLA_* variables):\n"
+        f"  --broker / LEADSLA_BROKER: 'kafka://' has no host; {FORM}\n"
+        "  --partitions / LEADSLA_PARTITIONS: Input should be greater than or equal to 1\n"
+        "  LEADSLA_BROKER_WAIT_MAX: Input should be greater than 0\n"
+    )
+
+
+def test_generate_refuses_a_bad_variable_rather_than_ignore_the_policies_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LEADSLA_BROKER", "kafka://kafka")
+    monkeypatch.setenv("LEADSLA_POLICIES", str(tmp_path / "mine.yaml"))
+    assert main(["generate", "--check", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"leadsla: --broker / LEADSLA_BROKER: 'kafka://kafka' has no port; {FORM}\n"
+
+
+def test_a_starting_worker_waits_for_its_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = ["connection refused", "connection refused", None]
+    asked: list[tuple[str, float]] = []
+
+    async def probe(bootstrap: str, timeout: float) -> str | None:
+        asked.append((bootstrap, timeout))
+        return answers.pop(0)
+
+    monkeypatch.setattr(cli, "probe_broker", probe)
+    settings = Settings(broker="kafka://kafka-1:9092", broker_wait_max="10ms", broker_probe_timeout="1s")
+    loop = asyncio.new_event_loop()
+    try:
+        assert cli._broker_answers(settings, loop) is True
+    finally:
+        loop.close()
+    assert asked == [("kafka-1:9092", 1.0)] * 3
+
+
+def test_sigterm_while_waiting_for_the_broker_stops_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def probe(bootstrap: str, timeout: float) -> str | None:
+        return "connection refused"
+
+    monkeypatch.setattr(cli, "probe_broker", probe)
+    settings = Settings(broker="kafka://kafka-1:9092")
+    loop = asyncio.new_event_loop()
+    loop.call_later(0.1, os.kill, os.getpid(), signal.SIGTERM)
+    try:
+        assert cli._broker_answers(settings, loop) is False
+    finally:
+        loop.close()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_bad_log_level_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,15 +1,17 @@
 """streams.settings: contract defaults (§5, §6), LEADSLA_* variables,
-durations, validation errors that name the field, broker normalisation."""
+durations, validation errors that name the field, broker normalisation and
+the bad broker URLs refused with what is wrong."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from leadsla.streams import topics
-from leadsla.streams.settings import EMBEDDED_LISTEN, EXAMPLE_POLICIES, Settings
+from leadsla.streams.settings import EMBEDDED_LISTEN, EXAMPLE_POLICIES, Settings, broker_addresses
 
 
 def test_defaults_match_the_contract() -> None:
@@ -50,6 +52,12 @@ def test_bootstrap_without_broker_is_the_embedded_listen_address() -> None:
         ("10.0.0.5:19092", "kafka://10.0.0.5:19092", "10.0.0.5:19092"),
         ("kafka://a:1;kafka://b:2", "kafka://a:1;kafka://b:2", "a:1,b:2"),
         ("a:1;b:2", "kafka://a:1;b:2", "a:1,b:2"),
+        ("kafka://a:1,kafka://b:2", "kafka://a:1,kafka://b:2", "a:1,b:2"),
+        ("kafka://a:1, b:2 ;c.example.com:65535", "kafka://a:1, b:2 ;c.example.com:65535", "a:1,b:2,c.example.com:65535"),
+        ("  kafka://kafka:9092 ", "kafka://kafka:9092", "kafka:9092"),
+        ("KAFKA://kafka:9092", "KAFKA://kafka:9092", "kafka:9092"),
+        ("kafka://[::1]:9092", "kafka://[::1]:9092", "[::1]:9092"),
+        ("kafka://my_broker-1.internal:1", "kafka://my_broker-1.internal:1", "my_broker-1.internal:1"),
     ],
 )
 def test_broker_normalisation(broker: str, normalised: str, bootstrap: str) -> None:
@@ -58,19 +66,73 @@ def test_broker_normalisation(broker: str, normalised: str, bootstrap: str) -> N
     assert s.bootstrap() == bootstrap
 
 
-def test_empty_broker_means_embedded() -> None:
-    s = Settings(broker="")
+def test_broker_addresses_are_host_and_port_pairs() -> None:
+    assert broker_addresses("kafka://a:1;b:2,kafka://[::1]:3") == [("a", 1), ("b", 2), ("[::1]", 3)]
+
+
+@pytest.mark.parametrize("broker", ["", "   "])
+def test_empty_broker_means_embedded(broker: str) -> None:
+    s = Settings(broker=broker)
     assert s.broker is None
     assert s.bootstrap() == "127.0.0.1:9092"
 
 
-@pytest.mark.parametrize("broker", ["http://kafka:9092", "redis://x:1", "tcp://h:9092"])
-def test_broker_rejects_other_schemes(broker: str) -> None:
+FORM = "expected kafka://HOST:PORT, several separated by ',' or ';'"
+
+
+@pytest.mark.parametrize(
+    ("broker", "problem"),
+    [
+        ("kafka://", "'kafka://' has no host"),
+        ("kafka://:9092", "'kafka://:9092' has no host"),
+        (":9092", "':9092' has no host"),
+        ("kafka://kafka", "'kafka://kafka' has no port"),
+        ("kafka://kafka:", "'kafka://kafka:' has no port"),
+        ("kafka", "'kafka' has no port"),
+        ("kafka://[::1]", "'kafka://[::1]' has no port"),
+        ("kafka://kafka:port", "'kafka://kafka:port' has a port that is not a number: 'port'"),
+        ("kafka://kafka:9092/", "'kafka://kafka:9092/' has a port that is not a number: '9092/'"),
+        ("kafka://kafka:-1", "'kafka://kafka:-1' has a port that is not a number: '-1'"),
+        ("kafka://kafka:0", "'kafka://kafka:0' has port 0, outside 1-65535"),
+        ("kafka://kafka:65536", "'kafka://kafka:65536' has port 65536, outside 1-65535"),
+        ("http://kafka:9092", "'http://kafka:9092' has the scheme 'http://', not kafka://"),
+        ("tcp://h:9092", "'tcp://h:9092' has the scheme 'tcp://', not kafka://"),
+        ("redis://x:1", "'redis://x:1' has the scheme 'redis://', not kafka://"),
+        ("kafka://user@kafka:9092", "'kafka://user@kafka:9092' has an invalid host 'user@kafka'"),
+        ("kafka://::1:9092", "'kafka://::1:9092' has an invalid host '::1' (an IPv6 address goes in brackets: [::1]:9092)"),
+        ("kafka://a:1;kafka://b", "'kafka://b' (address 2 of 2) has no port"),
+        ("kafka://a:1,kafka://:2,kafka://c:x", "'kafka://:2' (address 2 of 3) has no host"),
+        ("kafka://a:1,b:99999", "'b:99999' (address 2 of 2) has port 99999, outside 1-65535"),
+        ("kafka://a:1;;kafka://b:2", "address 2 of 3 is empty"),
+        ("kafka://a:1,", "address 2 of 2 is empty"),
+        ("kafka://a:1;http://b:2", "'http://b:2' (address 2 of 2) has the scheme 'http://', not kafka://"),
+    ],
+)
+def test_a_bad_broker_url_says_what_is_wrong(broker: str, problem: str) -> None:
     with pytest.raises(ValidationError) as info:
         Settings(broker=broker)
     errs = info.value.errors()
     assert [e["loc"] for e in errs] == [("broker",)]
-    assert errs[0]["msg"] == "Value error, broker must look like kafka://host:port"
+    assert errs[0]["msg"] == f"Value error, {problem}; {FORM}"
+    with pytest.raises(ValueError, match="^" + re.escape(f"{problem}; {FORM}") + "$"):
+        broker_addresses(broker)
+
+
+def test_a_bad_broker_url_from_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADSLA_BROKER", "kafka://")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert info.value.errors()[0]["msg"] == f"Value error, 'kafka://' has no host; {FORM}"
+
+
+def test_broker_probing_defaults_and_durations(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert (s.broker_probe_interval, s.broker_probe_timeout, s.broker_wait_max) == (2.0, 2.0, 30.0)
+    monkeypatch.setenv("LEADSLA_BROKER_PROBE_INTERVAL", "500ms")
+    monkeypatch.setenv("LEADSLA_BROKER_PROBE_TIMEOUT", "PT1S")
+    monkeypatch.setenv("LEADSLA_BROKER_WAIT_MAX", "2m")
+    s = Settings()
+    assert (s.broker_probe_interval, s.broker_probe_timeout, s.broker_wait_max) == (0.5, 1.0, 120.0)
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,6 +213,9 @@ def test_durations_parse(text: str | float, seconds: float) -> None:
         ("partitions", 0, "Input should be greater than or equal to 1"),
         ("timer_batch", 0, "Input should be greater than or equal to 1"),
         ("max_team_labels", 0, "Input should be greater than or equal to 1"),
+        ("broker_probe_interval", "0s", "Input should be greater than 0"),
+        ("broker_probe_timeout", "soon", "Value error, not a duration: 'soon' (use e.g. 90s, 15m, 1h30m, 2d, 500ms or ISO 8601 PT1H)"),
+        ("broker_wait_max", 0, "Input should be greater than 0"),
     ],
 )
 def test_bad_values_name_the_field(field: str, value: object, msg: str) -> None:

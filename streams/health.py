@@ -1,0 +1,398 @@
+"""Broker trouble: waiting for the broker at start-up, noticing an outage
+while running, and keeping the log readable meanwhile.
+
+- ``wait_for_broker`` probes until the broker answers, with exponential
+  backoff (1 s doubling up to a cap) and one log line per attempt.
+- ``BrokerHealth`` probes a running worker's broker every few seconds and
+  is either up or down: one WARNING line when an outage starts, one when it
+  ends, and callbacks for both. It knows nothing of Faust or the engine; its
+  probe is any ``async () -> str | None`` (None: the broker answered).
+- ``BrokerErrorFilter`` drops the Kafka client's connection-error records
+  while the broker is known to be down (aiokafka logs an ERROR line per
+  failed request, a dozen a second), counting them instead. Every other
+  record, and every record while the broker answers, goes through.
+- ``watch_broker`` wires the three into a Faust app: the probe task,
+  ``/ready`` answering 503 during an outage, topics recreated when the
+  broker comes back without them, and the ``leadsla_broker_*`` metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from aiokafka import errors as kafka_errors
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from leadsla.streams.broker import BrokerError, ensure_topics, probe_broker
+from leadsla.streams.settings import Settings
+
+log = logging.getLogger("leadsla")
+
+Probe = Callable[[], Awaitable[str | None]]
+"""One reachability check: None when the broker answered, else a short reason."""
+
+Callback = Callable[["BrokerHealth"], Awaitable[None] | None]
+
+FIRST_DELAY = 1.0  # seconds before the second attempt; doubled after each failure
+# Loggers whose connection errors are counted instead of logged during an outage.
+LIBRARY_LOGGERS = ("aiokafka", "faust", "mode")
+
+
+def backoff(first: float = FIRST_DELAY, cap: float = 30.0, factor: float = 2.0) -> Iterator[float]:
+    """Pauses between attempts, in seconds: ``first``, then multiplied by
+    ``factor`` each time, never more than ``cap`` (1, 2, 4, 8, 16, 30, 30, …
+    with the defaults). Endless."""
+    delay = min(first, cap)
+    while True:
+        yield delay
+        delay = min(delay * factor, cap)
+
+
+def _seconds(s: float) -> str:
+    """A duration for a log line: whole seconds from 10 s, else one decimal."""
+    return f"{s:.0f}" if s >= 10 or s == int(s) else f"{s:.1f}"
+
+
+async def wait_for_broker(
+    probe: Probe,
+    where: str,
+    *,
+    first: float = FIRST_DELAY,
+    cap: float = 30.0,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    logger: logging.Logger = log,
+) -> int:
+    """Probe until the broker answers; returns the number of attempts.
+
+    Each failed attempt is one WARNING line, ``waiting for the broker at
+    <where> (attempt N, next in X s): <reason>``, and a pause from
+    ``backoff(first, cap)`` (seconds). Waits for ever: cancel the task (as
+    Ctrl-C does) to give up; the CancelledError propagates.
+    """
+    for attempt, delay in enumerate(backoff(first, cap), start=1):
+        problem = await probe()
+        if problem is None:
+            if attempt > 1:
+                logger.info("the broker at %s answers (attempt %d)", where, attempt)
+            return attempt
+        logger.warning("waiting for the broker at %s (attempt %d, next in %s s): %s",
+                       where, attempt, _seconds(delay), problem)
+        await sleep(delay)
+    raise AssertionError("backoff() is endless")  # pragma: no cover
+
+
+class BrokerHealth:
+    """Up or down, as a periodic probe sees the broker.
+
+    ``up`` starts True (a worker starts once the broker answered). A check
+    that fails is repeated at once, and the broker is down only if that
+    fails too: one lost answer is not an outage. Down, ``down_since`` is the
+    wall-clock time (epoch seconds) of the check that found it, and
+    ``problem`` the probe's reason; a single successful check brings it back.
+    Each change logs one WARNING line and runs the ``on_down`` or ``on_up``
+    callbacks (plain or async functions taking this object), in the order
+    they were added, after the state changed.
+
+    ``interval`` is the pause between periodic checks (seconds). ``suspect()``
+    asks for a check now, at most once per ``min_gap`` seconds; while such a
+    check is pending ``suspected`` is True. ``clock`` measures durations
+    (monotonic seconds), ``wall`` gives ``down_since``.
+    """
+
+    def __init__(
+        self,
+        probe: Probe,
+        where: str,
+        *,
+        interval: float = 2.0,
+        min_gap: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        logger: logging.Logger = log,
+    ) -> None:
+        self.probe = probe
+        self.where = where
+        self.interval = interval
+        self.min_gap = min_gap
+        self.clock = clock
+        self.wall = wall
+        self.logger = logger
+        self.up = True
+        self.down_since: float | None = None
+        self.problem: str | None = None
+        self.outages = 0
+        self.suspected = False
+        self.suppressed = 0  # connection-error records dropped in the current (or last) outage
+        self.suppressed_total = 0
+        self._down_at = 0.0
+        self._last_suspicion = -math.inf
+        self._on_down: list[Callback] = []
+        self._on_up: list[Callback] = []
+        self._on_suppressed: list[Callable[[], None]] = []
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def on_down(self, callback: Callback) -> Callback:
+        """Run ``callback(self)`` when an outage starts; returns it (a decorator)."""
+        self._on_down.append(callback)
+        return callback
+
+    def on_up(self, callback: Callback) -> Callback:
+        """Run ``callback(self)`` when the broker is back; returns it (a decorator)."""
+        self._on_up.append(callback)
+        return callback
+
+    def on_suppressed(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` for each log record dropped (for a metric)."""
+        self._on_suppressed.append(callback)
+        return callback
+
+    def down_for(self) -> float:
+        """Seconds since the outage started; 0.0 while up."""
+        return 0.0 if self.up else max(0.0, self.clock() - self._down_at)
+
+    def count_suppressed(self) -> None:
+        """Count one log record dropped because of the broker (by the filter)."""
+        self.suppressed += 1
+        self.suppressed_total += 1
+        for callback in self._on_suppressed:
+            callback()
+
+    def suspect(self) -> None:
+        """Something looked like a broker problem: check now rather than at
+        the next interval. Does nothing while down, while a suspicion is
+        pending, within ``min_gap`` seconds of the last one, or before
+        ``run()`` started. Safe to call from any thread (log handlers)."""
+        if not self.up or self.suspected or self._loop is None or self._wake is None:
+            return
+        now = self.clock()
+        if now - self._last_suspicion < self.min_gap:
+            return
+        self._last_suspicion = now
+        self.suspected = True
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def check(self) -> bool:
+        """Probe once (twice when the first fails while up), update the
+        state, log and run callbacks on a change; returns ``up``."""
+        problem = await self.probe()
+        if problem is not None and self.up:
+            problem = await self.probe()  # confirm: one lost answer is not an outage
+        self.suspected = False
+        if problem is not None and self.up:
+            self.up = False
+            self.problem = problem
+            self.down_since = self.wall()
+            self._down_at = self.clock()
+            self.outages += 1
+            self.suppressed = 0
+            self.logger.warning("lost the broker at %s: %s; not ready until it is back (the Kafka client's "
+                                "connection errors are counted, not logged, meanwhile)", self.where, problem)
+            await self._run(self._on_down)
+        elif problem is None and not self.up:
+            took = self.down_for()
+            self.up = True
+            self.down_since = None
+            self.problem = None
+            self.logger.warning("broker back after %s s at %s (%d Kafka client errors not logged meanwhile)",
+                                _seconds(took), self.where, self.suppressed)
+            await self._run(self._on_up)
+        elif problem is not None:
+            self.problem = problem
+        return self.up
+
+    async def _run(self, callbacks: list[Callback]) -> None:
+        for callback in callbacks:
+            try:
+                result = callback(self)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # a broken callback must not stop the checks
+                self.logger.exception("broker health callback %r failed", callback)
+
+    async def run(self) -> None:
+        """Check every ``interval`` seconds, or at once after ``suspect()``,
+        until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                self._wake.clear()
+                try:
+                    await self.check()
+                except Exception:  # a probe that raises counts as nothing learnt
+                    self.suspected = False
+                    self.logger.exception("broker health check failed")
+        finally:
+            self._loop = self._wake = None
+
+
+# Words of the Kafka client's connection trouble: "Unable connect to node",
+# "Unable to update metadata", "Failed fetch messages from 1: NodeNotReadyError",
+# "Group Coordinator Request failed", "Heartbeat session expired", "[Errno 111]".
+_CONNECTION_TEXT = re.compile(
+    r"connect|not ready|NodeNotReady|timed ?out|timeout|coordinator|heartbeat|metadata|"
+    r"broker ?not ?available|\[Errno", re.IGNORECASE)
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError, TimeoutError, kafka_errors.KafkaConnectionError, kafka_errors.NodeNotReadyError,
+    kafka_errors.RequestTimedOutError, kafka_errors.KafkaTimeoutError, kafka_errors.CoordinatorNotAvailableError,
+    kafka_errors.NotCoordinatorForGroupError, kafka_errors.BrokerNotAvailableError,
+)
+
+
+def is_connection_error(record: logging.LogRecord) -> bool:
+    """Whether a log record is about not reaching the broker: its exception
+    is a connection or timeout error, or (without one) its message speaks of
+    connections, timeouts, metadata, the group coordinator or heartbeats."""
+    if record.exc_info and record.exc_info[1] is not None:
+        return isinstance(record.exc_info[1], _CONNECTION_ERRORS)
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed record: let the handler report it
+        return False
+    return bool(_CONNECTION_TEXT.search(message))
+
+
+class BrokerErrorFilter(logging.Filter):
+    """Drops the Kafka client's connection errors while the broker is known
+    to be down, counting them in ``health``.
+
+    A WARNING-or-above record that ``is_connection_error``: while the broker
+    is down, or while a check it asked for is pending, it is dropped and
+    counted; while the broker is up it is logged and asks ``health`` for a
+    check at once (``suspect()``), so an outage is found within
+    milliseconds, not at the next periodic check. Everything else passes:
+    other errors, and connection errors while the broker answers (one
+    unreachable node of a cluster is worth seeing). Records are judged where
+    they are created: ``install`` adds the filter to the library loggers
+    themselves, not to a handler.
+    """
+
+    def __init__(self, health: BrokerHealth) -> None:
+        super().__init__()
+        self.health = health
+        self._loggers: list[logging.Logger] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not is_connection_error(record):
+            return True
+        if self.health.up and not self.health.suspected:
+            self.health.suspect()
+            return True
+        self.health.count_suppressed()
+        return False
+
+    def install(self, prefixes: tuple[str, ...] = LIBRARY_LOGGERS) -> None:
+        """Add the filter to the loggers named ``prefixes`` and to every logger
+        below them that exists now. A logger's filters see only the records
+        created on it, not those of its children, hence each one; loggers
+        created later (a module imported later) are not covered."""
+        names = set(prefixes) | {
+            name for name, obj in list(logging.Logger.manager.loggerDict.items())
+            if isinstance(obj, logging.Logger) and name.split(".", 1)[0] in prefixes
+        }
+        for name in sorted(names):
+            logger = logging.getLogger(name)
+            if self not in logger.filters:
+                logger.addFilter(self)
+                self._loggers.append(logger)
+
+    def remove(self) -> None:
+        """Take the filter off every logger ``install`` added it to."""
+        for logger in self._loggers:
+            logger.removeFilter(self)
+        self._loggers.clear()
+
+
+def watch_broker(app: Any, engine: Any, settings: Settings, registry: CollectorRegistry) -> BrokerHealth:
+    """Watch the broker of a Faust ``app`` from a task of the app.
+
+    - Probes ``settings.bootstrap()`` every ``settings.broker_probe_interval``
+      seconds (``probe_broker``, ``settings.broker_probe_timeout`` each).
+    - During an outage ``engine.ready`` is False (``/ready`` answers 503,
+      ``leadsla_worker_ready`` is 0). When the broker is back it is True
+      again if it was before and no partition was revoked meanwhile; after
+      a revocation the next recovery sets it, as at start-up.
+    - When the broker is back, the worker's topics (input, dead letters,
+      outcomes and the tables' changelogs) are created again if missing,
+      with ``settings.partitions``, and one WARNING line names them: a broker
+      that forgot them (the embedded one keeps everything in memory) lost
+      what they held.
+    - ``BrokerErrorFilter`` is on the aiokafka, faust and mode loggers while
+      the task runs.
+    - Metrics in ``registry``: ``leadsla_broker_up``,
+      ``leadsla_broker_outages_total``, ``leadsla_broker_errors_suppressed_total``.
+
+    Returns the ``BrokerHealth``; nothing runs until the app starts.
+    """
+    where = settings.bootstrap()
+    timeout = settings.broker_probe_timeout
+
+    async def probe() -> str | None:
+        return await probe_broker(where, timeout)
+
+    health = BrokerHealth(probe, where, interval=settings.broker_probe_interval)
+    up = Gauge("leadsla_broker_up", "1 while the broker answers this worker's checks, 0 during an outage.",
+               registry=registry)
+    up.set(1)
+    outages = Counter("leadsla_broker_outages", "Broker outages this worker saw (checks failing until one answers).",
+                      registry=registry)
+    suppressed = Counter("leadsla_broker_errors_suppressed",
+                         "Kafka client connection-error log lines dropped because the broker was known to be down.",
+                         registry=registry)
+    health.on_suppressed(suppressed.inc)
+    state = {"was_ready": False, "revoked": False}
+
+    def down(h: BrokerHealth) -> None:
+        up.set(0)
+        outages.inc()
+        state["was_ready"], state["revoked"] = bool(engine.ready), False
+        engine.ready = False
+
+    async def back(h: BrokerHealth) -> None:
+        up.set(1)
+        await _recreate_topics(app, settings)
+        if state["was_ready"] and not state["revoked"]:
+            engine.ready = True
+
+    health.on_down(down)
+    health.on_up(back)
+
+    @app.on_partitions_revoked.connect
+    async def revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        state["revoked"] = True
+
+    @app.task
+    async def broker_health() -> None:
+        quiet = BrokerErrorFilter(health)
+        quiet.install()
+        try:
+            await health.run()
+        finally:
+            quiet.remove()
+
+    return health
+
+
+async def _recreate_topics(app: Any, settings: Settings) -> None:
+    names = settings.required_topics() + sorted(t.changelog_topic.get_topic_name() for t in app.tables.values())
+    try:
+        created = await ensure_topics(settings.bootstrap(), names, settings.partitions, timeout=10.0)
+    except BrokerError as exc:
+        log.warning("broker back, but its topics could not be checked: %s", exc)
+        return
+    if created:
+        log.warning("the broker came back without %s: created them again with %d partitions; records they held "
+                    "before are gone (a broker that keeps its data in memory, like the embedded one, forgets "
+                    "everything when it restarts)", ", ".join(created), settings.partitions)
