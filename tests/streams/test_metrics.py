@@ -13,6 +13,7 @@ from prometheus_client.utils import floatToGoString
 
 import leadsla.streams.metrics as metrics_mod
 from leadsla.streams.metrics import ELAPSED_BUCKETS, NONE, OTHER, LabelGuard, Metrics, RuntimeCollector
+from leadsla.streams.sink import SINK_TOPICS
 
 from .conftest import MINIMAL_YAML, T0, H, M, Rig, S, pol
 
@@ -178,7 +179,7 @@ def test_no_lead_id_or_person_in_any_label() -> None:
         "lead.qualified", "lead.disqualified", "lead.recycled", "opportunity.created", "deal.won", "deal.lost",
         "malformed", "invalid", "unknown_type", "too_large", "met", "breached", "first_touch", "disposition",
         "emea", "apac", "none", "0", "1h", "1d", "24x7",
-    } | {floatToGoString(b) for b in ELAPSED_BUCKETS} | {"+Inf"}
+    } | set(SINK_TOPICS) | {floatToGoString(b) for b in ELAPSED_BUCKETS} | {"+Inf"}
 
 
 def test_runtime_collector_gauges(monkeypatch: pytest.MonkeyPatch) -> None:
