@@ -74,9 +74,12 @@ def parser() -> argparse.ArgumentParser:
                        description="Run the SLA monitor: consume lead-events, decide clocks, publish sla-outcomes, "
                                    "serve /metrics. Without --broker (and no LEADSLA_BROKER) it starts the embedded "
                                    "broker itself on 127.0.0.1:9092. Run several with the same broker to split the "
-                                   "partitions; give each its own --web-port.",
+                                   "partitions (give each its own --web-port), or --workers N on one host.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--broker", help="Kafka bootstrap, e.g. kafka://127.0.0.1:9092 [LEADSLA_BROKER]")
+    r.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="run N worker processes in one consumer group; worker i serves on --web-port + i "
+                        "and is started again if it dies (default 1)")
     _common(r)
 
     d = sub.add_parser("demo", help="broker, monitor and realistic traffic in one command",
@@ -333,10 +336,22 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     settings = make_settings(args)
     policies = _load(settings.policies)
     _own_logging(settings.log_level)
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        raise CliError("--workers takes a number of worker processes, 1 or more")
     broker = None
     if settings.broker is None:
         broker = EmbeddedBroker(EMBEDDED_LISTEN)
         broker.start()
+    if workers > 1:
+        from leadsla.streams.supervisor import run_workers
+
+        try:
+            return run_workers(args.argv, workers, settings.web_port, settings.data_dir,
+                               None if broker is None else f"kafka://{EMBEDDED_LISTEN}")
+        finally:
+            if broker is not None:
+                broker.stop()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -395,7 +410,9 @@ def _own_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
+    args.argv = argv[argv.index(args.command) + 1:] if args.command in argv else []
     if args.command is None:
         ap.print_help()
         return 2

@@ -70,6 +70,7 @@ class Worker:
     env: dict[str, str]
     log: Path
     web_port: int
+    args: list[str] = field(default_factory=list)  # after ``leadsla run``
     proc: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
 
@@ -77,7 +78,8 @@ class Worker:
         self.logs.append(self.log.with_suffix(f".{len(self.logs)}.log"))
         with open(self.logs[-1], "wb") as out:  # the child keeps its own copy
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "leadsla", "run"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "leadsla", "run", *self.args], env=self.env, stdout=out,
+                stderr=subprocess.STDOUT
             )
         wait_for(self.ready, 180, f"worker ready on :{self.web_port}\n{self.tail()}")
         return self
@@ -109,9 +111,9 @@ class Worker:
         lines = self.logs[-1].read_text(errors="replace").splitlines()
         return "\n".join(lines[-n:])
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Samples by (name, sorted labels)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=5) as r:
+    def metrics(self, port: int | None = None) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Samples by (name, sorted labels), from ``port`` (default: the worker's)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{port or self.web_port}/metrics", timeout=5) as r:
             text = r.read().decode()
         out = {}
         for fam in text_string_to_metric_families(text):
@@ -151,7 +153,7 @@ class Setup:
     app_id: str
     workers: list[Worker] = field(default_factory=list)
 
-    def worker(self, **env: str) -> Worker:
+    def worker(self, *args: str, **env: str) -> Worker:
         port = free_port()
         e = {
             **{k: v for k, v in os.environ.items() if not k.startswith("LEADSLA_")},
@@ -171,7 +173,7 @@ class Setup:
             "LEADSLA_LOG_LEVEL": "info",
             **env,
         }
-        w = Worker(e, self.tmp / f"worker-{port}", port)
+        w = Worker(e, self.tmp / f"worker-{port}", port, list(args))
         self.workers.append(w)
         return w
 

@@ -1,0 +1,94 @@
+"""``leadsla run --workers N``: several monitor processes on one host, one
+consumer group. Each child is an ordinary ``leadsla run`` with its own web
+port (``--web-port`` + i) and data directory; they split the partitions as any
+workers of one group do. A child that dies is started again after a pause that
+doubles up to a minute; Ctrl-C or SIGTERM stops them all."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("leadsla")
+
+RESTART_PAUSE_MAX_S = 60.0
+
+
+def child_argv(argv: Sequence[str]) -> list[str]:
+    """``leadsla run``'s own arguments without ``--workers`` and ``--web-port``
+    (each child gets its own port)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--workers", "--web-port"):
+            skip = True
+            continue
+        if arg.startswith(("--workers=", "--web-port=")):
+            continue
+        out.append(arg)
+    return out
+
+
+def run_workers(argv: Sequence[str], workers: int, base_port: int, data_dir: Path, broker: str | None) -> int:
+    """Run ``workers`` children until a signal stops them; returns the exit
+    status (0 after Ctrl-C or SIGTERM). ``broker`` is the bootstrap URL every
+    child uses (the embedded broker's, when the caller started one)."""
+    env = dict(os.environ)
+    if broker is not None:
+        env["LEADSLA_BROKER"] = broker
+    procs: list[subprocess.Popen[bytes] | None] = [None] * workers
+    pause = [1.0] * workers
+    due = [0.0] * workers
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def start(i: int) -> None:
+        port = base_port + i
+        own = data_dir / f"worker-{i}"
+        own.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+        child_env = {**env, "LEADSLA_WEB_PORT": str(port), "LEADSLA_DATA_DIR": str(own)}
+        procs[i] = subprocess.Popen([sys.executable, "-m", "leadsla", "run", *child_argv(argv), "--web-port", str(port)],
+                                    env=child_env)
+        log.info("worker %d started (pid %d): metrics at :%d/metrics", i, procs[i].pid, port)  # type: ignore[union-attr]
+
+    try:
+        for i in range(workers):
+            start(i)
+        while not stopping:
+            time.sleep(0.2)
+            now = time.monotonic()
+            for i, p in enumerate(procs):
+                if p is not None and p.poll() is not None:
+                    log.warning("worker %d exited with status %d; starting it again in %.0f s", i, p.returncode, pause[i])
+                    procs[i], due[i] = None, now + pause[i]
+                    pause[i] = min(pause[i] * 2, RESTART_PAUSE_MAX_S)
+                elif p is None and now >= due[i]:
+                    start(i)
+    finally:
+        for p in procs:
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            if p is not None:
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0
