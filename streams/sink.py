@@ -162,8 +162,16 @@ class KafkaSink:
                 return
             producer = self._producer()
             on_delivery = self._on_delivery
+            outcomes: list[asyncio.Future[Any]] = []
             for record in records:
                 topic, key, value, partition, headers = record
+                if outcomes and topic == self._leads:
+                    # A decision's outcome is delivered before the lead state
+                    # that records it: killed in between, the worker decides
+                    # again after a restart and re-sends the same decision_id,
+                    # where the other order would lose the outcome for good.
+                    await asyncio.wait(outcomes)
+                    outcomes = []
                 try:
                     future = await producer.send(topic, value=value, key=key, partition=partition, headers=headers)
                 except Exception as exc:  # whatever the producer raises must not cost the rest of the batch
@@ -172,6 +180,8 @@ class KafkaSink:
                 # aiokafka resolves the future on delivery; a fake producer may return none.
                 if isinstance(future, asyncio.Future):
                     future.add_done_callback(on_delivery[topic])
+                    if topic == self._outcomes:
+                        outcomes.append(future)
 
     async def _refused(self, producer: Any, record: Record, exc: Exception) -> None:
         """The slow path of a record ``send`` raised ``exc`` for: cut a dead

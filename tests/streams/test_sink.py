@@ -23,8 +23,10 @@ from aiokafka.errors import (
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import CollectorRegistry
 
+from leadsla.models.clock import LeadState
 from leadsla.models.policy import parse_policies
 from leadsla.streams import sink as sink_module
+from leadsla.streams.codec import LeadEntry
 from leadsla.streams.metrics import Metrics
 from leadsla.streams.sink import (
     DEAD_LETTER_HEADROOM,
@@ -97,7 +99,7 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         slept.append(delay)
         await real_sleep(0)
 
-    monkeypatch.setattr(sink_module, "asyncio", SimpleNamespace(sleep=sleep, Future=asyncio.Future, Lock=asyncio.Lock))
+    monkeypatch.setattr(sink_module, "asyncio", SimpleNamespace(sleep=sleep, Future=asyncio.Future, Lock=asyncio.Lock, wait=asyncio.wait))
     return slept
 
 
@@ -400,3 +402,23 @@ async def test_without_metrics_a_failure_is_still_survived() -> None:
     sink.outcome("lead-2", b"2")
     await sink.drain()
     assert [k for _, k, *_ in producer.sent] == [b"lead-2"]
+
+
+async def test_an_outcome_is_delivered_before_the_state_that_records_its_decision() -> None:
+    """Killed between the two, a worker must decide again (and re-send the
+    same decision_id), never hold state that says decided with no outcome."""
+    order: list[str] = []
+
+    class Slow(FakeProducer):
+        async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                       partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]:
+            order.append(f"send {topic}")
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(0.05, lambda: (order.append(f"delivered {topic}"), future.set_result(None)))
+            return future
+
+    sink = KafkaSink(lambda: Slow(), "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    sink.outcome("L1", b"{}")
+    sink.persist(0, "L1", LeadEntry(0, LeadState()))
+    await sink.drain()
+    assert order[:3] == ["send outcomes", "delivered outcomes", "send leads-changelog"]
