@@ -34,6 +34,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
+# The contract's minimal first-touch policy, shared by tests that need one clock.
+FIRST_TOUCH = """
+policies:
+  - name: first_touch
+    start: lead.handed_off
+    stop: [lead.contact_attempt, lead.connected]
+    goal: 1h
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -26,16 +26,10 @@ import pytest
 
 from leadsla.streams.broker import EmbeddedBroker
 
-from .conftest import Setup, Worker, free_port, metric_sum, wait_for
+from .conftest import FIRST_TOUCH, Setup, Worker, free_port, metric_sum, wait_for
 from .kafka import event, iso, publish
 
-POLICIES = """
-policies:
-  - name: first_touch
-    start: lead.handed_off
-    stop: [lead.contact_attempt, lead.connected]
-    goal: 1h
-"""
+POLICIES = FIRST_TOUCH
 
 
 @pytest.fixture

@@ -15,16 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from .conftest import metric_sum, wait_for
+from .conftest import FIRST_TOUCH, metric_sum, wait_for
 from .kafka import create_topics, event, iso, publish, read_all
 
-POLICIES = """
-policies:
-  - name: first_touch
-    start: lead.handed_off
-    stop: [lead.contact_attempt, lead.connected]
-    goal: 1h
-"""
+POLICIES = FIRST_TOUCH
 ROUNDS = 5
 LEADS = 600  # decided: handed off two hours ago
 OPEN = 60  # handed off now, no follow-up: open at the end

@@ -9,16 +9,10 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
-from .conftest import metric_sum, wait_for
+from .conftest import FIRST_TOUCH, metric_sum, wait_for
 from .kafka import create_topics, event, iso, publish
 
-POLICIES = """
-policies:
-  - name: first_touch
-    start: lead.handed_off
-    stop: [lead.contact_attempt, lead.connected]
-    goal: 1h
-"""
+POLICIES = FIRST_TOUCH
 FIGURES = (
     ("leadsla_sla_outcomes_total", {"outcome": "met"}),
     ("leadsla_sla_outcomes_total", {"outcome": "breached"}),
