@@ -12,7 +12,10 @@ worker carries on from its committed offsets."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -165,3 +168,14 @@ def test_a_broker_outage_is_two_lines_503_meanwhile_and_the_worker_resumes(
     # higher (records dropped while a check they asked for ran).
     assert metric_sum(m, "leadsla_broker_errors_suppressed_total") >= int(took[2]) > 0
     assert metric_sum(m, "leadsla_worker_ready") == 1
+
+
+def test_a_bad_broker_url_is_refused_at_start_up_in_one_line() -> None:
+    """The real command, as an operator starts it: no 30 s wait, no traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSLA_")}
+    env["LEADSLA_BROKER"] = "kafka://kafka.internal:nine-o-nine-two"
+    done = subprocess.run([sys.executable, "-m", "leadsla", "run"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--broker / LEADSLA_BROKER" in lines[0] and "nine-o-nine-two" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
