@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from leadsla.models.events import EventType, LeadEvent
-from leadsla.models.policy import PAUSE, RESUME, START, STOP, Policy, PolicySet
+from leadsla.models.policy import ATTEMPT, GIVE_UP, PAUSE, RESUME, START, STOP, Policy, PolicySet
 
 IDLE, RUNNING, PAUSED, PENDING = 0, 1, 2, 3
 STATUS_NAMES = ("idle", "running", "paused", "pending")  # by status value
@@ -96,6 +96,7 @@ class Clock:
     pause_limit: int = 0  # the policy's max_pause when the pause began (0: none)
     hold: int = 0  # a late start's clock is not breached before the watermark reaches this
     opened_at: int = 0  # occurred_at of the start that began the open cycle
+    attempts: int = 0  # depth policies: attempts in the open cycle, or the last decided one
 
     @property
     def decided(self) -> int:
@@ -156,6 +157,9 @@ class Decision:
     rep: str | None
     was_at_risk: bool
     decision_id: str
+    # Depth policies: attempts made, when the clock was decided without the
+    # lead being reached (by enough attempts, a give-up or the goal passing).
+    attempts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +411,7 @@ def _change(
         c.at_risk = True
         res.at_risk.append(AtRisk(policy.name, c.team, c.cycle))
     elif kind == _BREACH:
-        _decide(st, c, policy.name, lead_id, BREACHED, None, None, w, now, res)
+        _decide(st, c, policy.name, lead_id, BREACHED, None, None, w, now, res, policy if policy.is_depth else None)
     else:
         # A pause that outlasts the policy's max_pause ends by itself.
         c.status, c.resumed_at = RUNNING, t
@@ -502,8 +506,8 @@ def _apply_late(
             # release, or a lead with more events than the log keeps): the
             # late event is applied to the clock as it stands.
             _step(st, c, policy, role, t, team, rep, lead_id, w, now, res)
-        elif role == STOP and c.last_open and c.last_started <= t:
-            _stop(st, c, policy, lead_id, t, w, now, res)
+        elif role in (STOP, ATTEMPT) and c.last_open and c.last_started <= t:
+            _step(st, c, policy, role, t, team, rep, lead_id, w, now, res)
         else:
             res.too_late.append(TooLate(name, role, t))
             st.too_late.append((t, name, role))
@@ -593,6 +597,38 @@ def _step(
     elif role == RESUME and c.status == PAUSED and t >= c.started_at:
         c.status, c.resumed_at = RUNNING, t
         _set_deadlines(c, policy, t)
+    elif role == ATTEMPT:
+        _attempt(st, c, policy, lead_id, t, w, now, res)
+    elif role == GIVE_UP and c.status != IDLE and t >= c.started_at:
+        # The lead was dropped before it was reached or had its attempts.
+        _decide(st, c, policy.name, lead_id, BREACHED, t, _elapsed(c, policy, t), w, now, res, policy)
+
+
+def _elapsed(c: Clock, policy: Policy, t: int) -> int:
+    """Business µs the open cycle has used by ``t``."""
+    if c.status == RUNNING:
+        return c.consumed + policy.calendar.elapsed(c.resumed_at, t)
+    return c.consumed
+
+
+def _attempt(st: LeadState, c: Clock, policy: Policy, lead_id: str, t: int, w: int, now: int, res: Transition) -> None:
+    """A follow-up attempt on a depth policy: the ``min_attempts``-th within
+    the goal meets the clock (after the goal it is breached, counted late)."""
+    need = policy.min_attempts
+    if need is None:
+        return
+    if c.status != IDLE and t >= c.started_at:
+        c.attempts += 1
+        if c.attempts >= need:
+            outcome = MET if c.status == PAUSED or t <= c.deadline else BREACHED
+            _decide(st, c, policy.name, lead_id, outcome, t, _elapsed(c, policy, t), w, now, res, policy)
+        return
+    if c.status == IDLE and c.last_open and c.last_started <= t <= c.last_deadline:
+        # A late attempt of a cycle the timer breached: enough of them before
+        # the deadline make a correction, as a late stop does.
+        c.attempts += 1
+        if c.attempts >= need:
+            _correct(c, policy, lead_id, t, w, now, res)
 
 
 def _set_deadlines(c: Clock, policy: Policy, t: int) -> None:
@@ -622,7 +658,7 @@ def _start(
         c.cycle += 1
         c.status, c.started_at, c.resumed_at, c.consumed = RUNNING, t, t, 0
         c.at_risk = c.paused = False
-        c.hold, c.opened_at = 0, t
+        c.hold, c.opened_at, c.attempts = 0, t, 0
         c.team, c.rep = team or st.owner_team, rep or st.owner_rep
         _set_deadlines(c, policy, t)
         res.started.append(ClockStarted(policy.name, c.team, c.rep, c.cycle))
@@ -648,26 +684,30 @@ def _start(
 
 def _stop(st: LeadState, c: Clock, policy: Policy, lead_id: str, t: int, w: int, now: int, res: Transition) -> None:
     if c.status != IDLE and t >= c.started_at:
-        if c.status == RUNNING:
-            elapsed = c.consumed + policy.calendar.elapsed(c.resumed_at, t)
-            outcome = MET if t <= c.deadline else BREACHED
-        else:
-            elapsed, outcome = c.consumed, MET
-        _decide(st, c, policy.name, lead_id, outcome, t, elapsed, w, now, res)
+        outcome = MET if c.status == PAUSED or t <= c.deadline else BREACHED
+        # A stop on a depth policy is the lead reached: no attempt count.
+        _decide(st, c, policy.name, lead_id, outcome, t, _elapsed(c, policy, t), w, now, res)
         return
     if c.last_open and c.last_started <= t:
-        c.last_open = False
         if t <= c.last_deadline:
-            corrected_elapsed = None if c.last_paused else policy.calendar.elapsed(c.last_started, t)
-            cycle = c.decided
-            res.decisions.append(
-                Decision(
-                    lead_id, policy.name, CORRECTED, cycle, c.last_started, c.last_deadline, now, w, t, corrected_elapsed,
-                    c.team, c.rep, False, decision_id(lead_id, policy.name, c.last_started, CORRECTED, cycle),
-                )
-            )
+            _correct(c, policy, lead_id, t, w, now, res)
         else:
+            c.last_open = False
             res.late_stops.append(LateStop(policy.name, c.team, policy.goal_us + policy.calendar.elapsed(c.last_deadline, t)))
+
+
+def _correct(c: Clock, policy: Policy, lead_id: str, t: int, w: int, now: int, res: Transition) -> None:
+    """The last cycle, breached by the timer, had in fact stopped at ``t``
+    before its deadline: a correction record, never a rewrite."""
+    c.last_open = False
+    corrected_elapsed = None if c.last_paused else policy.calendar.elapsed(c.last_started, t)
+    cycle = c.decided
+    res.decisions.append(
+        Decision(
+            lead_id, policy.name, CORRECTED, cycle, c.last_started, c.last_deadline, now, w, t, corrected_elapsed,
+            c.team, c.rep, False, decision_id(lead_id, policy.name, c.last_started, CORRECTED, cycle),
+        )
+    )
 
 
 def _decide(
@@ -681,11 +721,15 @@ def _decide(
     w: int,
     now: int,
     res: Transition,
+    depth: Policy | None = None,
 ) -> None:
+    """Decide the open cycle. ``depth`` is given when a depth policy's lead
+    was not reached: the decision then carries its attempt count."""
     res.decisions.append(
         Decision(
             lead_id, name, outcome, c.cycle, c.started_at, c.deadline, now, w, stopped_at, elapsed,
             c.team, c.rep, c.at_risk, decision_id(lead_id, name, c.started_at, "decided", c.cycle),
+            c.attempts if depth is not None else None,
         )
     )
     c.status = IDLE

@@ -111,8 +111,13 @@ class PolicySpec(_Strict):
     on_restart: Literal["keep", "restart"] = "keep"
     min_decisions: Annotated[int, Field(ge=1)] = 10
     max_pause: int | None = None  # microseconds, parsed from a duration string
+    # Follow-up depth (contract §8): met on the min_attempts-th attempt or a
+    # stop (reached), breached when the goal passes first or on a give_up.
+    attempt: Selectors = Field(default_factory=list)
+    min_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
+    give_up: Selectors = Field(default_factory=list)
 
-    _sel = field_validator("start", "stop", "pause", "resume", mode="before")(_selectors)
+    _sel = field_validator("start", "stop", "pause", "resume", "attempt", "give_up", mode="before")(_selectors)
     _m = field_validator("match")(_check_match)
 
     @field_validator("goal", mode="before")
@@ -149,6 +154,10 @@ class PolicySpec(_Strict):
             raise ValueError("pause and resume go together: give both or neither")
         if self.max_pause is not None and not self.pause:
             raise ValueError("max_pause needs pause and resume events")
+        if (self.min_attempts is None) != (not self.attempt):
+            raise ValueError("attempt and min_attempts go together: a depth policy gives both")
+        if self.give_up and self.min_attempts is None:
+            raise ValueError("give_up belongs to a depth policy: give attempt and min_attempts too")
         return self
 
 
@@ -175,7 +184,12 @@ def _compile_match(match: dict[str, MatchValue]) -> tuple[tuple[str, frozenset[s
 
 
 START, STOP, PAUSE, RESUME = "start", "stop", "pause", "resume"
-ROLES = (START, STOP, PAUSE, RESUME)
+ATTEMPT, GIVE_UP = "attempt", "give_up"
+ROLES = (START, STOP, PAUSE, RESUME, ATTEMPT, GIVE_UP)
+# The order an event's roles for one policy are applied in: a start before
+# anything else at its instant, an attempt before a stop (a connect that is
+# both counts the attempt, then reaches the lead).
+ROLE_ORDER = (START, PAUSE, RESUME, ATTEMPT, STOP, GIVE_UP)
 
 
 @dataclass(frozen=True)
@@ -191,6 +205,12 @@ class Policy:
     on_restart: str
     min_decisions: int = 10
     max_pause_us: int | None = None  # a pause longer than this ends by itself
+    min_attempts: int | None = None  # set on a depth policy (contract §8)
+
+    @property
+    def is_depth(self) -> bool:
+        """A follow-up depth policy: met by reaching the lead or by enough attempts."""
+        return self.min_attempts is not None
 
     @property
     def goal_seconds(self) -> float:
@@ -200,13 +220,13 @@ class Policy:
         # Per event type, the (role, selector) pairs that can apply, in role
         # order: roles() runs for every event, so it looks at nothing else.
         by_type: dict[str, list[tuple[str, Selector]]] = {}
-        for role in (START, PAUSE, RESUME, STOP):
-            for s in self.selectors[role]:
+        for role in ROLE_ORDER:
+            for s in self.selectors.get(role, ()):
                 by_type.setdefault(s.type, []).append((role, s))
         object.__setattr__(self, "_by_type", {t: tuple(v) for t, v in by_type.items()})
 
     def roles(self, event: LeadEvent) -> tuple[str, ...]:
-        """The roles this event plays for this policy, in START, PAUSE, RESUME, STOP order."""
+        """The roles this event plays for this policy, in ``ROLE_ORDER``."""
         out: list[str] = []
         candidates: tuple[tuple[str, Selector], ...] = self._by_type.get(event.type, ())  # type: ignore[attr-defined]
         for role, s in candidates:
@@ -373,6 +393,7 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
                 on_restart=spec.on_restart,
                 min_decisions=spec.min_decisions,
                 max_pause_us=spec.max_pause,
+                min_attempts=spec.min_attempts,
             )
         )
     return PolicySet(tuple(policies), calendars, source)
@@ -463,7 +484,7 @@ def _unknown_key(key: str, known: Collection[str], known_label: str = "known key
     return f"unknown key {key!r}; {known_label}: {', '.join(sorted(known))}"
 
 
-_SELECTOR_KEYS = frozenset((START, STOP, PAUSE, RESUME))
+_SELECTOR_KEYS = frozenset(ROLES)
 _PER_POLICY = frozenset(("name", "description", START, STOP))
 _DEFAULTABLE = frozenset(PolicySpec.model_fields) - _PER_POLICY
 

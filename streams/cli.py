@@ -173,6 +173,11 @@ def describe(policies: PolicySet) -> str:
             extra.append("match " + ", ".join(f"{k} in {sorted(v)}" for k, v in p.match))
         if p.on_restart != "keep":
             extra.append("restarts on a new start")
+        if p.is_depth:
+            attempts = ", ".join(s.type for s in p.selectors["attempt"])
+            gives = ", ".join(s.type for s in p.selectors["give_up"])
+            extra.append(f"depth: met by {p.min_attempts} x {attempts} or reaching the lead"
+                         + (f"; breached if given up ({gives}) first" if gives else ""))
         rows.append(
             f"  {p.name}: {starts} -> {stops} within {format_duration_us(p.goal_us)} "
             f"({'wall-clock time' if p.calendar.always_open else 'business hours of ' + p.calendar.name + ', ' + p.calendar.timezone}); "

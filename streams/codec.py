@@ -91,6 +91,8 @@ def outcome_record(d: Decision, goal_us: int) -> bytes:
         "rep": d.rep,
         "was_at_risk": d.was_at_risk,
     }
+    if d.attempts is not None:
+        rec["attempts"] = d.attempts  # a depth clock decided without the lead reached
     return orjson.dumps(rec)
 
 

@@ -47,6 +47,8 @@ class Effects:
                     m.breach(d.policy, d.team, d.rep).inc()
                 if d.elapsed_us is not None:
                     m.elapsed_of(d.policy, d.team).observe(d.elapsed_us / 1_000_000)
+                if d.attempts is not None:
+                    m.depth_of(d.policy).observe(d.attempts)
             self.sink.outcome(d.lead_id, outcome_record(d, goal[d.policy]))
         for a in tr.at_risk:
             if a.policy in goal:

@@ -22,6 +22,8 @@ disable_created_metrics()
 
 # SLA goals run from minutes to days: buckets cover 1 minute to 2 weeks.
 ELAPSED_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 345600, 604800, 1209600)
+# Attempts on a depth clock: the guide's six, and what is short of or past it.
+DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15)
 OTHER, NONE = "other", "none"
 
 
@@ -65,6 +67,7 @@ class Metrics:
         self.elapsed = Histogram("leadsla_sla_elapsed_seconds", "Elapsed SLA (business) time of clocks that stopped.", ["policy", "team"], buckets=ELAPSED_BUCKETS, registry=r)
         self.pauses_expired = Counter("leadsla_sla_pauses_expired_total", "Pauses that outlasted their policy's max_pause and ended by themselves.", ["policy", "team"], registry=r)
         self.at_risk_total = Counter("leadsla_sla_at_risk_total", "Clocks that crossed their at-risk threshold.", ["policy", "team"], registry=r)
+        self.depth_attempts = Histogram("leadsla_followup_depth_attempts", "Attempts made on each decided depth clock whose lead was not reached.", ["policy"], buckets=DEPTH_BUCKETS, registry=r)
         self.followup = Histogram("leadsla_followup_latency_seconds", "Wall-clock time from handoff to the first follow-up attempt.", ["team"], buckets=ELAPSED_BUCKETS, registry=r)
         self.attempts = Counter("leadsla_followup_attempts_total", "Follow-up attempts (contact attempts and connects), by team.", ["team"], registry=r)
         self.handoffs = Counter("leadsla_handoffs_total", "Leads handed off to sales, by team.", ["team"], registry=r)
@@ -79,6 +82,8 @@ class Metrics:
             for outcome in ("met", "breached"):
                 self.outcome(p.name, outcome, None)
             self.correction(p.name, None)
+            if p.is_depth:
+                self.depth_of(p.name)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -99,6 +104,9 @@ class Metrics:
 
     def outcome(self, policy: str, outcome: str, team: str | None) -> Any:
         return self._child(self.outcomes, policy, outcome, self.team(team))
+
+    def depth_of(self, policy: str) -> Any:
+        return self._child(self.depth_attempts, policy)
 
     def prebind(self, policy: str, team: str | None, rep: str | None) -> None:
         """Create a clock's outcome series at 0 when it starts: Prometheus'

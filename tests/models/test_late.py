@@ -217,10 +217,18 @@ policies:
     max_pause: 3h
     goal: 2h
     calendar: office
+  - name: depth
+    start: lead.handed_off
+    attempt: lead.contact_attempt
+    min_attempts: 3
+    stop: lead.connected
+    give_up: [lead.disqualified, lead.qualified]
+    goal: 2h
 """)
 BASE = ts("2026-11-27T15:00:00+01:00")
 FAR = BASE + 40 * D
-TYPES = [HANDOFF, HANDOFF, ATTEMPT, CONNECTED, RECYCLED, "lead.mql", QUALIFIED, "lead.disqualified", "deal.won"]
+TYPES = [HANDOFF, HANDOFF, ATTEMPT, ATTEMPT, ATTEMPT, CONNECTED, RECYCLED, "lead.mql", QUALIFIED, "lead.disqualified",
+         "deal.won"]
 TEAMS = [None, "emea", "apac"]
 
 specs = st.lists(

@@ -11,6 +11,8 @@ import pytest
 
 from leadsla.models.calendar import ALWAYS_OPEN
 from leadsla.models.policy import (
+    ATTEMPT,
+    GIVE_UP,
     PAUSE,
     RESUME,
     START,
@@ -42,8 +44,10 @@ def test_minimal_form_means_24x7_no_pauses_every_lead() -> None:
         STOP: tuple(Selector(t) for t in STOPS),
         PAUSE: (),
         RESUME: (),
+        ATTEMPT: (),
+        GIVE_UP: (),
     }
-    assert p.match == ()
+    assert p.match == () and not p.is_depth
     assert (p.at_risk, p.objective, p.on_restart, p.description) == (0.8, 0.95, "keep", "")
     assert p.types() == {"lead.handed_off", *STOPS}
     assert ps.for_type("lead.handed_off") == (0,)
@@ -173,6 +177,8 @@ def test_rich_file() -> None:
         STOP: (Selector("lead.accepted"),),
         PAUSE: (Selector("lead.recycled"),),
         RESUME: (Selector("lead.mql", (("team", frozenset({"emea"})),)),),
+        ATTEMPT: (),
+        GIVE_UP: (),
     }
     assert ps.by_name("support_reply").calendar is support
     assert ps.for_type("lead.handed_off") == (0, 1)
@@ -479,8 +485,8 @@ ERRORS = [
     (
         "unknown default",
         "defaults:\n  colour: red\n" + MINIMAL_YAML,
-        "p.yaml:2:3: defaults.colour: unknown key 'colour'; defaults can set: at_risk, calendar, goal, match, "
-        "max_pause, min_decisions, objective, on_restart, pause, resume",
+        "p.yaml:2:3: defaults.colour: unknown key 'colour'; defaults can set: at_risk, attempt, calendar, give_up, "
+        "goal, match, max_pause, min_attempts, min_decisions, objective, on_restart, pause, resume",
     ),
     (
         "invalid YAML",
@@ -866,8 +872,9 @@ UNKNOWN_KEYS = [
     (
         "nothing close",
         _one(extra="    colour: red\n"),
-        "p.yaml:6:5: policies[0].colour: unknown key 'colour'; known keys: at_risk, calendar, description, goal, "
-        "match, max_pause, min_decisions, name, objective, on_restart, pause, resume, start, stop",
+        "p.yaml:6:5: policies[0].colour: unknown key 'colour'; known keys: at_risk, attempt, calendar, description, "
+        "give_up, goal, match, max_pause, min_attempts, min_decisions, name, objective, on_restart, pause, resume, "
+        "start, stop",
     ),
     (
         "a per-policy key in defaults",

@@ -790,3 +790,31 @@ def test_losing_a_partition_drops_its_leads_windows_and_series() -> None:
     assert r.engine.views.snapshot()["open"] == {"first_touch": {"emea": 1}}
     assert r.sample("leadsla_consumer_lag", partition="1") is None
     assert r.sample("leadsla_partition_caught_up", partition="0") == 1.0
+
+
+def test_a_depth_clock_reports_its_attempts_in_the_outcome_and_the_histogram() -> None:
+    depth = """
+policies:
+  - name: follow_up_depth
+    start: lead.handed_off
+    attempt: lead.contact_attempt
+    min_attempts: 2
+    stop: lead.connected
+    give_up: lead.disqualified
+    goal: 1h
+"""
+    r = Rig(depth, wall=T0 + 2 * H)
+    r.live()
+    r.send("A", "lead.handed_off", T0, "a-h")
+    r.send("A", "lead.contact_attempt", T0 + M, "a-1")
+    r.send("A", "lead.contact_attempt", T0 + 2 * M, "a-2")
+    r.send("B", "lead.handed_off", T0, "b-h")
+    r.send("B", "lead.connected", T0 + M, "b-c")
+    r.send("C", "lead.handed_off", T0, "c-h")
+    r.send("C", "lead.disqualified", T0 + M, "c-d")
+    r.wall.now += 5 * S
+    r.engine.tick()
+    got = {rec["lead_id"]: (rec["outcome"], rec.get("attempts")) for rec in r.sink.records()}
+    assert got == {"A": ("met", 2), "B": ("met", None), "C": ("breached", 0)}
+    assert r.sample("leadsla_followup_depth_attempts_count", policy="follow_up_depth") == 2
+    assert r.sample("leadsla_followup_depth_attempts_sum", policy="follow_up_depth") == 2
