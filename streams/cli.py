@@ -117,6 +117,44 @@ def parser() -> argparse.ArgumentParser:
                                      "calendar and objective. Exit status 2 with the position of the problem "
                                      "if the file is wrong.")
     pol.add_argument("file", type=Path, nargs="?", help="policies file (default: the bundled example)")
+
+    calc = sub.add_parser("calculate", help="marketing's lead goal from the sales quota",
+                          description="Marketing's lead goal for a period from the sales quota: revenue goal = "
+                                      "Q x S; customers needed = ceil(Q x S / D); leads needed = ceil(customers / "
+                                      "R); leads per day = leads / N. Exact decimal arithmetic: 0.3 x 1000 / 100 "
+                                      "is 3 customers, not 4.")
+    calc.add_argument("--quota", required=True, metavar="Q", help="sales revenue quota for the period")
+    calc.add_argument("--marketing-share", required=True, metavar="S",
+                      help="the part of the quota marketing's leads bring, a fraction in (0, 1] (0.6 is 60%%)")
+    calc.add_argument("--deal-size", required=True, metavar="D", help="average revenue per won customer")
+    calc.add_argument("--close-rate", required=True, metavar="R",
+                      help="won customers per lead, a fraction in (0, 1] (0.25 is 25%%)")
+    calc.add_argument("--days", default="30", metavar="N", help="days in the period (default 30)")
+    calc.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    calc.add_argument("--broker", help="accepted like every command's; the calculator reads nothing from Kafka "
+                                       "[LEADSLA_BROKER]")
+
+    rec = sub.add_parser("recalibrate", help="the observed funnel in the history of lead-events, and the next goal",
+                         description="Read lead-events from its earliest record to its end (a consumer without a "
+                                     "group: nothing is committed), decode every record as the monitor does, count "
+                                     "each event id once and keep the events whose occurred_at is in [--from, "
+                                     "--to). Print the observed funnel (marketing leads, customers, close rate, "
+                                     "average deal size, marketing revenue share, sales cycle), the won revenue "
+                                     "whose first-touch clock was met, breached or still open, and the lead goal "
+                                     "these give for the next period (leadsla calculate with the observed figures).")
+    rec.add_argument("--from", dest="from_", metavar="DATE",
+                     help="first instant of the range: YYYY-MM-DD (UTC midnight) or RFC 3339 (default: no bound)")
+    rec.add_argument("--to", metavar="DATE", help="end of the range, excluded (default: no bound)")
+    rec.add_argument("--quota", metavar="Q",
+                     help="the next period's quota (default: the won revenue observed in the range)")
+    rec.add_argument("--days", default="30", metavar="N", help="days in the next period (default 30)")
+    rec.add_argument("--policy", default="first_touch", metavar="NAME",
+                     help="the policy whose first clock splits the won revenue (default first_touch)")
+    rec.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    rec.add_argument("--broker", help="Kafka bootstrap, e.g. kafka://127.0.0.1:9092 (default 127.0.0.1:9092) "
+                                      "[LEADSLA_BROKER]; the topic is LEADSLA_INPUT_TOPIC (default lead-events)")
+    rec.add_argument("--policies", type=Path,
+                     help="policies file (YAML); default: the bundled example [LEADSLA_POLICIES]")
     return ap
 
 
@@ -260,6 +298,80 @@ def cmd_policies(args: argparse.Namespace) -> int:
     # but keep the exit status for real errors.
     for line in burn_tier_warnings(policies):
         print(f"leadsla: {line}", file=sys.stderr)
+    return 0
+
+
+def _days(text: str) -> int:
+    t = text.strip()
+    if not (t.isascii() and t.isdigit() and len(t) <= 9) or int(t) < 1:
+        raise CliError(f"--days: must be a whole number of days, 1 or more, got {text!r}")
+    return int(t)
+
+
+def cmd_calculate(args: argparse.Namespace) -> int:
+    import orjson
+
+    from leadsla.models.funnel import FunnelError, lead_goal
+    from leadsla.streams.report import goal_text
+
+    try:
+        goal = lead_goal(args.quota, args.marketing_share, args.deal_size, args.close_rate, _days(args.days))
+    except FunnelError as exc:
+        raise CliError(f"--{exc.name.replace('_', '-')}: {exc.problem}") from None
+    print(orjson.dumps(goal.as_dict()).decode() if args.json else goal_text(goal))
+    return 0
+
+
+def cmd_recalibrate(args: argparse.Namespace) -> int:
+    import time
+
+    import orjson
+
+    from leadsla.models.funnel import FunnelBuilder, FunnelError, LeadGoal, exact, parse_instant
+    from leadsla.streams.history import HistoryError, read_events
+    from leadsla.streams.report import funnel_dict, funnel_text
+
+    settings = make_settings(args)
+    try:
+        start = None if args.from_ is None else parse_instant(args.from_, "--from")
+        end = None if args.to is None else parse_instant(args.to, "--to")
+        quota = None if args.quota is None else exact(args.quota, "--quota")
+    except FunnelError as exc:
+        raise CliError(str(exc)) from None
+    if start is not None and end is not None and start >= end:
+        raise CliError(f"--from {args.from_} is not before --to {args.to}: the range is empty")
+    if quota is not None and quota <= 0:
+        raise CliError(f"--quota: must be more than 0, got {args.quota}")
+    days = _days(args.days)
+    policies = _load(settings.policies)
+    try:
+        builder = FunnelBuilder(start, end, policies, args.policy)
+    except KeyError:
+        raise CliError(f"{settings.policies} has no policy {args.policy!r} (it has {', '.join(policies.names)}); "
+                       "choose one with --policy") from None
+    bootstrap = settings.bootstrap()
+    problem = asyncio.run(probe_broker(bootstrap, settings.broker_probe_timeout))
+    if problem:
+        raise CliError(f"cannot reach the broker at {bootstrap} (--broker / LEADSLA_BROKER): {problem}")
+    now_us = time.time_ns() // 1000
+    try:
+        stats = read_events(bootstrap, settings.input_topic, builder.add, max_event_bytes=settings.max_event_bytes,
+                            max_skew_us=round(settings.max_clock_skew * 1_000_000), now_us=now_us)
+    except HistoryError as exc:
+        raise CliError(str(exc)) from None
+    # Clocks are judged as of the range's end, or now if that is earlier:
+    # a deadline still ahead of the wall clock has not been missed yet.
+    funnel = builder.result(now_us if end is None else min(end, now_us))
+    goal: LeadGoal | None = None
+    problem_goal: FunnelError | None = None
+    try:
+        goal = funnel.next_period(quota, days)
+    except FunnelError as exc:
+        problem_goal = exc
+    if args.json:
+        print(orjson.dumps(funnel_dict(funnel, settings.input_topic, stats, goal, problem_goal, quota is None)).decode())
+    else:
+        print(funnel_text(funnel, settings.input_topic, stats, goal, problem_goal, quota is None))
     return 0
 
 
@@ -435,6 +547,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_generate(args)
         if args.command == "dashboards":
             return cmd_dashboards(args)
+        if args.command == "calculate":
+            return cmd_calculate(args)
+        if args.command == "recalibrate":
+            return cmd_recalibrate(args)
     except (CliError, BrokerError) as exc:
         print(f"leadsla: {exc}", file=sys.stderr)
         return 2
