@@ -43,7 +43,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from leadsla.models.events import EventType, LeadEvent
-from leadsla.models.policy import ATTEMPT, GIVE_UP, PAUSE, RESUME, START, STOP, Policy, PolicySet
+from leadsla.models.periods import period_of
+from leadsla.models.policy import ATTEMPT, GIVE_UP, PAUSE, RESUME, START, STOP, Policy, PolicySet, Target
 
 IDLE, RUNNING, PAUSED, PENDING = 0, 1, 2, 3
 STATUS_NAMES = ("idle", "running", "paused", "pending")  # by status value
@@ -133,6 +134,9 @@ class LeadState:
     touched: bool = True  # a touch was applied since that handoff
     shown: dict[str, Shown] = field(default_factory=dict)
     too_late: list[tuple[int, str, str]] = field(default_factory=list)  # (occurred_at, policy, role)
+    # Delivery targets: "target|period" -> (occurred_at, value) of the event
+    # that delivered the lead in that period (its first by event time).
+    delivered: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 # -- what a transition reports ---------------------------------------------------
@@ -222,6 +226,21 @@ class TooLate:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """A change to a target's count: ``count`` +1 for a lead delivered,
+    -1 where a delivery moved (an earlier delivering event arrived late),
+    with ``value`` the lead's weighted value (negated with -1). ``day`` is the
+    day of the period (1 on its first), ``period_start`` its start (epoch µs)."""
+
+    target: str
+    period: str
+    period_start: int
+    day: int
+    count: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
 class Handoff:
     team: str | None
     at: int
@@ -260,6 +279,7 @@ class Transition:
     too_late: list[TooLate] = field(default_factory=list)
     handoffs: list[Handoff] = field(default_factory=list)
     touches: list[Touch] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
     wake: int | None = None
 
     @property
@@ -295,6 +315,9 @@ def apply(st: LeadState, event: LeadEvent, policies: PolicySet, watermark: int, 
         del st.seen[0]
     if event.occurred_at > st.last_event_at:
         st.last_event_at = event.occurred_at
+    for target in policies.targets_for(event.type):
+        if target.delivers(event):
+            _deliver(st, target, event, res)
     roles = tuple(
         (policy.name, role)
         for policy in (policies.policies[i] for i in policies.for_type(event.type))
@@ -375,6 +398,25 @@ def restore_shown(st: LeadState, policies: PolicySet) -> None:
 
 
 # -- internals -----------------------------------------------------------------
+
+
+def _deliver(st: LeadState, target: Target, event: LeadEvent, res: Transition) -> None:
+    """Count a lead once per target and period, by its first delivering event
+    in event time (contract §7). Delivery counts by ``occurred_at`` on arrival:
+    it waits for no watermark, and a late earlier event moves the count."""
+    t = event.occurred_at
+    period = period_of(t, target.period, target.timezone)
+    key = f"{target.name}|{period.label}"
+    value = target.value_of(event)
+    prev = st.delivered.get(key)
+    if prev is not None:
+        if t >= prev[0]:
+            return
+        res.deliveries.append(Delivery(target.name, period.label, period.start_us,
+                                       period.day_of(prev[0], target.timezone), -1, -prev[1]))
+    st.delivered[key] = (t, value)
+    res.deliveries.append(Delivery(target.name, period.label, period.start_us,
+                                   period.day_of(t, target.timezone), 1, value))
 
 
 def _policy(policies: PolicySet, name: str) -> Policy | None:

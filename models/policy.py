@@ -161,10 +161,59 @@ class PolicySpec(_Strict):
         return self
 
 
+class ValueSpec(_Strict):
+    """A target's quality weighting: a lead is worth ``weights[its value of
+    by]``, or ``default`` for a missing or other value."""
+
+    by: str
+    weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default_factory=dict)
+    default: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+
+    @field_validator("by")
+    @classmethod
+    def _dimension(cls, v: str) -> str:
+        _check_match({v: ""})
+        return v
+
+
+class TargetSpec(_Strict):
+    """Marketing's delivery target (contract §7)."""
+
+    name: Annotated[str, Field(pattern=_NAME, max_length=100)]
+    description: str = ""
+    deliver: Selectors
+    goal: Annotated[int, Field(ge=1)]  # leads per period
+    value: ValueSpec | None = None
+    value_goal: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    period: Literal["month", "week", "quarter"] = "month"
+    timezone: str = "UTC"
+    match: dict[str, MatchValue] = Field(default_factory=dict)
+    pace_margin: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    review_after: Annotated[int, Field(ge=1)] = 3
+
+    _sel = field_validator("deliver", mode="before")(_selectors)
+    _m = field_validator("match")(_check_match)
+
+    @model_validator(mode="after")
+    def _whole(self) -> TargetSpec:
+        if not self.deliver:
+            raise ValueError("deliver needs at least one event type")
+        if self.value_goal is not None and self.value is None:
+            raise ValueError("value_goal needs value: how a lead is weighted")
+        return self
+
+
 class PoliciesFile(_Strict):
     calendars: dict[Annotated[str, Field(pattern=_NAME)], CalendarSpec] = Field(default_factory=dict)
     defaults: dict[str, Any] = Field(default_factory=dict)
-    policies: Annotated[list[dict[str, Any]], Field(min_length=1)]
+    policies: list[dict[str, Any]] = Field(default_factory=list)
+    targets: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _something(self) -> PoliciesFile:
+        if not self.policies and not self.targets:
+            raise ValueError("the file needs a 'policies:' list (or 'targets:'), with at least one entry")
+        return self
 
 
 # -- the compiled form the clocks use ------------------------------------------
@@ -242,10 +291,47 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Target:
+    """A compiled delivery target (contract §7). ``goal`` is leads per period;
+    ``weights`` maps a value of the ``value_by`` dimension to what a lead is
+    worth (``value_default`` otherwise)."""
+
+    name: str
+    description: str
+    selectors: tuple[Selector, ...]
+    goal: int
+    period: str = "month"
+    timezone: str = "UTC"
+    match: tuple[tuple[str, frozenset[str]], ...] = ()
+    value_by: str | None = None
+    weights: tuple[tuple[str, float], ...] = ()
+    value_default: float = 0.0
+    value_goal: float | None = None
+    pace_margin: float = 0.1
+    review_after: int = 3
+
+    def delivers(self, event: LeadEvent) -> bool:
+        """Does this event deliver the lead for this target?"""
+        if not any(s.type == event.type and s.matches(event) for s in self.selectors):
+            return False
+        return all(event.dimension(k) in vs for k, vs in self.match)
+
+    def value_of(self, event: LeadEvent) -> float:
+        """What the lead is worth by its delivering event (0 without ``value``)."""
+        if self.value_by is None:
+            return 0.0
+        return dict(self.weights).get(event.dimension(self.value_by) or "", self.value_default)
+
+    def types(self) -> frozenset[str]:
+        return frozenset(s.type for s in self.selectors)
+
+
+@dataclass(frozen=True)
 class PolicySet:
     policies: tuple[Policy, ...]
     calendars: dict[str, Calendar]
     source: str = "<memory>"
+    targets: tuple[Target, ...] = ()
 
     def __post_init__(self) -> None:
         relevant: dict[str, list[int]] = {}
@@ -253,7 +339,23 @@ class PolicySet:
             for t in p.types():
                 relevant.setdefault(t, []).append(i)
         object.__setattr__(self, "_by_type", {t: tuple(v) for t, v in relevant.items()})
+        delivering: dict[str, list[Target]] = {}
+        for target in self.targets:
+            for t in target.types():
+                delivering.setdefault(t, []).append(target)
+        object.__setattr__(self, "_targets_by_type", {t: tuple(v) for t, v in delivering.items()})
         object.__setattr__(self, "_by_name", {p.name: p for p in self.policies})
+
+    def targets_for(self, event_type: str) -> tuple[Target, ...]:
+        """The targets an event type can deliver for (cheap pre-filter)."""
+        return self._targets_by_type.get(event_type, ())  # type: ignore[attr-defined, no-any-return]
+
+    def target(self, name: str) -> Target:
+        """A target by name. Raises KeyError."""
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
 
     def for_type(self, event_type: str) -> tuple[int, ...]:
         """Indexes of the policies an event type can affect (cheap pre-filter)."""
@@ -396,7 +498,38 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
                 min_attempts=spec.min_attempts,
             )
         )
-    return PolicySet(tuple(policies), calendars, source)
+    targets = []
+    for i, raw in enumerate(top.targets):
+        if not isinstance(raw, dict):
+            raise fail(("targets", i), "each target must be a mapping")
+        t: TargetSpec = validate(TargetSpec, raw, ("targets", i))
+        if t.name in seen:
+            raise fail(("targets", i, "name"), f"duplicate name {t.name!r}: policies and targets share one namespace")
+        seen.add(t.name)
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(t.timezone)
+        except Exception:
+            raise fail(("targets", i, "timezone"), f"unknown IANA time zone {t.timezone!r}") from None
+        targets.append(
+            Target(
+                name=t.name,
+                description=t.description,
+                selectors=tuple(Selector(s.type, _compile_match(s.match)) for s in t.deliver),
+                goal=t.goal,
+                period=t.period,
+                timezone=t.timezone,
+                match=_compile_match(t.match),
+                value_by=None if t.value is None else t.value.by,
+                weights=() if t.value is None else tuple(sorted(t.value.weights.items())),
+                value_default=0.0 if t.value is None else t.value.default,
+                value_goal=t.value_goal,
+                pace_margin=t.pace_margin,
+                review_after=t.review_after,
+            )
+        )
+    return PolicySet(tuple(policies), calendars, source, tuple(targets))
 
 
 def _compile_calendar(name: str, spec: CalendarSpec, fail: Any) -> Calendar:
@@ -493,6 +626,12 @@ def _known_keys(mapping: tuple[Any, ...]) -> Collection[str]:
     """The keys allowed in the mapping at this data path (for did-you-mean)."""
     if mapping == ():
         return PoliciesFile.model_fields.keys()
+    if len(mapping) == 2 and mapping[0] == "targets":
+        return TargetSpec.model_fields.keys()
+    if len(mapping) == 3 and mapping[0] == "targets" and mapping[2] == "value":
+        return ValueSpec.model_fields.keys()
+    if len(mapping) == 4 and mapping[0] == "targets" and mapping[2] == "deliver":
+        return SelectorSpec.model_fields.keys()
     if len(mapping) == 2 and mapping[0] == "calendars":
         return CalendarSpec.model_fields.keys()
     if len(mapping) == 2 and mapping[0] == "policies":
@@ -541,6 +680,8 @@ def _expected(path: tuple[Any, ...]) -> _Expect | None:
     scalar (pydantic reports what is wrong there)."""
     if len(path) >= 2 and path[0] == "policies" and isinstance(path[1], int):
         return _in_policy(path[2:])
+    if len(path) >= 2 and path[0] == "targets" and isinstance(path[1], int):
+        return _in_target(path[2:])
     if path[:1] == ("defaults",):
         return _in_policy(path[1:])
     if len(path) >= 3 and path[0] == "calendars":
@@ -573,6 +714,20 @@ def _in_policy(rest: tuple[Any, ...]) -> _Expect | None:
             return (_TEXT, False)
         if sel[0] == "match":
             return _in_match(sel[1:])
+    return None
+
+
+def _in_target(rest: tuple[Any, ...]) -> _Expect | None:
+    if rest in (("name",), ("description",), ("period",), ("timezone",), ("value", "by")):
+        return (_TEXT, False)
+    if rest in (("goal",), ("value_goal",), ("pace_margin",), ("review_after",), ("value", "default")):
+        return (_NUMBER, rest == ("value_goal",))
+    if len(rest) == 3 and rest[:2] == ("value", "weights"):
+        return (_NUMBER, False)
+    if rest[:1] == ("match",):
+        return _in_match(rest[1:])
+    if rest[:1] == ("deliver",):
+        return _in_policy((START, *rest[1:]))  # a selector, as a policy's
     return None
 
 

@@ -156,6 +156,7 @@ def state_to_bytes(partition: int, st: LeadState) -> bytes:
             "touched": st.touched,
             "shown": st.shown,
             "too_late": st.too_late,
+            "delivered": st.delivered,
         }
     )
 
@@ -178,6 +179,7 @@ def state_from_bytes(raw: bytes) -> LeadEntry:
         touched=d.get("touched", True),
         shown={name: (v[0], v[1], v[2], v[3]) for name, v in d.get("shown", {}).items()},
         too_late=[(t, p, r) for t, p, r in d.get("too_late", [])],
+        delivered={k: (t, v) for k, (t, v) in d.get("delivered", {}).items()},
     )
     for name, fields in d.get("clocks", {}).items():
         c = st.clocks[name] = Clock()

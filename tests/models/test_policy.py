@@ -530,9 +530,10 @@ ERRORS = [
     (
         "policies empty list",
         "policies: []\n",
-        "p.yaml:1:1: policies: List should have at least 1 item after validation, not 0",
+        "p.yaml:1:1: file: the file needs a 'policies:' list (or 'targets:'), with at least one entry",
     ),
-    ("policies missing", "calendars: {}\n", "p.yaml:1:1: policies: Field required"),
+    ("policies missing", "calendars: {}\n",
+     "p.yaml:1:1: file: the file needs a 'policies:' list (or 'targets:'), with at least one entry"),
     ("policies not a list", "policies: first_touch\n", "p.yaml:1:1: policies: Input should be a valid list"),
     (
         "top level a list",
