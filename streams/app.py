@@ -101,6 +101,13 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         value_type=float,
         help="Tumbling event-time windows (1h, 1d) of handoffs and follow-ups per team and partition.",
     )
+    deliveries = app.Table(
+        "target-days",
+        partitions=settings.partitions,
+        key_type=str,
+        value_type=list,
+        help="Leads and weighted value delivered per target, period, day and partition (summed on read).",
+    )
     events_topic = app.topic(settings.input_topic, partitions=settings.partitions, key_type=bytes, value_type=bytes,
                              key_serializer="raw", value_serializer="raw")
 
@@ -120,6 +127,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         settings.outcomes_topic,
         settings.dlq_topic,
         metrics=metrics,
+        deliveries_topic=deliveries.changelog_topic.get_topic_name(),
     )
     def reread(partition: int, offset: int) -> None:
         # Seek once the record being handled is done: Faust records the last
@@ -136,6 +144,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         sink=sink,
         highwater=highwater,
         reread=reread,
+        deliveries=deliveries.data,
     )
     registry.register(RuntimeCollector(engine.views.snapshot, policies))
 

@@ -221,3 +221,16 @@ def parse_window_key(key: str) -> tuple[int, int, str, str, int]:
     size, start, metric, rest = key.split("|", 3)
     team, part = rest.rsplit("|", 1)  # a team is free text and may itself hold "|"
     return int(size), int(start), metric, team, int(part)
+
+
+def delivery_key(target: str, period: str, period_start_us: int, day: int, partition: int) -> str:
+    """A delivery table key: ``target|period|period start µs|day|partition``
+    (value: ``[leads, weighted value]`` delivered that day). The partition is
+    part of it, so only one partition ever writes a key; sums are taken on read."""
+    return f"{target}|{period}|{period_start_us}|{day}|{partition}"
+
+
+def parse_delivery_key(key: str) -> tuple[str, str, int, int, int]:
+    """The inverse of ``delivery_key``: (target, period, start µs, day, partition)."""
+    target, period, start, day, part = key.split("|")
+    return target, period, int(start), int(day), int(part)

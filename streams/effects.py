@@ -62,6 +62,8 @@ class Effects:
         for x in tr.too_late:
             if x.policy in goal:
                 m.too_late(x.policy, x.role).inc()
+        for delivery in tr.deliveries:
+            rt.deliver(delivery)
         if tr.handoffs or tr.touches:
             now_s = now_us // 1_000_000
             for h in tr.handoffs:

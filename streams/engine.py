@@ -22,12 +22,20 @@ from leadsla.models import clock
 from leadsla.models.clock import LeadState
 from leadsla.models.policy import PolicySet
 from leadsla.streams import windows
-from leadsla.streams.codec import LeadEntry, Rejection, decode, parse_window_key
+from leadsla.streams.codec import (
+    LeadEntry,
+    Rejection,
+    decode,
+    delivery_key,
+    parse_delivery_key,
+    parse_window_key,
+)
 from leadsla.streams.effects import Effects
 from leadsla.streams.metrics import Metrics
 from leadsla.streams.partition import PartitionRuntime
 from leadsla.streams.settings import Settings
 from leadsla.streams.sink import Sink
+from leadsla.streams.targets import TargetBook
 from leadsla.streams.views import Views
 
 log = logging.getLogger("leadsla")
@@ -56,12 +64,14 @@ class Engine:
         highwater: Callable[[int], int | None] = lambda p: None,
         wall_us: Callable[[], int] = lambda: time.time_ns() // 1000,
         reread: Callable[[int, int], None] = lambda partition, offset: None,
+        deliveries: MutableMapping[str, list[float]] | None = None,
     ) -> None:
         self.settings = settings
         self.policies = policies
         self.metrics = metrics
         self.store = store
         self.window_store = windows
+        self.delivery_store: MutableMapping[str, list[float]] = {} if deliveries is None else deliveries
         self.sink = sink
         self.highwater = highwater
         self.wall_us = wall_us
@@ -76,6 +86,8 @@ class Engine:
         self._replay_lag = max(self._lateness, round(settings.replay_horizon * 1_000_000))
         self._ttl = round(settings.state_ttl * 1_000_000)
         self._skew = round(settings.max_clock_skew * 1_000_000)
+        self.targets = TargetBook(policies)
+        self._deliveries_sweep_at = 0
 
     # -- partitions -------------------------------------------------------------
 
@@ -106,6 +118,11 @@ class Engine:
             rt = self.runtimes.get(part)
             if rt is not None and part in wanted:
                 rt.windows.setdefault((size, start), {})[(metric, team_label)] = value
+        for key, cell in list(self.delivery_store.items()):
+            target, period, start, day, part = parse_delivery_key(key)
+            rt = self.runtimes.get(part)
+            if rt is not None and part in wanted:
+                rt.deliveries[(target, period, start, day)] = [cell[0], cell[1]]
         now = self.wall_us()
         for p in wanted:
             self._watermark(self.runtimes[p], now)
@@ -133,6 +150,8 @@ class Engine:
             del self.store[lead_id]
         for key in [k for k in self.window_store if parse_window_key(k)[4] not in owned]:
             del self.window_store[key]
+        for key in [k for k in self.delivery_store if parse_delivery_key(k)[4] not in owned]:
+            del self.delivery_store[key]
 
     def _runtime(self, partition: int) -> PartitionRuntime:
         rt = self.runtimes.get(partition)
@@ -220,7 +239,30 @@ class Engine:
                 else:
                     self.window_store[key] = value
                 self.sink.window(rt.partition, key, value)
+            self._flush_deliveries(rt)
+        if now >= self._deliveries_sweep_at:
+            self._deliveries_sweep_at = now + 3600 * 1_000_000  # hourly is plenty
+            for rt in self.runtimes.values():
+                self._sweep_deliveries(rt, now)
         return handled
+
+    def _flush_deliveries(self, rt: PartitionRuntime) -> None:
+        """One changelog record per changed delivery cell per timer pass."""
+        for cell_key in rt.deliveries_dirty:
+            key = delivery_key(*cell_key, rt.partition)
+            value = rt.deliveries[cell_key]
+            self.delivery_store[key] = value
+            self.sink.delivery(rt.partition, key, value)
+        rt.deliveries_dirty.clear()
+
+    def _sweep_deliveries(self, rt: PartitionRuntime, now_us: int) -> None:
+        """Cells of periods that ended more than a period ago go (a period is
+        judged once, after its end, so the previous one is still kept)."""
+        for cell_key in [k for k in rt.deliveries if self.targets.expired(k[0], k[2], now_us)]:
+            del rt.deliveries[cell_key]
+            key = delivery_key(*cell_key, rt.partition)
+            self.delivery_store.pop(key, None)
+            self.sink.delivery(rt.partition, key, None)
 
     def pending(self) -> bool:
         """Is any partition's index due at its current watermark?"""

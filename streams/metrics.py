@@ -229,3 +229,43 @@ class RuntimeCollector(Collector):
         for (metric, team, window), value in sorted(s["windows"].items()):
             windows[metric].add_metric([team, window], value)
         yield from windows.values()
+        yield from _target_families(s.get("targets", []))
+
+
+def _target_families(statuses: list[Any]) -> Iterator[GaugeMetricFamily]:
+    """Contract §7's gauges, for the period that holds the wall clock, plus
+    the forecast and the day-by-day waterfall (this worker's partitions: sum()
+    the delivered figures across workers, max() the goals)."""
+    fam = {
+        "delivered": GaugeMetricFamily("leadsla_target_delivered", "Leads delivered so far in the current period.", labels=["target"]),
+        "value": GaugeMetricFamily("leadsla_target_value_delivered", "Their weighted value (targets with value).", labels=["target"]),
+        "goal": GaugeMetricFamily("leadsla_target_goal", "The period's goal in leads.", labels=["target"]),
+        "value_goal": GaugeMetricFamily("leadsla_target_value_goal", "The period's value goal (targets with value_goal).", labels=["target"]),
+        "goal_line": GaugeMetricFamily("leadsla_target_goal_line", "The cumulative goal line for today: goal x d / n.", labels=["target"]),
+        "forecast": GaugeMetricFamily("leadsla_target_forecast", "Leads delivered by the period's end at the current pace (at least one day elapsed).", labels=["target"]),
+        "margin": GaugeMetricFamily("leadsla_target_pace_margin_ratio", "Each target's pace_margin: how far below the goal line pacing alerts.", labels=["target"]),
+        "day": GaugeMetricFamily("leadsla_target_period_day", "Today's day of the current period (1 on its first day).", labels=["target"]),
+        "days": GaugeMetricFamily("leadsla_target_period_days", "Days in the current period.", labels=["target"]),
+        "cumulative": GaugeMetricFamily("leadsla_target_delivered_cumulative", "Leads delivered by the end of each day of the current period (the waterfall).", labels=["target", "day"]),
+        "line": GaugeMetricFamily("leadsla_target_goal_line_cumulative", "The goal line on each day of the current period.", labels=["target", "day"]),
+    }
+    for st in statuses:
+        t = st.target
+        fam["delivered"].add_metric([t.name], st.delivered)
+        fam["goal"].add_metric([t.name], t.goal)
+        fam["goal_line"].add_metric([t.name], st.goal_line)
+        fam["forecast"].add_metric([t.name], st.forecast)
+        fam["margin"].add_metric([t.name], t.pace_margin)
+        fam["day"].add_metric([t.name], st.day)
+        fam["days"].add_metric([t.name], st.days)
+        if t.value_by is not None:
+            fam["value"].add_metric([t.name], st.value)
+        if t.value_goal is not None:
+            fam["value_goal"].add_metric([t.name], t.value_goal)
+        total = 0.0
+        for d in range(1, st.days + 1):
+            total += st.by_day[d - 1]
+            if d <= st.day:  # the days so far: a future day has no delivery yet
+                fam["cumulative"].add_metric([t.name, str(d)], total)
+            fam["line"].add_metric([t.name, str(d)], t.goal * d / st.days)
+    yield from fam.values()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from leadsla.models.clock import NEVER, PAUSED, ClockRef
+from leadsla.models.clock import NEVER, PAUSED, ClockRef, Delivery
 from leadsla.streams.index import DeadlineIndex
 
 GaugeKey = tuple[str, str]  # (policy, team label)
@@ -18,7 +18,8 @@ class PartitionRuntime:
     watermark, from which on the watermark follows the wall clock."""
 
     __slots__ = ("partition", "index", "max_event_time", "watermark", "last_offset", "caught_up",
-                 "next_offset", "gap_from", "open", "at_risk", "paused", "windows", "dirty")
+                 "next_offset", "gap_from", "open", "at_risk", "paused", "windows", "dirty", "deliveries",
+                 "deliveries_dirty")
 
     def __init__(self, partition: int, resume_at: int | None = None) -> None:
         self.partition = partition
@@ -37,6 +38,9 @@ class PartitionRuntime:
         # (window size s, window start s) -> (metric, team) -> value
         self.windows: dict[tuple[int, int], dict[tuple[str, str], float]] = {}
         self.dirty: set[tuple[int, int, str, str]] = set()
+        # (target, period, period start µs, day) -> [leads, weighted value]
+        self.deliveries: dict[tuple[str, str, int, int], list[float]] = {}
+        self.deliveries_dirty: set[tuple[str, str, int, int]] = set()
 
     def check_offset(self, offset: int) -> tuple[int, int] | None:
         """Track that every offset reaches the engine, contiguously from the
@@ -82,6 +86,16 @@ class PartitionRuntime:
         if candidate > self.watermark:
             self.watermark = candidate
         return self.watermark
+
+    def deliver(self, d: Delivery) -> None:
+        """Add a delivery (or its move) to this partition's day cells."""
+        key = (d.target, d.period, d.period_start, d.day)
+        cell = self.deliveries.get(key)
+        if cell is None:
+            cell = self.deliveries[key] = [0.0, 0.0]
+        cell[0] += d.count
+        cell[1] += d.value
+        self.deliveries_dirty.add(key)
 
     def count(self, ref: ClockRef, team: str, sign: int) -> None:
         """Add (+1) or remove (-1) one lead's clock from the gauges; ``team``

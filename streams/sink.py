@@ -29,7 +29,8 @@ Record = tuple[str, bytes | None, bytes | None, int | None, Headers | None]
 # The ``topic`` label of leadsla_sink_send_errors_total: one per kind of
 # record, whatever the topics are called.
 OUTCOMES, DEAD_LETTERS, LEAD_CHANGELOG, WINDOW_CHANGELOG = "outcomes", "dead_letters", "lead_changelog", "window_changelog"
-SINK_TOPICS = (OUTCOMES, DEAD_LETTERS, LEAD_CHANGELOG, WINDOW_CHANGELOG)
+DELIVERY_CHANGELOG = "delivery_changelog"
+SINK_TOPICS = (OUTCOMES, DEAD_LETTERS, LEAD_CHANGELOG, WINDOW_CHANGELOG, DELIVERY_CHANGELOG)
 
 # The worker's producer refuses a record larger than this (Faust's
 # producer_max_request_size, which the app leaves at its default; aiokafka's
@@ -56,6 +57,7 @@ class Sink(Protocol):
     def outcome(self, lead_id: str, value: bytes) -> None: ...
     def dead_letter(self, key: bytes | None, value: bytes | None, reason: str, error: str) -> None: ...
     def window(self, partition: int, key: str, value: float | None) -> None: ...
+    def delivery(self, partition: int, key: str, value: list[float] | None) -> None: ...
 
 
 def cut_dead_letter(key: bytes | None, value: bytes, headers: Headers, max_bytes: int) -> tuple[bytes, Headers] | None:
@@ -111,6 +113,7 @@ class KafkaSink:
         dlq_topic: str,
         *,
         metrics: Metrics | None = None,
+        deliveries_topic: str | None = None,
         max_request_size: int = PRODUCER_MAX_REQUEST_SIZE,
         retries: int = SEND_RETRIES,
         backoff: float = SEND_BACKOFF,
@@ -126,8 +129,11 @@ class KafkaSink:
         # waiting between retries must not let the other's newer changelog
         # record for the same key overtake its older one.
         self._draining = asyncio.Lock()
+        self._deliveries = deliveries_topic
         self._labels = {leads_topic: LEAD_CHANGELOG, windows_topic: WINDOW_CHANGELOG,
                         outcomes_topic: OUTCOMES, dlq_topic: DEAD_LETTERS}
+        if deliveries_topic is not None:
+            self._labels[deliveries_topic] = DELIVERY_CHANGELOG
         # One delivery callback per topic, made once: the hot path only attaches it.
         self._on_delivery = {topic: self._delivery_callback(topic) for topic in self._labels}
         self._reported: dict[tuple[str, str], tuple[float, int]] = {}
@@ -138,6 +144,13 @@ class KafkaSink:
 
     def window(self, partition: int, key: str, value: float | None) -> None:
         self.queue.append((self._windows, orjson.dumps(key), None if value is None else orjson.dumps(value),
+                           partition, None))
+
+    def delivery(self, partition: int, key: str, value: list[float] | None) -> None:
+        """A delivery table cell (targets), or its tombstone (None)."""
+        if self._deliveries is None:
+            return
+        self.queue.append((self._deliveries, orjson.dumps(key), None if value is None else orjson.dumps(value),
                            partition, None))
 
     def outcome(self, lead_id: str, value: bytes) -> None:

@@ -45,6 +45,7 @@ class Views:
             **gauges,
             "partitions": partitions,
             "windows": windows.current(list(e.runtimes.values()), e.wall_us() // 1_000_000),
+            "targets": e.targets.status(e.runtimes.values(), e.wall_us()),
             "ready": e.ready,
             "last_event_wall": e.last_event_wall,
             "started_wall": e.started_wall,

@@ -46,6 +46,7 @@ class FakeSink:
     outcomes: list[tuple[str, bytes]] = field(default_factory=list)
     dead: list[tuple[bytes | None, bytes | None, str, str]] = field(default_factory=list)
     windows: list[tuple[int, str, float | None]] = field(default_factory=list)
+    deliveries: list[tuple[int, str, list[float] | None]] = field(default_factory=list)
 
     def persist(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None:
         self.persisted.append((partition, lead_id, entry))
@@ -58,6 +59,9 @@ class FakeSink:
 
     def window(self, partition: int, key: str, value: float | None) -> None:
         self.windows.append((partition, key, value))
+
+    def delivery(self, partition: int, key: str, value: list[float] | None) -> None:
+        self.deliveries.append((partition, key, value))
 
     def records(self) -> list[dict[str, Any]]:
         """Every sla-outcomes value so far, decoded; the key must be the lead id."""
@@ -97,6 +101,7 @@ class Rig:
         wall: int = T0,
         store: dict[str, LeadEntry] | None = None,
         window_store: dict[str, float] | None = None,
+        delivery_store: dict[str, list[float]] | None = None,
         **settings: Any,
     ) -> None:
         self.policies = policies if isinstance(policies, PolicySet) else pol(policies)
@@ -105,6 +110,7 @@ class Rig:
         self.metrics = Metrics(self.registry, self.policies, self.settings.max_team_labels)
         self.store: dict[str, LeadEntry] = {} if store is None else store
         self.window_store: dict[str, float] = {} if window_store is None else window_store
+        self.delivery_store: dict[str, list[float]] = {} if delivery_store is None else delivery_store
         self.sink = FakeSink()
         self.wall = WallClock(wall)
         self.hw: dict[int, int] = {}
@@ -119,6 +125,7 @@ class Rig:
             sink=self.sink,
             highwater=self.highwater,
             wall_us=self.wall,
+            deliveries=self.delivery_store,
         )
         self.registry.register(RuntimeCollector(self.engine.views.snapshot, self.policies))
 
