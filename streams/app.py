@@ -105,7 +105,8 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         "target-days",
         partitions=settings.partitions,
         key_type=str,
-        value_type=list,
+        # Values are [leads, value] in JSON, Faust's default serializer; a
+        # value_type of list would make Faust look for a from_data on it.
         help="Leads and weighted value delivered per target, period, day and partition (summed on read).",
     )
     events_topic = app.topic(settings.input_topic, partitions=settings.partitions, key_type=bytes, value_type=bytes,
