@@ -1,5 +1,6 @@
 """Alert rules, generated from the policies: breaches, at-risk clocks,
-multiwindow burn rates per policy and team, and the pipeline's own health."""
+multiwindow burn rates per policy and team, follow-up depth, delivery targets
+behind pace, and the pipeline's own health."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from typing import Any
 from leadsla.dashboards.slo import (
     BREACH_WINDOW,
     DEAD_LETTERS_WINDOW,
+    DEPTH_BREACHES_FOR,
+    DEPTH_WINDOW,
     JOB,
     LAG_GROWING_FOR,
     NO_EVENTS_FOR,
     PREFIX,
+    TARGET_FORECAST_FOR,
+    TARGET_LATE_SHARE,
+    TARGET_PACE_FOR,
     EffectiveTier,
     effective_tiers,
     error_budget,
@@ -20,7 +26,11 @@ from leadsla.dashboards.slo import (
 from leadsla.models.durations import format_duration_us
 from leadsla.models.policy import Policy, PolicySet
 
-SLA_ALERTS = ("DeadlineBreached", "ClocksAtRisk", "ErrorBudgetBurn", "NoEventsInBusinessHours")
+TARGET_ALERTS = ("TargetBehindPace", "TargetForecastMiss")
+# Alerts a stopped worker makes wrong: it decides nothing, then its backlog at
+# once, and its share of the targets' delivered figures drops out of the sums.
+SLA_ALERTS = ("DeadlineBreached", "ClocksAtRisk", "ErrorBudgetBurn", "DepthBreaches", "NoEventsInBusinessHours",
+              *TARGET_ALERTS)
 # Alerts that mean the pipeline itself is down: they silence the SLA alerts above.
 PIPELINE_DOWN = ("TargetDown", "MetricsAbsent", "WorkerNotReady")
 
@@ -39,7 +49,9 @@ def _alert(short: str, expr: str, severity: str, summary: str, description: str,
     return alert
 
 
-def sla_group(base: str) -> dict[str, Any]:
+def sla_group(policies: PolicySet, base: str) -> dict[str, Any]:
+    """Breaches and at-risk clocks of every policy, and each depth policy's
+    breaches (depth clocks run for days: a share of a day, not a burn rate)."""
     return {
         "name": "leadsla-sla-alerts",
         "rules": [
@@ -63,8 +75,31 @@ def sla_group(base: str) -> dict[str, Any]:
                 base,
                 for_="1m",
             ),
+            *(_depth_alert(p, base) for p in policies.policies if p.is_depth),
         ],
     }
+
+
+def _depth_alert(p: Policy, base: str) -> dict[str, Any]:
+    """More of a depth policy's clocks breached over DEPTH_WINDOW than its
+    objective allows, for a team with at least min_decisions of them: the
+    burn-rate alerts' SLI and guard, over a single day at 1x."""
+    sel = f'{{policy="{p.name}"}}'
+    w = DEPTH_WINDOW
+    return _alert(
+        "DepthBreaches",
+        f"policy_team:leadsla_sla_error:ratio_rate{w}{sel} > {error_budget(p.objective)!r}"
+        f" and policy_team:leadsla_sla_decisions:increase{w}{sel} >= {p.min_decisions}",
+        "warning",
+        f"Leads of {p.name} are not followed up as often as the SLA asks.",
+        f"Depth policy {p.name} ({p.min_attempts} attempts, or the lead reached, within "
+        f"{format_duration_us(p.goal_us)}, objective {p.objective:.4g}) for team {{{{ $labels.team }}}}: "
+        f"{{{{ $value | humanizePercentage }}}} of the clocks decided in the last {w} breached, more than the "
+        f"error budget of {_budget_text(p.objective)} (at least {p.min_decisions} decisions).",
+        base,
+        for_=DEPTH_BREACHES_FOR,
+        labels={"policy": p.name},
+    )
 
 
 def burn_group(policies: PolicySet, base: str) -> dict[str, Any]:
@@ -137,6 +172,45 @@ def burn_tier_warnings(policies: PolicySet) -> list[str]:
     return lines
 
 
+def target_group(base: str) -> dict[str, Any]:
+    """Delivery targets behind pace, for any target the workers report: each
+    target's margin, goal and period come with its own series."""
+    late = round((1 - TARGET_LATE_SHARE) * 100, 8)
+    return {
+        "name": "leadsla-target-alerts",
+        "rules": [
+            _alert(
+                "TargetBehindPace",
+                # target:leadsla_target_pacing:ratio compares with the goal
+                # line at this moment of the period; on the first day it is
+                # the whole day's line (see rules.target_group), which the
+                # first hours of a period cannot reach.
+                "target:leadsla_target_pacing:ratio < on (target) (1 - target:leadsla_target_pace_margin:max)"
+                " and on (target) target:leadsla_target_period_day:max > 1",
+                "warning",
+                "A delivery target is behind its goal line.",
+                "Target {{ $labels.target }} has delivered {{ $value | humanizePercentage }} of its goal line for "
+                "this point of the period, more than its pace_margin below it: at this pace the period ends short "
+                "of the goal.",
+                base,
+                for_=TARGET_PACE_FOR,
+            ),
+            _alert(
+                "TargetForecastMiss",
+                "target:leadsla_target_forecast:sum < on (target) target:leadsla_target_goal:max"
+                " and on (target) target:leadsla_target_period_day:max"
+                f" > on (target) ({TARGET_LATE_SHARE!r} * target:leadsla_target_period_days:max)",
+                "warning",
+                "A delivery target will miss its goal at the current pace.",
+                "At its current pace target {{ $labels.target }} ends the period at {{ $value | humanize }} leads, "
+                f"short of its goal, with {late:g} % of the period or less left to make up for it.",
+                base,
+                for_=TARGET_FORECAST_FOR,
+            ),
+        ],
+    }
+
+
 def pipeline_group(base: str) -> dict[str, Any]:
     j = f'job="{JOB}"'
     return {
@@ -176,4 +250,6 @@ def pipeline_group(base: str) -> dict[str, Any]:
 
 
 def alert_rules(policies: PolicySet, base: str) -> dict[str, Any]:
-    return {"groups": [sla_group(base), burn_group(policies, base), pipeline_group(base)]}
+    """Every alert group; ``base`` is the README the runbook links point into."""
+    return {"groups": [sla_group(policies, base), burn_group(policies, base), target_group(base),
+                       pipeline_group(base)]}

@@ -2,18 +2,21 @@
 
 Names follow ``level:metric:operations``. The SLI of every policy is the share
 of decided clocks that were breached (its error ratio) over several windows,
-per team and per policy; dashboards and alerts read only these series, so a
-number on a screen and an alert always agree.
+per team and per policy; depth policies add what their attempts look like,
+and delivery targets their figures summed over the workers and their pace.
+Dashboards and alerts read only these series, so a number on a screen and an
+alert always agree.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from leadsla.dashboards.slo import BREACH_WINDOW, JOB, WINDOWS, error_budget
+from leadsla.dashboards.slo import BREACH_WINDOW, DEPTH_WINDOWS, JOB, WINDOWS, error_budget
 from leadsla.models.policy import PolicySet
 
 OUTCOMES = "leadsla_sla_outcomes_total"
+DEPTH_ATTEMPTS = "leadsla_followup_depth_attempts"
 
 
 def _r(record: str, expr: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -102,7 +105,28 @@ def state_group() -> dict[str, Any]:
         _r("team:leadsla_followup_attempts_per_handoff:ratio1d",
            "team:leadsla_followup_attempts:increase1d / (team:leadsla_handoffs:increase1d > 0)"),
     ]
+    for w in DEPTH_WINDOWS:
+        rules += depth_rules(w)
     return {"name": "leadsla-state", "rules": rules}
+
+
+def depth_rules(window: str) -> list[dict[str, Any]]:
+    """Attempts made on the depth clocks decided in ``window`` whose lead was
+    not reached: how many such clocks, the median, 90th percentile and mean.
+
+    Workers create each depth policy's histogram at start, so the count is 0,
+    not missing, for a depth policy with nothing decided: dashboards join on
+    it to pick the depth policies out of the per-policy SLIs (which already
+    hold their met and breached shares, like any policy's).
+    """
+    w, h = window, DEPTH_ATTEMPTS
+    return [
+        _r(f"policy:{h}_count:increase{w}", f"sum by (policy) (increase({h}_count[{w}]))"),
+        _r(f"policy:{h}:p50_rate{w}", f"histogram_quantile(0.5, sum by (policy, le) (rate({h}_bucket[{w}])))"),
+        _r(f"policy:{h}:p90_rate{w}", f"histogram_quantile(0.9, sum by (policy, le) (rate({h}_bucket[{w}])))"),
+        _r(f"policy:{h}:mean_rate{w}",
+           f"sum by (policy) (rate({h}_sum[{w}])) / (sum by (policy) (rate({h}_count[{w}])) > 0)"),
+    ]
 
 
 def pipeline_group() -> dict[str, Any]:
@@ -132,6 +156,10 @@ def policy_group(policies: PolicySet) -> dict[str, Any]:
         rules.append(_r("policy:leadsla_sla_error_budget:ratio", f"vector({error_budget(p.objective)!r})", labels))
         # The goal in SLA seconds, for the goal lines of the speed panels.
         rules.append(_r("policy:leadsla_sla_goal:seconds", f"vector({p.goal_seconds!r})", labels))
+        if p.is_depth:
+            # The attempts a depth policy asks for, the reference line of the
+            # attempts panels (workers do not export it).
+            rules.append(_r("policy:leadsla_followup_min_attempts:count", f"vector({p.min_attempts!r})", labels))
     rules.append(_r(
         "policy:leadsla_sla_error_budget_remaining:ratio30d",
         "1 - policy:leadsla_sla_error:ratio_rate30d / on (policy) policy:leadsla_sla_error_budget:ratio",
@@ -143,5 +171,44 @@ def policy_group(policies: PolicySet) -> dict[str, Any]:
     return {"name": "leadsla-policies", "rules": rules}
 
 
+def target_group() -> dict[str, Any]:
+    """Delivery targets, whatever the file holds: each worker reports its
+    partitions' share, so the delivered figures and the forecast are summed
+    over workers and the goals, lines and days (the same on every worker)
+    taken once with max()."""
+    rules = [
+        _r(f"target:leadsla_target_{m}:sum", f"sum by (target) (leadsla_target_{m})")
+        for m in ("delivered", "value_delivered", "forecast")
+    ]
+    rules += [
+        _r(f"target:leadsla_target_{m}:max", f"max by (target) (leadsla_target_{m})")
+        for m in ("goal", "value_goal", "goal_line", "period_day", "period_days")
+    ]
+    rules += [
+        _r("target:leadsla_target_pace_margin:max", "max by (target) (leadsla_target_pace_margin_ratio)"),
+        # Delivered against the goal line at this moment of the period: the
+        # forecast is delivered x period length / time elapsed, so forecast /
+        # goal is delivered / (goal x elapsed / length). Today's goal line
+        # (goal x d / n) is where the day should end: against it, a target
+        # exactly on pace reads (d - 1) / d at midnight, 50 % on the second
+        # day, and stays more than a 10 % margin behind every morning until
+        # the tenth day (on the second until 19:12). Elapsed time is at least
+        # a day, so the first day still compares with the whole of its line:
+        # the alerts leave that day out.
+        _r("target:leadsla_target_pacing:ratio",
+           "target:leadsla_target_forecast:sum / on (target) (target:leadsla_target_goal:max > 0)"),
+        # The waterfall: delivered by the end of each day so far, and the goal
+        # line on every day of the period.
+        _r("target_day:leadsla_target_delivered_cumulative:sum",
+           "sum by (target, day) (leadsla_target_delivered_cumulative)"),
+        _r("target_day:leadsla_target_goal_line_cumulative:max",
+           "max by (target, day) (leadsla_target_goal_line_cumulative)"),
+    ]
+    return {"name": "leadsla-targets", "rules": rules}
+
+
 def recording_rules(policies: PolicySet) -> dict[str, Any]:
-    return {"groups": [*(sli_group(w) for w in WINDOWS), state_group(), pipeline_group(), policy_group(policies)]}
+    """Every recording rule group, SLIs first: the alert groups and the
+    dashboards read these."""
+    return {"groups": [*(sli_group(w) for w in WINDOWS), state_group(), pipeline_group(), policy_group(policies),
+                       target_group()]}

@@ -99,6 +99,23 @@ NO_EVENTS_FOR = "30m"  # no accepted event for this long, while a calendar is op
 LAG_GROWING_FOR = "15m"
 DEAD_LETTERS_WINDOW = "10m"
 
+# Follow-up depth policies. Their clocks run for days, so a day is the
+# shortest window that holds enough decisions to judge; it must be one of
+# WINDOWS, whose SLI rules the alert reads.
+DEPTH_WINDOW = "1d"
+DEPTH_BREACHES_FOR = "30m"
+DEPTH_WINDOWS = ("1d", "30d")  # attempts percentiles and mean: today and the month
+
+# Delivery targets. A worker's share drops out of the sums for a few scrapes
+# while its partitions move, and a CRM sync can deliver a batch of leads
+# late: an hour keeps either from alerting.
+TARGET_PACE_FOR = "1h"
+TARGET_FORECAST_FOR = "1h"
+# LeadSlaTargetForecastMiss looks at the part of a period after this share of
+# its days: from then on any shortfall at the current pace misses the goal,
+# there is no time left for the pace margin to absorb it.
+TARGET_LATE_SHARE = 0.75
+
 
 def runbook(alert: str, base: str = RUNBOOK_BASE) -> str:
     """The README section of an alert (GitHub heading anchors are lower case)."""
