@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadsla.dashboards import pipeline_health, sales_followup, team_screen
+from leadsla.dashboards import marketing, pipeline_health, sales_followup, team_screen
 from leadsla.models.policy import PolicySet
 
 FOLDER = "leadsla"  # folder title and UID, in provisioning and for `leadsla dashboards push`
@@ -15,17 +15,15 @@ PROMETHEUS_UID = "leadsla-prometheus"
 PROMETHEUS_URL = "http://prometheus:9090"
 SCRAPE_INTERVAL = "15s"  # as in render.prometheus_config: Grafana's $__rate_interval needs it
 
-# Reserved for the marketing dashboard (lead volume and pacing against the
-# marketing side of the SLA), which a later change adds; nothing is generated
-# under it until it has panels.
-MARKETING_UID = "leadsla-marketing"
+MARKETING_UID = marketing.UID
 
-UIDS = (team_screen.UID, sales_followup.UID, pipeline_health.UID)
+UIDS = (team_screen.UID, sales_followup.UID, marketing.UID, pipeline_health.UID)
 
 
 def dashboards(policies: PolicySet) -> dict[str, dict[str, Any]]:
     """Relative output path -> dashboard JSON data (a Grafana dashboard model)."""
-    boards = (team_screen.dashboard(policies), sales_followup.dashboard(), pipeline_health.dashboard())
+    boards = (team_screen.dashboard(policies), sales_followup.dashboard(policies), marketing.dashboard(policies),
+              pipeline_health.dashboard())
     return {f"grafana/dashboards/{board['uid']}.json": board for board in boards}
 
 

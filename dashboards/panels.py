@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from grafana_foundation_sdk.builders import bargauge, dashboard, gauge, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders import (
+    barchart,
+    bargauge,
+    dashboard,
+    gauge,
+    prometheus,
+    stat,
+    table,
+    timeseries,
+)
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
@@ -39,7 +48,7 @@ from grafana_foundation_sdk.models.dashboard import (
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from leadsla.dashboards.slo import BURN_TIERS
-from leadsla.models.policy import Policy, PolicySet
+from leadsla.models.policy import Policy, PolicySet, Target
 
 # Every panel and query reads from the dashboard's datasource variable, so the
 # same JSON works with the provisioned datasource and on any other Grafana.
@@ -50,6 +59,7 @@ TAGS = ["leadsla"]
 POLICY = '{policy=~"$policy"}'
 TEAM = '{team=~"$team"}'
 POLICY_TEAM = '{policy=~"$policy", team=~"$team"}'
+TARGET = '{target=~"$target"}'
 
 # Units (Grafana unit ids).
 SECONDS = "s"
@@ -63,6 +73,7 @@ MULTIPLE = "suffix:×"  # a Grafana custom unit: 2.5×
 BY_POLICY = "{{policy}}"
 BY_POLICY_TEAM = "{{policy}} · {{team}}"
 BY_TEAM = "{{team}}"
+BY_TARGET = "{{target}}"
 
 ALL = VariableOption(selected=True, text=["All"], value=["$__all"])
 BUILTIN_ANNOTATIONS = {
@@ -112,6 +123,29 @@ def policy_series(policy: Policy) -> str:
     return f"^{re.escape(policy.name)}( · .*)?$"
 
 
+def pace_steps(margin: float) -> Steps:
+    """A pace (delivered ÷ the goal line now) against a target's pace margin:
+    red where LeadSlaTargetBehindPace looks, orange below the line, green on
+    it or above."""
+    return ((None, "red"), (round(1 - margin, 10), "orange"), (1.0, "green"))
+
+
+def forecast_steps(target: Target) -> Steps:
+    """A forecast in leads, coloured like its pace: the same thresholds times the goal."""
+    return ((None, "red"), (round(target.goal * (1 - target.pace_margin), 10), "orange"), (float(target.goal), "green"))
+
+
+def strictest_margin(policies: PolicySet) -> float:
+    """The smallest pace margin of the file (0.1, the default, without targets):
+    the colours of a target the file does not name."""
+    return min((t.pace_margin for t in policies.targets), default=0.1)
+
+
+def target_series(target: Target) -> str:
+    """Display names of a target's series under the BY_TARGET legend."""
+    return f"^{re.escape(target.name)}$"
+
+
 # --- template variables -----------------------------------------------------
 
 def datasource_variable() -> dashboard.DatasourceVariable:
@@ -142,6 +176,14 @@ def team_variable() -> dashboard.QueryVariable:
     )
 
 
+def target_variable() -> dashboard.QueryVariable:
+    """The delivery targets the workers report now (those of their policies file)."""
+    return _selection_variable(
+        "target", "Target", "Delivery targets from the policies file, as the workers report them.",
+        "label_values(target:leadsla_target_goal:max, target)",
+    )
+
+
 # --- queries ------------------------------------------------------------------
 
 def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False,
@@ -157,7 +199,7 @@ def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False,
 
 # --- panels -------------------------------------------------------------------
 
-P = TypeVar("P", stat.Panel, gauge.Panel, bargauge.Panel, timeseries.Panel, table.Panel)
+P = TypeVar("P", stat.Panel, gauge.Panel, bargauge.Panel, timeseries.Panel, table.Panel, barchart.Panel)
 
 
 def _common(panel: P, title: str, description: str, targets: Iterable[prometheus.Dataquery]) -> P:
@@ -169,6 +211,15 @@ def per_policy_thresholds(panel: Any, policies: PolicySet) -> Any:
     for p in policies.policies:
         panel = panel.override_by_regexp(
             policy_series(p), [DynamicConfigValue(id_val="thresholds", value=thresholds(compliance_steps(p.objective)))]
+        )
+    return panel
+
+
+def per_target_thresholds(panel: Any, policies: PolicySet, steps: Callable[[Target], Steps]) -> Any:
+    """Each target's series coloured by thresholds from that target's own entry in the file."""
+    for t in policies.targets:
+        panel = panel.override_by_regexp(
+            target_series(t), [DynamicConfigValue(id_val="thresholds", value=thresholds(steps(t)))]
         )
     return panel
 
@@ -284,6 +335,63 @@ def table_panel(title: str, description: str, labels: Sequence[str], columns: Se
         panel = panel.override_by_name(c.header, props)
     if sort_by:
         panel = panel.sort_by([common_builders.TableSortByFieldState().display_name(sort_by).desc(True)])
+    return panel
+
+
+REFERENCE_COLOR = "text"  # bars that show a goal rather than a result, as the dashed lines do on graphs
+
+
+def numbered_bars_panel(title: str, description: str, x: str, columns: Sequence[Column],
+                        drop: Sequence[str] = (), reference: Sequence[str] = ()) -> barchart.Panel:
+    """Bars side by side for each value of the label ``x``, one bar per column.
+
+    Each column is an instant query; the rows are merged on their labels, as
+    in ``table_panel``. ``x`` holds numbers as text (a day of a period), so it
+    is sorted as a number and then shown as text: Prometheus returns 1, 10,
+    11, …, 2 and the bar chart needs a text field for its axis. Labels in
+    ``drop`` are left out (one that is the same on every row, such as the
+    variable a repeated panel stands for); columns named in ``reference`` are
+    drawn in a muted colour: they show a goal, not a result.
+    """
+    refs = [chr(ord("A") + i) for i in range(len(columns))]
+    targets = [query(c.expr, ref=r, instant=True, as_table=True) for c, r in zip(columns, refs, strict=True)]
+    values = ["Value"] if len(columns) == 1 else [f"Value #{r}" for r in refs]
+    panel = (
+        _common(barchart.Panel(), title, description, targets)
+        .with_transformation(DataTransformerConfig(id_val="filterFieldsByName", options={
+            "exclude": {"names": ["Time", "__name__", *drop]},
+        }))
+        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(DataTransformerConfig(id_val="convertFieldType", options={
+            "conversions": [{"targetField": x, "destinationType": "number"}], "fields": {},
+        }))
+        .with_transformation(DataTransformerConfig(id_val="sortBy", options={
+            "fields": {}, "sort": [{"field": x, "desc": False}],
+        }))
+        .with_transformation(DataTransformerConfig(id_val="convertFieldType", options={
+            "conversions": [{"targetField": x, "destinationType": "string"}], "fields": {},
+        }))
+        .with_transformation(DataTransformerConfig(id_val="organize", options={
+            "indexByName": {name: i for i, name in enumerate([x, *values])},
+            "renameByName": {v: c.header for v, c in zip(values, columns, strict=True)},
+        }))
+        .x_field(x).orientation(common.VizOrientation.VERTICAL).stacking(common.StackingMode.NONE)
+        .show_value(common.VisibilityMode.NEVER).fill_opacity(80).group_width(0.8).bar_width(0.9)
+        .x_tick_label_rotation(0)
+        .legend(common_builders.VizLegendOptions().show_legend(True)
+                .display_mode(common.LegendDisplayMode.LIST).placement(common.LegendPlacement.BOTTOM).calcs([]))
+        .tooltip(common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI)
+                 .sort(common.SortOrder.NONE))
+        .no_value("–")
+    )
+    for c in columns:
+        props = [DynamicConfigValue(id_val="unit", value=c.unit)]
+        if c.decimals is not None:
+            props.append(DynamicConfigValue(id_val="decimals", value=c.decimals))
+        if c.header in reference:
+            props.append(DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": REFERENCE_COLOR}))
+            props.append(DynamicConfigValue(id_val="custom.fillOpacity", value=25))
+        panel = panel.override_by_name(c.header, props)
     return panel
 
 

@@ -1,13 +1,16 @@
 """Sales follow-up: what sales promised in the SLA, in detail — speed per team
-against the goal, breaches by rep, follow-up depth, disposition and compliance
-over every window, and how fast the error budget burns."""
+against the goal, breaches by rep, follow-up depth (attempts per handoff, and
+the depth policies' attempts against min_attempts), disposition and
+compliance over every window, and how fast the error budget burns."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from leadsla.dashboards import panels as p
+from leadsla.dashboards.slo import DEPTH_BREACHES_FOR, DEPTH_WINDOW
 from leadsla.dashboards.team_screen import followup_speed
+from leadsla.models.policy import PolicySet
 
 UID = "leadsla-sales-followup"
 TITLE = "leadsla · Sales follow-up"
@@ -116,6 +119,85 @@ def depth_table() -> Any:
     )
 
 
+# --- depth policies ------------------------------------------------------------------
+# The attempts histogram holds depth policies only, and workers create it for
+# each of them at start: joining on its count picks the depth policies out of
+# the per-policy series.
+
+DEPTH_COUNT = "policy:leadsla_followup_depth_attempts_count:increase1d"
+IS_DEPTH = f"and on (policy) {DEPTH_COUNT}{p.POLICY}"
+MIN_ATTEMPTS = "policy:leadsla_followup_min_attempts:count"
+
+
+def depth_attempts(policies: PolicySet) -> Any:
+    """Attempts made on depth leads not reached, against each policy's min_attempts."""
+    rule = "policy:leadsla_followup_depth_attempts"
+    queries = [
+        p.query(f"{rule}:p50_rate1d{p.POLICY}", "p50 " + p.BY_POLICY, ref="A"),
+        p.query(f"{rule}:p90_rate1d{p.POLICY}", "p90 " + p.BY_POLICY, ref="B"),
+        p.query(f"{rule}:mean_rate1d{p.POLICY}", "mean " + p.BY_POLICY, ref="C"),
+    ]
+    dashed = []
+    # min_attempts comes from the policies file; there is no line to draw for
+    # a file without depth policies.
+    if any(q.is_depth for q in policies.policies):
+        queries.append(p.query(f"{MIN_ATTEMPTS}{p.POLICY}", "min_attempts " + p.BY_POLICY, ref="D"))
+        dashed.append("D")
+    return p.timeseries_panel(
+        "Attempts on leads not reached vs min_attempts",
+        "Contact attempts made on each depth clock decided in the trailing day without the lead being reached, "
+        "per depth policy: median, 90th percentile and mean (policy:leadsla_followup_depth_attempts:p50_rate1d, "
+        ":p90_rate1d, :mean_rate1d). The dashed line is the policy's min_attempts from the policies file "
+        "(policy:leadsla_followup_min_attempts:count): a median below it means most leads dropped or timed out "
+        "short of the attempts the SLA asks for.",
+        queries, p.COUNT, min_val=0, dashed=dashed,
+    )
+
+
+def depth_breaches() -> Any:
+    """Each depth policy's breached share of the day per team, against its error budget."""
+    w = DEPTH_WINDOW
+    return p.timeseries_panel(
+        f"Depth policies: breached share ({w}) vs error budget",
+        f"Share of the depth clocks decided in the trailing {w} that breached (too few attempts in time, or the "
+        f"lead given up too early), per depth policy and team (policy_team:leadsla_sla_error:ratio_rate{w}). The "
+        "dashed line is the policy's error budget (policy:leadsla_sla_error_budget:ratio): above it for "
+        f"{DEPTH_BREACHES_FOR}, with at least min_decisions decided clocks, LeadSlaDepthBreaches fires for the team.",
+        [
+            p.query(f"policy_team:leadsla_sla_error:ratio_rate{w}{p.POLICY_TEAM} {IS_DEPTH}", p.BY_POLICY_TEAM,
+                    ref="A"),
+            p.query(f"policy:leadsla_sla_error_budget:ratio{p.POLICY} {IS_DEPTH}", "budget " + p.BY_POLICY, ref="B"),
+        ],
+        p.RATIO, min_val=0, max_val=1, dashed=["B"],
+    )
+
+
+def depth_summary(policies: PolicySet) -> Any:
+    """One row per depth policy: the day's unreached leads, their attempts and the met share."""
+    rule = "policy:leadsla_followup_depth_attempts"
+    columns = [
+        p.Column("Not reached (24 h)", f"{DEPTH_COUNT}{p.POLICY}", p.COUNT, 0),
+        p.Column("Mean attempts", f"{rule}:mean_rate1d{p.POLICY}", p.COUNT, 1),
+        p.Column("p50 attempts", f"{rule}:p50_rate1d{p.POLICY}", p.COUNT, 1),
+        p.Column("p90 attempts", f"{rule}:p90_rate1d{p.POLICY}", p.COUNT, 1),
+    ]
+    if any(q.is_depth for q in policies.policies):
+        columns.append(p.Column("min_attempts", f"{MIN_ATTEMPTS}{p.POLICY}", p.COUNT, 0))
+    columns += [
+        p.Column("Met 24 h", f"policy:leadsla_sla_compliance:ratio_rate1d{p.POLICY} {IS_DEPTH}", p.RATIO, 1),
+        p.Column("Met 30 d", f"policy:leadsla_sla_compliance:ratio_rate30d{p.POLICY} {IS_DEPTH}", p.RATIO, 1),
+        p.Column("objective", f"policy:leadsla_sla_objective:ratio{p.POLICY} {IS_DEPTH}", p.RATIO, 1),
+    ]
+    return p.table_panel(
+        "Depth policies: last 24 h",
+        "Per depth policy: clocks decided in the last day without the lead being reached "
+        f"({DEPTH_COUNT}), the attempts made on them (mean, median, 90th percentile), the policy's "
+        "min_attempts, and the share of its clocks met over the last day and 30 days next to its objective "
+        "(a clock is met by a connect or by min_attempts attempts in time).",
+        ["policy"], columns, sort_by="Not reached (24 h)",
+    )
+
+
 # --- disposition and compliance ------------------------------------------------
 
 def compliance_by_policy() -> Any:
@@ -158,20 +240,23 @@ def burn_rate() -> Any:
     )
 
 
-def dashboard() -> dict[str, Any]:
+def dashboard(policies: PolicySet) -> dict[str, Any]:
+    """The sales follow-up dashboard as Grafana JSON data; ``policies`` give the depth policies' min_attempts."""
     rows = [
         p.Row(9, [(followup_speed(), 12), (wall_clock_latency_by_team(), 12)], title="Speed"),
         p.Row(8, [(speed_table(), 24)]),
         p.Row(9, [(breaches_by_rep(), 18), (corrections_24h(), 6)], title="Breaches by rep"),
         p.Row(8, [(attempts_per_handoff(), 12), (depth_table(), 12)], title="Depth"),
+        p.Row(8, [(depth_attempts(policies), 12), (depth_breaches(), 12)], title="Depth policies"),
+        p.Row(6, [(depth_summary(policies), 24)]),
         p.Row(8, [(compliance_by_policy(), 10), (compliance_by_team(), 14)], title="Disposition and compliance"),
         p.Row(8, [(burn_rate(), 24)], title="Error budget"),
     ]
     return p.board(
         UID, TITLE,
-        "Sales follow-up against the SLA: speed per team against the goal, breaches by rep, follow-up depth, "
-        "compliance over every window and the error budget burn. Generated by `leadsla generate` from the "
-        "policies file.",
+        "Sales follow-up against the SLA: speed per team against the goal, breaches by rep, follow-up depth and "
+        "the depth policies' attempts, compliance over every window and the error budget burn. Generated by "
+        "`leadsla generate` from the policies file.",
         [p.datasource_variable(), p.policy_variable(), p.team_variable()],
         rows, time_from="now-7d", refresh="5m",
     )

@@ -15,17 +15,25 @@ import pytest
 import yaml
 
 from leadsla.dashboards import grafana
+from leadsla.dashboards.alerts import alert_rules
 from leadsla.dashboards.render import render
 from leadsla.dashboards.rules import recording_rules
+from leadsla.dashboards.slo import RUNBOOK_BASE
 from leadsla.models.policy import load_policies
 from leadsla.streams.settings import EXAMPLE_POLICIES
 
 POLICIES = load_policies(EXAMPLE_POLICIES)
 BOARDS = grafana.dashboards(POLICIES)
 RECORDED = {r["record"] for g in recording_rules(POLICIES)["groups"] for r in g["rules"]}
+# The contract's v2 additions the example does not use: a depth policy and delivery targets.
+V2_POLICIES = load_policies(Path(__file__).resolve().parents[1] / "rules" / "depth.policies.yaml")
+V2_BOARDS = grafana.dashboards(V2_POLICIES)
+V2_RECORDED = {r["record"] for g in recording_rules(V2_POLICIES)["groups"] for r in g["rules"]}
+SETS = {"example": (BOARDS, RECORDED), "v2": (V2_BOARDS, V2_RECORDED)}
 
 TEAM_SCREEN = "grafana/dashboards/leadsla-team-screen.json"
 SALES_FOLLOWUP = "grafana/dashboards/leadsla-sales-followup.json"
+MARKETING = "grafana/dashboards/leadsla-marketing.json"
 PIPELINE_HEALTH = "grafana/dashboards/leadsla-pipeline-health.json"
 WITH_POLICY_AND_TEAM = (TEAM_SCREEN, SALES_FOLLOWUP)
 
@@ -37,6 +45,8 @@ SELECTOR = {
     "team": '{team=~"$team"}',
     "policy_team": '{policy=~"$policy", team=~"$team"}',
     "policy_team_rep": '{policy=~"$policy", team=~"$team"}',
+    "target": '{target=~"$target"}',
+    "target_day": '{target=~"$target"}',
 }
 
 
@@ -66,15 +76,16 @@ def variable_series(board: dict[str, Any]) -> list[str]:
 
 
 def test_files_and_fixed_uids() -> None:
-    assert set(BOARDS) == {TEAM_SCREEN, SALES_FOLLOWUP, PIPELINE_HEALTH}
+    assert set(BOARDS) == {TEAM_SCREEN, SALES_FOLLOWUP, MARKETING, PIPELINE_HEALTH}
     for path, board in BOARDS.items():
         assert board["uid"] == Path(path).stem
         assert board["title"] and board["description"]
         assert "leadsla" in board["tags"]
     assert tuple(b["uid"] for b in BOARDS.values()) == grafana.UIDS
-    # Reserved for the marketing dashboard, not generated while it has no panels.
-    assert grafana.MARKETING_UID == "leadsla-marketing"
-    assert all(b["uid"] != grafana.MARKETING_UID for b in BOARDS.values())
+    # The UID reserved for it before it had panels: links and bookmarks keep working.
+    assert grafana.MARKETING_UID == "leadsla-marketing" == BOARDS[MARKETING]["uid"]
+    # Whatever the file holds, the same dashboards under the same UIDs.
+    assert [b["uid"] for b in V2_BOARDS.values()] == [b["uid"] for b in BOARDS.values()]
 
 
 @pytest.mark.parametrize("path", sorted(BOARDS))
@@ -85,6 +96,13 @@ def test_template_variables(path: str) -> None:
     assert (ds["type"], ds["query"]) == ("datasource", "prometheus")
     if path == PIPELINE_HEALTH:
         assert names == ["datasource"]
+        return
+    if path == MARKETING:
+        assert names == ["datasource", "target"]
+        target = variable(board, "target")
+        assert target["query"] == "label_values(target:leadsla_target_goal:max, target)"
+        assert target["multi"] is True and target["includeAll"] is True
+        assert target["current"]["value"] == ["$__all"]
         return
     assert names == ["datasource", "policy", "team"]
     policy, team = variable(board, "policy"), variable(board, "team")
@@ -97,14 +115,16 @@ def test_template_variables(path: str) -> None:
         assert v["current"]["value"] == ["$__all"]
 
 
+@pytest.mark.parametrize("policies", sorted(SETS))
 @pytest.mark.parametrize("path", sorted(BOARDS))
-def test_queries_read_recorded_series(path: str) -> None:
-    board = BOARDS[path]
+def test_queries_read_recorded_series(path: str, policies: str) -> None:
+    boards, recorded = SETS[policies]
+    board = boards[path]
     queries = exprs(board) + variable_series(board)
     assert queries
     for expr in queries:
         used = SERIES.findall(expr)
-        unknown = [s for s in used if s not in RECORDED]
+        unknown = [s for s in used if s not in recorded]
         assert not unknown, f"{expr!r} reads series no recording rule records: {unknown}"
         raw = RAW.findall(expr)
         if path == PIPELINE_HEALTH:
@@ -114,9 +134,10 @@ def test_queries_read_recorded_series(path: str) -> None:
             assert used and not raw, f"{expr!r} reads raw metrics {raw}"
 
 
-@pytest.mark.parametrize("path", WITH_POLICY_AND_TEAM)
-def test_queries_follow_the_variables(path: str) -> None:
-    for expr in exprs(BOARDS[path]):
+@pytest.mark.parametrize("policies", sorted(SETS))
+@pytest.mark.parametrize("path", [*WITH_POLICY_AND_TEAM, MARKETING])
+def test_queries_follow_the_variables(path: str, policies: str) -> None:
+    for expr in exprs(SETS[policies][0][path]):
         for m in SERIES.finditer(expr):
             level = m.group().split(":")[0]
             assert expr[m.end():].startswith(SELECTOR[level]), f"{m.group()} without {SELECTOR[level]} in {expr!r}"
@@ -130,9 +151,10 @@ def test_pipeline_health_reads_its_job_raw_gauges_only() -> None:
             assert f'{name}{{job="leadsla"}}' in expr
 
 
+@pytest.mark.parametrize("policies", sorted(SETS))
 @pytest.mark.parametrize("path", sorted(BOARDS))
-def test_house_defaults_on_every_panel(path: str) -> None:
-    board = BOARDS[path]
+def test_house_defaults_on_every_panel(path: str, policies: str) -> None:
+    board = SETS[policies][0][path]
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids)) and all(isinstance(i, int) and i > 0 for i in ids)
     for p in board["panels"]:
@@ -150,10 +172,11 @@ def test_house_defaults_on_every_panel(path: str) -> None:
     assert len(titles) == len(set(titles)), titles
 
 
+@pytest.mark.parametrize("policies", sorted(SETS))
 @pytest.mark.parametrize("path", sorted(BOARDS))
-def test_layout_fits_the_grid_without_overlap(path: str) -> None:
+def test_layout_fits_the_grid_without_overlap(path: str, policies: str) -> None:
     taken: set[tuple[int, int]] = set()
-    for p in BOARDS[path]["panels"]:
+    for p in SETS[policies][0][path]["panels"]:
         g = p["gridPos"]
         assert g["x"] >= 0 and g["w"] > 0 and g["x"] + g["w"] <= 24, p["title"]
         cells = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
@@ -198,6 +221,49 @@ def test_recording_rules_the_dashboards_added() -> None:
     assert "policy_team_rep:leadsla_sla_breaches:increase1d" in RECORDED
 
 
+def depth_panel(boards: dict[str, dict[str, Any]], title: str) -> dict[str, Any]:
+    return next(p for p in boards[SALES_FOLLOWUP]["panels"] if p["title"] == title)
+
+
+def test_depth_panels_draw_min_attempts_from_the_file() -> None:
+    title = "Attempts on leads not reached vs min_attempts"
+    panel = depth_panel(V2_BOARDS, title)
+    min_attempts = [t for t in panel["targets"] if "min_attempts" in t["expr"]]
+    assert [t["expr"] for t in min_attempts] == ['policy:leadsla_followup_min_attempts:count{policy=~"$policy"}']
+    dashed = {o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]
+              if any(prop["id"] == "custom.lineStyle" for prop in o["properties"])}
+    assert dashed == {min_attempts[0]["refId"]}
+    rules = [r for g in recording_rules(V2_POLICIES)["groups"] for r in g["rules"]]
+    constants = {r["labels"]["policy"]: r["expr"] for r in rules if r["record"] == "policy:leadsla_followup_min_attempts:count"}
+    assert constants == {"follow_up_depth": "vector(6)"}  # depth policies only
+    # A file without depth policies has no min_attempts to draw: the panel keeps its percentiles.
+    example = depth_panel(BOARDS, title)
+    assert [t["refId"] for t in example["targets"]] == ["A", "B", "C"]
+    assert not any("min_attempts" in t["expr"] for t in example["targets"])
+    table = depth_panel(V2_BOARDS, "Depth policies: last 24 h")
+    assert any("min_attempts" in t["expr"] for t in table["targets"])
+
+
+def test_depth_panels_keep_to_depth_policies() -> None:
+    """The SLI series hold every policy; the depth panels join on the depth
+    attempts histogram, which only depth policies have."""
+    for title in ("Depth policies: breached share (1d) vs error budget", "Depth policies: last 24 h"):
+        for t in depth_panel(V2_BOARDS, title)["targets"]:
+            if "leadsla_sla_" in t["expr"]:
+                assert t["expr"].endswith(
+                    ' and on (policy) policy:leadsla_followup_depth_attempts_count:increase1d{policy=~"$policy"}'), t
+
+
+def test_depth_breach_panel_shows_what_the_alert_compares() -> None:
+    panel = depth_panel(V2_BOARDS, "Depth policies: breached share (1d) vs error budget")
+    exprs_ = [t["expr"] for t in panel["targets"]]
+    assert exprs_[0].startswith('policy_team:leadsla_sla_error:ratio_rate1d{')
+    assert exprs_[1].startswith('policy:leadsla_sla_error_budget:ratio{')
+    (depth,) = [r for g in alert_rules(V2_POLICIES, RUNBOOK_BASE)["groups"] for r in g["rules"]
+                if r["alert"] == "LeadSlaDepthBreaches"]
+    assert depth["expr"].startswith('policy_team:leadsla_sla_error:ratio_rate1d{policy="follow_up_depth"} > 0.1 ')
+
+
 def test_output_is_deterministic() -> None:
     again = grafana.dashboards(load_policies(EXAMPLE_POLICIES))
     assert again == BOARDS
@@ -225,9 +291,9 @@ def test_provisioning() -> None:
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus package) is not installed")
 def test_every_query_is_valid_promql(tmp_path: Path) -> None:
     rules = []
-    for board in BOARDS.values():
+    for board in [*BOARDS.values(), *V2_BOARDS.values()]:
         for expr in exprs(board) + variable_series(board):
-            concrete = expr.replace("$policy", ".*").replace("$team", ".*")
+            concrete = expr.replace("$policy", ".*").replace("$team", ".*").replace("$target", ".*")
             rules.append({"record": f"dashboard:query:n{len(rules)}", "expr": concrete})
     path = tmp_path / "queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}))

@@ -27,7 +27,8 @@ policies:
 
 def grafana_vars(expr: str) -> str:
     """What Grafana does to a query with every option of each variable selected."""
-    return expr.replace("$policy", ".*").replace("$team", ".*").replace("$__rate_interval", "1m")
+    return (expr.replace("$policy", ".*").replace("$team", ".*").replace("$target", ".*")
+            .replace("$__rate_interval", "1m"))
 
 
 
