@@ -181,13 +181,17 @@ class RuntimeCollector(Collector):
         goal = GaugeMetricFamily("leadsla_sla_goal_seconds", "Each policy's goal (business seconds).", labels=["policy"])
         obj = GaugeMetricFamily("leadsla_sla_objective_ratio", "Each policy's objective: the target share of met clocks.", labels=["policy"])
         thr = GaugeMetricFamily("leadsla_sla_at_risk_threshold_ratio", "Each policy's at-risk threshold as a fraction of the goal.", labels=["policy"])
+        attempts = GaugeMetricFamily("leadsla_followup_min_attempts", "Each depth policy's min_attempts: attempts due on a lead not reached.", labels=["policy"])
         for p in self._policies.policies:
             goal.add_metric([p.name], p.goal_seconds)
             obj.add_metric([p.name], p.objective)
             thr.add_metric([p.name], p.at_risk)
+            if p.min_attempts is not None:
+                attempts.add_metric([p.name], p.min_attempts)
         yield goal
         yield obj
         yield thr
+        yield attempts
 
         # Business hours as Prometheus sees them: alerts such as "no events
         # during business hours" need the calendars' time zones and holidays.

@@ -94,3 +94,14 @@ def test_a_duplicate_delivers_nothing() -> None:
     r.wall.now += S
     r.engine.tick()
     assert r.sample("leadsla_target_delivered", target="mql_volume") == 1
+
+
+def test_each_depth_policy_exports_its_min_attempts() -> None:
+    r = Rig(TARGETS + "", wall=NOW)
+    assert r.sample("leadsla_followup_min_attempts", policy="first_touch") is None
+    depth = Rig("""
+policies:
+  - {name: follow_up_depth, start: lead.handed_off, attempt: lead.contact_attempt, min_attempts: 6,
+     stop: lead.connected, goal: 5d}
+""", wall=NOW)
+    assert depth.sample("leadsla_followup_min_attempts", policy="follow_up_depth") == 6
