@@ -221,6 +221,16 @@ def describe(policies: PolicySet) -> str:
             f"({'wall-clock time' if p.calendar.always_open else 'business hours of ' + p.calendar.name + ', ' + p.calendar.timezone}); "
             f"objective {p.objective:.1%}, at risk at {p.at_risk:.0%}" + (f"; {'; '.join(extra)}" if extra else "")
         )
+    for t in policies.targets:
+        delivers = ", ".join(s.type for s in t.selectors)
+        value = ""
+        if t.value_by is not None:
+            weights = ", ".join(f"{k} {w:g}" for k, w in t.weights)
+            value = f"; value by {t.value_by} ({weights}, otherwise {t.value_default:g})"
+            if t.value_goal is not None:
+                value += f", value goal {t.value_goal:g}"
+        match = ("; match " + ", ".join(f"{k} in {sorted(v)}" for k, v in t.match)) if t.match else ""
+        rows.append(f"  target {t.name}: {t.goal} leads per {t.period} ({t.timezone}) by {delivers}{value}{match}")
     return "\n".join(rows)
 
 
@@ -292,7 +302,8 @@ def cmd_policies(args: argparse.Namespace) -> int:
 
     path = args.file or EXAMPLE_POLICIES
     policies = _load(path)
-    print(f"{path}: {len(policies.policies)} policies")
+    n, t = len(policies.policies), len(policies.targets)
+    print(f"{path}: {n} polic{'y' if n == 1 else 'ies'}" + (f", {t} target{'' if t == 1 else 's'}" if t else ""))
     print(describe(policies))
     # A lax objective is a valid file: say which burn-rate tiers are capped,
     # but keep the exit status for real errors.

@@ -29,6 +29,9 @@ US = 1_000_000
 TEAMS = ("na_east", "na_west", "emea")
 SEGMENTS = ("smb", "mid_market", "enterprise")
 CHANNELS = ("call", "email", "social")
+# Who the lead is: the example target weighs executives highest.
+PERSONAS = ("executive", "director", "manager", "individual")
+PERSONA_WEIGHTS = (1, 2, 3, 4)
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,9 @@ class TrafficGenerator:
         rng = self.rng
         lead_id = f"lead-{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}"
         rep = rng.choice(self.reps)
-        base = {"lead_id": lead_id, "segment": rng.choice(SEGMENTS), "region": rep.team, "source": "marketing"}
+        base = {"lead_id": lead_id, "segment": rng.choice(SEGMENTS), "region": rep.team,
+                "source": "marketing" if rng.random() < 0.85 else "sales",
+                "persona": rng.choices(PERSONAS, PERSONA_WEIGHTS)[0]}
         attrs = {"form": "demo_request"} if rng.random() < 0.15 else {"form": "content_download"}
         events: list[dict[str, object]] = [
             {**base, "type": "lead.created", "occurred_at": handoff_us - rng.randrange(3600, 86400) * US},
@@ -78,7 +83,9 @@ class TrafficGenerator:
         if rng.random() >= rep.never:
             minutes = rng.lognormvariate(0, 0.8) * rep.median_minutes
             t = self.calendar.add(handoff_us, round(minutes * 60 * US))
-            for n in range(rng.choice((1, 1, 2, 3))):
+            # Some reps keep trying (the depth policy wants six attempts on a
+            # lead not reached), most stop after one to three.
+            for n in range(rng.choice((1, 1, 2, 3, 6, 7))):
                 outcome = "reached" if n == 2 else rng.choice(("no_answer", "waiting_on_prospect", "no_answer"))
                 events.append({**base, "type": "lead.contact_attempt", "occurred_at": t, "team": rep.team, "rep": rep.id,
                                "channel": rng.choice(CHANNELS), "attributes": {"outcome": outcome}})
@@ -88,6 +95,12 @@ class TrafficGenerator:
                 events.append({**base, "type": "lead.connected", "occurred_at": t, "team": rep.team, "rep": rep.id})
                 t = self.calendar.add(t, rng.randrange(30, 60 * 24) * 60 * US)
                 events.append({**base, "type": end, "occurred_at": t, "team": rep.team, "rep": rep.id})
+                if end == "lead.qualified" and rng.random() < 0.5:
+                    t = self.calendar.add(t, rng.randrange(1, 20) * 600 * 60 * US)  # days of selling
+                    won = rng.random() < 0.5
+                    events.append({**base, "type": "deal.won" if won else "deal.lost", "occurred_at": t,
+                                   "team": rep.team, "rep": rep.id, "amount": float(rng.randrange(20, 200) * 50),
+                                   "currency": "USD"})
         out = []
         for e in events:
             at = int(e["occurred_at"])  # type: ignore[call-overload]

@@ -103,8 +103,9 @@ def test_pace_and_forecast_are_coloured_by_each_targets_entry() -> None:
     # A target the file does not name gets the smallest (strictest) margin of the file.
     defaults = panel("Pace vs goal line")["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [(s["value"], s["color"]) for s in defaults] == [(None, "red"), (0.9, "orange"), (1.0, "green")]
-    # No targets, no overrides.
-    assert steps_by_target(panel("Pace vs goal line", marketing.dashboard(EXAMPLE))) == {}
+    # The example's one target gets its own margin (0.1, the default).
+    assert steps_by_target(panel("Pace vs goal line", marketing.dashboard(EXAMPLE))) == {
+        "mql_volume": [(None, "red"), (0.9, "orange"), (1.0, "green")]}
 
 
 def alert_expr(policies: PolicySet, name: str) -> str:

@@ -974,19 +974,25 @@ def test_the_bundled_example_still_loads_unchanged() -> None:
     from leadsla.streams.settings import EXAMPLE_POLICIES
 
     ps = load_policies(EXAMPLE_POLICIES)
-    assert ps.names == ("first_touch", "disposition", "demo_request_first_touch")
+    assert ps.names == ("first_touch", "disposition", "demo_request_first_touch", "follow_up_depth")
     office = ps.calendars["sales_office"]
     assert office.timezone == "America/New_York"
     assert office.hours == (((time(8), time(18)),),) * 5 + ((), ())
     assert office.holidays == {
         date(2026, 11, 26), date(2026, 12, 25), date(2027, 1, 1), date(2027, 5, 31), date(2027, 7, 5)
     }
-    first, disposition, demo = ps.policies
+    first, disposition, demo, depth = ps.policies
     assert [(p.goal_us, p.at_risk, p.objective, p.calendar) for p in ps.policies] == [
         (H, 0.75, 0.95, office),
         (20 * H, 0.75, 0.95, office),
         (15 * M, 0.75, 0.9, office),
+        (50 * H, 0.75, 0.9, office),
     ]
+    assert (depth.min_attempts, depth.selectors[ATTEMPT], depth.selectors[GIVE_UP]) == (
+        6, (Selector("lead.contact_attempt"),), (Selector("lead.disqualified"), Selector("lead.recycled")))
+    (target,) = ps.targets
+    assert (target.name, target.goal, target.value_goal, target.period, target.timezone) == (
+        "mql_volume", 100, 4000.0, "month", "America/New_York")
     assert disposition.max_pause_us == 72 * H
     assert disposition.selectors[PAUSE] == (
         Selector("lead.contact_attempt", (("attributes.outcome", frozenset({"waiting_on_prospect"})),)),

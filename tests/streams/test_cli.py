@@ -89,14 +89,15 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 def test_policies_without_a_file_describes_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policies"]) == 0
     out, err = capsys.readouterr()
-    # demo_request_first_touch's objective 0.9 puts the 14.4x page out of reach: a warning, not an error.
-    assert err == (
-        "leadsla: warning: policy demo_request_first_touch, page tier 5m/1h: burn factor 14.4 cannot fire with "
+    # An objective of 0.9 puts the 14.4x page out of reach: a warning, not an error.
+    assert err == "".join(
+        f"leadsla: warning: policy {name}, page tier 5m/1h: burn factor 14.4 cannot fire with "
         "objective 0.9 (error budget 10 %, threshold 144 % of clocks breached); capped to 10, so it fires when "
         "every decided clock in both windows breached\n"
+        for name in ("demo_request_first_touch", "follow_up_depth")
     )
     assert out.splitlines() == [
-        f"{EXAMPLE_POLICIES}: 3 policies",
+        f"{EXAMPLE_POLICIES}: 4 policies, 1 target",
         "  first_touch: lead.handed_off -> lead.contact_attempt, lead.connected, lead.disqualified, lead.recycled "
         "within 1h (business hours of sales_office, America/New_York); objective 95.0%, at risk at 75%",
         "  disposition: lead.handed_off -> lead.qualified, lead.disqualified, lead.recycled within 20h "
@@ -104,6 +105,11 @@ def test_policies_without_a_file_describes_the_example(capsys: pytest.CaptureFix
         "  demo_request_first_touch: lead.handed_off -> lead.contact_attempt, lead.connected, lead.disqualified "
         "within 15m (business hours of sales_office, America/New_York); objective 90.0%, at risk at 75%; "
         "match attributes.form in ['demo_request']",
+        "  follow_up_depth: lead.handed_off -> lead.connected within 2d2h (business hours of sales_office, "
+        "America/New_York); objective 90.0%, at risk at 75%; depth: met by 6 x lead.contact_attempt or reaching the "
+        "lead; breached if given up (lead.disqualified, lead.recycled) first",
+        "  target mql_volume: 100 leads per month (America/New_York) by lead.mql; value by persona (director 50, "
+        "executive 100, manager 40, otherwise 10), value goal 4000",
     ]
 
 
@@ -119,7 +125,7 @@ def test_policies_with_the_contract_minimal_file(tmp_path: Path, capsys: pytest.
     )
     assert main(["policies", str(path)]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"{path}: 1 policies",
+        f"{path}: 1 policy",
         "  first_touch: lead.handed_off -> lead.contact_attempt, lead.connected, lead.disqualified, lead.recycled "
         "within 1h (wall-clock time); objective 95.0%, at risk at 80%; restarts on a new start",
     ]
