@@ -57,6 +57,7 @@ TOO_LATE_KEPT = 8  # the lead's most recent too-late events, for its timeline
 NEVER = -(1 << 62)  # before any instant
 
 _HANDOFF = EventType.HANDED_OFF.value
+_WON = EventType.DEAL_WON.value
 _TOUCHES = frozenset({EventType.CONTACT_ATTEMPT.value, EventType.CONNECTED.value})
 # Clock changes that the watermark brings, in the order they win a tie.
 _RISK, _BREACH, _EXPIRE = 1, 2, 3
@@ -98,6 +99,7 @@ class Clock:
     hold: int = 0  # a late start's clock is not breached before the watermark reaches this
     opened_at: int = 0  # occurred_at of the start that began the open cycle
     attempts: int = 0  # depth policies: attempts in the open cycle, or the last decided one
+    first_outcome: str | None = None  # the first cycle's decision: what a won deal's revenue is linked to
 
     @property
     def decided(self) -> int:
@@ -241,6 +243,17 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Won:
+    """Revenue won on a lead (a ``deal.won`` with an ``amount``), linked to
+    what became of the lead's first clock of ``policy``: ``met``,
+    ``breached``, ``open`` (not decided yet) or ``none`` (never started)."""
+
+    policy: str
+    outcome: str
+    amount: float
+
+
+@dataclass(frozen=True, slots=True)
 class Handoff:
     team: str | None
     at: int
@@ -280,6 +293,7 @@ class Transition:
     handoffs: list[Handoff] = field(default_factory=list)
     touches: list[Touch] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
+    wins: list[Won] = field(default_factory=list)
     wake: int | None = None
 
     @property
@@ -318,6 +332,12 @@ def apply(st: LeadState, event: LeadEvent, policies: PolicySet, watermark: int, 
     for target in policies.targets_for(event.type):
         if target.delivers(event):
             _deliver(st, target, event, res)
+    if event.type == _WON and event.amount:
+        # Revenue at risk: what the lead's SLA clocks had come to when it was won.
+        for policy in policies.policies:
+            c = st.clocks.get(policy.name)
+            outcome = "none" if c is None or not c.cycle else (c.first_outcome or "open")
+            res.wins.append(Won(policy.name, outcome, event.amount))
     roles = tuple(
         (policy.name, role)
         for policy in (policies.policies[i] for i in policies.for_type(event.type))
@@ -776,6 +796,8 @@ def _decide(
     )
     c.status = IDLE
     c.hold = 0
+    if c.cycle == 1:
+        c.first_outcome = outcome
     c.last_outcome, c.last_started, c.last_deadline = outcome, c.started_at, c.deadline
     c.last_open = outcome == BREACHED and stopped_at is None
     c.last_paused = c.paused

@@ -64,6 +64,9 @@ class Effects:
                 m.too_late(x.policy, x.role).inc()
         for delivery in tr.deliveries:
             rt.deliver(delivery)
+        for won in tr.wins:
+            if won.policy in goal:
+                m.won(won.policy, won.outcome).inc(won.amount)
         if tr.handoffs or tr.touches:
             now_s = now_us // 1_000_000
             for h in tr.handoffs:

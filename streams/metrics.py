@@ -70,6 +70,7 @@ class Metrics:
         self.depth_attempts = Histogram("leadsla_followup_depth_attempts", "Attempts made on each decided depth clock whose lead was not reached.", ["policy"], buckets=DEPTH_BUCKETS, registry=r)
         self.followup = Histogram("leadsla_followup_latency_seconds", "Wall-clock time from handoff to the first follow-up attempt.", ["team"], buckets=ELAPSED_BUCKETS, registry=r)
         self.attempts = Counter("leadsla_followup_attempts_total", "Follow-up attempts (contact attempts and connects), by team.", ["team"], registry=r)
+        self.revenue_won = Counter("leadsla_revenue_won_total", "Won deal amounts (in their own currency units), by policy and what became of the lead's first clock of it: met, breached, open or none (revenue at risk).", ["policy", "outcome"], registry=r)
         self.handoffs = Counter("leadsla_handoffs_total", "Leads handed off to sales, by team.", ["team"], registry=r)
         self.sink_errors = Counter("leadsla_sink_send_errors_total", "Records the Kafka producer refused or could not deliver, after retries: each is missing from its topic (outcomes, dead_letters, lead_changelog, window_changelog).", ["topic"], registry=r)
         self.dead_letters_truncated = Counter("leadsla_dead_letters_truncated_total", "Dead letters too large for the producer, sent with their value cut (headers truncated, original-size, original-sha256).", registry=r)
@@ -82,6 +83,8 @@ class Metrics:
             for outcome in ("met", "breached"):
                 self.outcome(p.name, outcome, None)
             self.correction(p.name, None)
+            for outcome in ("met", "breached", "open", "none"):
+                self.won(p.name, outcome)
             if p.is_depth:
                 self.depth_of(p.name)
 
@@ -104,6 +107,9 @@ class Metrics:
 
     def outcome(self, policy: str, outcome: str, team: str | None) -> Any:
         return self._child(self.outcomes, policy, outcome, self.team(team))
+
+    def won(self, policy: str, outcome: str) -> Any:
+        return self._child(self.revenue_won, policy, outcome)
 
     def depth_of(self, policy: str) -> Any:
         return self._child(self.depth_attempts, policy)

@@ -818,3 +818,20 @@ policies:
     assert got == {"A": ("met", 2), "B": ("met", None), "C": ("breached", 0)}
     assert r.sample("leadsla_followup_depth_attempts_count", policy="follow_up_depth") == 2
     assert r.sample("leadsla_followup_depth_attempts_sum", policy="follow_up_depth") == 2
+
+
+def test_won_revenue_is_linked_to_the_first_clock_of_each_policy() -> None:
+    r = Rig(wall=T0 + 10 * D)
+    r.live()
+    r.send("A", "lead.handed_off", T0, "a-h")
+    r.send("A", "lead.contact_attempt", T0 + M, "a-c")  # met
+    r.send("B", "lead.handed_off", T0, "b-h")  # breached by the timer
+    r.wall.now += 5 * S
+    r.engine.tick()
+    r.send("A", "deal.won", T0 + 2 * D, "a-w", amount=1000.0, currency="USD")
+    r.send("B", "deal.won", T0 + 2 * D, "b-w", amount=250.0, currency="USD")
+    r.send("C", "deal.won", T0 + 2 * D, "c-w", amount=40.0, currency="USD")  # never handed off
+    assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="met") == 1000
+    assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="breached") == 250
+    assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="none") == 40
+    assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="open") == 0

@@ -178,7 +178,7 @@ def test_no_lead_id_or_person_in_any_label() -> None:
         "lead.created", "lead.mql", "lead.handed_off", "lead.contact_attempt", "lead.connected", "lead.accepted",
         "lead.qualified", "lead.disqualified", "lead.recycled", "opportunity.created", "deal.won", "deal.lost",
         "malformed", "invalid", "unknown_type", "too_large", "met", "breached", "first_touch", "disposition",
-        "emea", "apac", "none", "0", "1h", "1d", "24x7",
+        "emea", "apac", "none", "0", "1h", "1d", "24x7", "open",
     } | set(SINK_TOPICS) | {floatToGoString(b) for b in ELAPSED_BUCKETS} | {"+Inf"}
 
 
