@@ -131,6 +131,10 @@ def parser() -> argparse.ArgumentParser:
                       help="won customers per lead, a fraction in (0, 1] (0.25 is 25%%)")
     calc.add_argument("--days", default="30", metavar="N", help="days in the period (default 30)")
     calc.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    calc.add_argument("--write-target", metavar="NAME",
+                      help="write leads needed as the goal of target NAME in --policies (added, delivered by "
+                           "lead.mql, if the file has no such target); comments and layout are kept")
+    calc.add_argument("--policies", type=Path, help="the policies file --write-target edits")
     calc.add_argument("--broker", help="accepted like every command's; the calculator reads nothing from Kafka "
                                        "[LEADSLA_BROKER]")
 
@@ -325,11 +329,21 @@ def cmd_calculate(args: argparse.Namespace) -> int:
     from leadsla.models.funnel import FunnelError, lead_goal
     from leadsla.streams.report import goal_text
 
+    if args.write_target is not None and args.policies is None:
+        raise CliError("--write-target needs --policies FILE: the file to write the goal into")
     try:
         goal = lead_goal(args.quota, args.marketing_share, args.deal_size, args.close_rate, _days(args.days))
     except FunnelError as exc:
         raise CliError(f"--{exc.name.replace('_', '-')}: {exc.problem}") from None
     print(orjson.dumps(goal.as_dict()).decode() if args.json else goal_text(goal))
+    if args.write_target is not None:
+        from leadsla.streams.policy_edit import EditError, write_target_goal
+
+        try:
+            done = write_target_goal(args.policies, args.write_target, goal.leads_needed)
+        except EditError as exc:
+            raise CliError(str(exc)) from None
+        print(f"{done} target {args.write_target}: goal {goal.leads_needed} in {args.policies}", file=sys.stderr)
     return 0
 
 
