@@ -470,6 +470,23 @@ def _broker_answers(settings: Settings, loop: asyncio.AbstractEventLoop) -> bool
             loop.remove_signal_handler(sig)
 
 
+def _port_free(host: str, port: int) -> None:
+    """Refuse, in one line and before anything starts, a web port another
+    process holds (Faust would fail later with a long traceback)."""
+    import errno
+    import socket
+
+    if port == 0:
+        return  # the system picks one
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+            raise CliError(f"web port {host}:{port} {why}; choose another with --web-port or LEADSLA_WEB_PORT") from None
+
+
 def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     import faust
 
@@ -481,6 +498,8 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     workers = getattr(args, "workers", 1)
     if workers < 1:
         raise CliError("--workers takes a number of worker processes, 1 or more")
+    for port in range(settings.web_port, settings.web_port + workers):
+        _port_free(settings.web_host, port)
     broker = None
     if settings.broker is None:
         broker = EmbeddedBroker(EMBEDDED_LISTEN)

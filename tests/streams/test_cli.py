@@ -270,3 +270,16 @@ def test_bad_log_level_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str])
         main(["run", "--log-level", "loud"])
     assert info.value.code == 2
     assert "argument --log-level: invalid choice: 'loud'" in capsys.readouterr().err
+
+
+def test_a_busy_web_port_is_one_line_naming_the_port_and_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        assert main(["run", "--broker", "kafka://127.0.0.1:1", "--web-port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"leadsla: web port 127.0.0.1:{port} is in use; choose another with --web-port or "
+                   "LEADSLA_WEB_PORT\n")
