@@ -10,6 +10,14 @@ Grafana dashboards generated from the policies file).
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+# Imported from a checkout (python -m leadsla run in the repository's folder,
+# whose ./leadsla comes first on sys.path), this folder holds only this file:
+# its parts are the sibling folders. Installed, they sit beside this file.
+_here = Path(__file__).resolve().parent
+if not (_here / "streams").is_dir() and (_here.parent / "streams" / "cli.py").is_file():
+    __path__.append(str(_here.parent))
 
 try:
     __version__ = version("leadsla")

@@ -26,6 +26,9 @@ from leadsla.models.durations import DurationError, parse_duration_us
 from leadsla.models.events import EVENT_TYPES, MATCH_FIELDS, LeadEvent
 
 MAX_POLICY_FILE_BYTES = 1 << 20
+# Goals and pauses beyond ten years are typing mistakes, and a deadline past
+# year 9999 could not even be written in an outcome record.
+MAX_DURATION_US = 3650 * 86_400 * 1_000_000
 MAX_POLICY_VALUES = 100_000  # keys, values and items, aliases expanded; real files hold hundreds
 _NAME = r"^[a-z0-9_]+$"
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -129,6 +132,8 @@ class PolicySpec(_Strict):
             raise ValueError(str(exc)) from None
         if us <= 0:
             raise ValueError("goal must be longer than zero")
+        if us > MAX_DURATION_US:
+            raise ValueError("goal must be at most 3650d (ten years)")
         return us
 
     @field_validator("max_pause", mode="before")
@@ -142,6 +147,8 @@ class PolicySpec(_Strict):
             raise ValueError(str(exc)) from None
         if us <= 0:
             raise ValueError("max_pause must be longer than zero")
+        if us > MAX_DURATION_US:
+            raise ValueError("max_pause must be at most 3650d (ten years)")
         return us
 
     @model_validator(mode="after")

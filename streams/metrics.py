@@ -39,6 +39,9 @@ class LabelGuard:
     def __call__(self, value: str | None) -> str:
         if not value:
             return NONE
+        if "@" in value:
+            # An e-mail address as a team or rep id is a person's: never a label.
+            return OTHER
         if value in self._known:
             return value
         if len(self._known) >= self._limit:

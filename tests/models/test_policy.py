@@ -1041,3 +1041,11 @@ def test_aliases_may_share_a_list() -> None:
 )
 def test_yaml_that_would_never_finish_reading_is_refused(case: str, text: str, message: str) -> None:
     assert _refused(text) == message, case
+
+
+@pytest.mark.parametrize("key", ["goal", "max_pause"])
+def test_durations_beyond_ten_years_are_refused(key: str) -> None:
+    extra = "    pause: lead.recycled\n    resume: lead.mql\n"
+    text = MINIMAL_YAML.replace("goal: 1h", "goal: 3651d" if key == "goal" else "goal: 1h\n" + extra + "    max_pause: 3651d")
+    with pytest.raises(PolicyError, match=f"{key} must be at most 3650d"):
+        pol(text)

@@ -59,3 +59,15 @@ def test_no_module_imports_the_bare_folder_names() -> None:
 def test_version_flag() -> None:
     out = subprocess.run([sys.executable, "-m", "leadsla", "--version"], check=True, capture_output=True, text=True)
     assert re.fullmatch(r"leadsla \d+\.\d+\.\d+\S*\n", out.stdout)
+
+
+def test_the_checkout_runs_without_any_install(tmp_path: Path) -> None:
+    """python -m leadsla in the repository's folder (which puts ./leadsla
+    first on sys.path) finds the package's parts in the sibling folders, even
+    where leadsla is installed normally rather than in development mode."""
+    code = ("import sys; sys.path[:] = [p for p in sys.path if 'site-packages' not in p] + "
+            "[p for p in sys.path if 'site-packages' in p and '__editable__' not in p]; "
+            "import importlib.abc, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'Editable' not in type(f).__name__]; "
+            "import leadsla.streams.cli as cli; print(cli.__file__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == str(ROOT / "streams" / "cli.py")

@@ -229,3 +229,11 @@ def test_collector_before_any_record(monkeypatch: pytest.MonkeyPatch) -> None:
     assert reg.get_sample_value("leadsla_seconds_since_last_event") == 12.0
     assert reg.get_sample_value("leadsla_sla_open_clocks", {"policy": "first_touch", "team": "none"}) == 0.0
     assert "leadsla_consumer_lag{" not in text
+
+
+def test_an_email_as_team_or_rep_is_never_a_label() -> None:
+    from leadsla.streams.metrics import LabelGuard
+
+    guard = LabelGuard(10)
+    assert guard("jane.doe@example.com") == "other"
+    assert guard("rep-17") == "rep-17"
