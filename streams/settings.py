@@ -90,14 +90,24 @@ class Settings(BaseSettings):
     outcomes_topic: str = Field(topics.OUTCOMES, description="decisions out")
     timer_interval: float = Field(0.5, description="how often due clocks are looked for (duration)")
     timer_batch: int = Field(5000, ge=1, description="due leads decided per partition per timer pass before yielding")
-    single_record_batches: bool = Field(True, description="one record per changelog batch (needed by the embedded broker; turn off on Apache Kafka)")
+    single_record_batches: bool = Field(True, description=(
+        "one record per changelog batch (needed by the embedded broker, whose ListOffsets answer is wrong after "
+        "multi-record batches and can end table recovery early; turn off on Apache Kafka). Costs write "
+        "throughput, not recovery time: a restart reads single-record batches as fast as batched ones"))
     max_team_labels: int = Field(200, ge=1, description="distinct team label values before new ones become 'other'")
     max_rep_labels: int = Field(500, ge=0, description="distinct rep label values (on leadsla_sla_breaches_total) before new ones become 'other'; 0: no rep label")
     data_dir: Path = Field(Path(".leadsla"), description="Faust's local data directory")
     log_level: str = Field("info", description="debug, info, warning or error")
-    session_timeout: float = Field(10.0, description="consumer group session timeout (duration)")
-    heartbeat_interval: float = Field(1.0, description="consumer group heartbeat (duration)")
-    rebalance_timeout: float = Field(20.0, description="consumer group rebalance timeout (duration)")
+    session_timeout: float = Field(10.0, description=(
+        "consumer group session timeout (duration): a worker that stops without leaving the group (SIGKILL, "
+        "a lost host) keeps its partitions this long before the others take them over. The embedded broker "
+        "holds a JoinGroup for about 5 s: keep this well above that, so that no live worker is dropped "
+        "from the group while it rejoins (python -m bench.recovery measures kill to takeover)"))
+    heartbeat_interval: float = Field(1.0, description=(
+        "consumer group heartbeat (duration); a worker learns that a rebalance began, or that a dead "
+        "member's session ran out, at its next heartbeat"))
+    rebalance_timeout: float = Field(20.0, description=(
+        "consumer group rebalance timeout (duration): how long the group waits for its members to rejoin"))
     commit_interval: float = Field(2.8, description="offset commit interval (duration); each commit first flushes the producer")
     broker_probe_interval: float = Field(2.0, gt=0, description="how often a running worker checks that the broker answers (duration)")
     broker_probe_timeout: float = Field(2.0, gt=0, description="how long one check may take before the broker counts as unreachable (duration)")

@@ -257,3 +257,32 @@ def test_settings_are_frozen() -> None:
         s.web_port = 1  # type: ignore[misc]
     assert info.value.errors()[0]["type"] == "frozen_instance"
     assert s.web_port == 6066
+
+
+def test_consumer_group_timing_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a SIGKILLed worker costs the group (bench/recovery.py): its
+    # partitions move after the session timeout; the embedded broker holds a
+    # JoinGroup for about 5 s, so the session timeout stays well above that.
+    s = Settings()
+    assert (s.session_timeout, s.heartbeat_interval, s.rebalance_timeout, s.commit_interval) == (10.0, 1.0, 20.0, 2.8)
+    assert s.session_timeout >= 2 * 5.0 and s.heartbeat_interval <= s.session_timeout / 3
+    assert s.single_record_batches is True
+    monkeypatch.setenv("LEADSLA_SESSION_TIMEOUT", "15s")
+    monkeypatch.setenv("LEADSLA_HEARTBEAT_INTERVAL", "500ms")
+    monkeypatch.setenv("LEADSLA_REBALANCE_TIMEOUT", "PT1M")
+    s = Settings()
+    assert (s.session_timeout, s.heartbeat_interval, s.rebalance_timeout) == (15.0, 0.5, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("field", "says"),
+    [
+        ("session_timeout", "keeps its partitions this long"),
+        ("session_timeout", "about 5 s"),
+        ("heartbeat_interval", "at its next heartbeat"),
+        ("single_record_batches", "can end table recovery early"),
+        ("single_record_batches", "not recovery time"),
+    ],
+)
+def test_group_and_recovery_settings_say_what_they_cost(field: str, says: str) -> None:
+    assert says in (Settings.model_fields[field].description or "")
