@@ -379,6 +379,22 @@ class PolicySet:
 # -- loading, with positions in errors -------------------------------------------
 
 
+def read_policies_text(path: Path) -> str:
+    """The text of a policies file: UTF-8, at most ``MAX_POLICY_FILE_BYTES``
+    bytes. Raises :class:`PolicyError` naming the file when it cannot be read,
+    is too large or is not UTF-8."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read the policies file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_POLICY_FILE_BYTES:
+        raise PolicyError(f"{path}: larger than {MAX_POLICY_FILE_BYTES} bytes; is this the right file?")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 def load_policies(path: str | Path) -> PolicySet:
     """Read, check and compile a policies file.
 
@@ -388,16 +404,7 @@ def load_policies(path: str | Path) -> PolicySet:
     or used; see :func:`parse_policies` for the form of the message.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise PolicyError(f"{p}: cannot read the policies file: {exc.strerror or exc}") from None
-    if len(raw) > MAX_POLICY_FILE_BYTES:
-        raise PolicyError(f"{p}: larger than {MAX_POLICY_FILE_BYTES} bytes; is this the right file?")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PolicyError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = read_policies_text(p)
     return parse_policies(text, source=str(p))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from leadsla.models.policy import MAX_POLICY_FILE_BYTES, PolicyError, parse_policies
+from leadsla.models.policy import PolicyError, parse_policies, read_policies_text
 
 
 class EditError(ValueError):
@@ -25,12 +25,9 @@ def write_target_goal(path: Path, name: str, goal: int, deliver: str = "lead.mql
     none of that name. Returns "updated" or "added". Raises EditError (an
     unreadable file, a flow-style ``targets:``, a result that would not load)."""
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise EditError(f"{path}: cannot read the policies file: {exc.strerror or exc}") from None
-    if len(raw) > MAX_POLICY_FILE_BYTES:
-        raise EditError(f"{path}: larger than {MAX_POLICY_FILE_BYTES} bytes")
-    text = raw.decode("utf-8", errors="strict")
+        text = read_policies_text(path)
+    except PolicyError as exc:
+        raise EditError(str(exc)) from None
     try:
         parse_policies(text, source=str(path))
     except PolicyError as exc:

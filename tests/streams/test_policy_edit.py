@@ -72,3 +72,10 @@ def test_a_flow_style_list_or_a_broken_file_is_left_untouched(tmp_path: Path) ->
 def test_write_target_needs_a_policies_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*ARGS, "--write-target", "mql_volume"]) == 2
     assert "--write-target needs --policies FILE" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_bytes(b"policies: \xff\n")
+    with pytest.raises(EditError, match="not UTF-8 text"):
+        write_target_goal(path, "mql_volume", 9)
