@@ -240,6 +240,7 @@ class Delivery:
     day: int
     count: int
     value: float
+    period_end: int = field(default=0, compare=False)  # the period's end (epoch µs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,10 +434,10 @@ def _deliver(st: LeadState, target: Target, event: LeadEvent, res: Transition) -
         if t >= prev[0]:
             return
         res.deliveries.append(Delivery(target.name, period.label, period.start_us,
-                                       period.day_of(prev[0], target.timezone), -1, -prev[1]))
+                                       period.day_of(prev[0], target.timezone), -1, -prev[1], period.end_us))
     st.delivered[key] = (t, value)
     res.deliveries.append(Delivery(target.name, period.label, period.start_us,
-                                   period.day_of(t, target.timezone), 1, value))
+                                   period.day_of(t, target.timezone), 1, value, period.end_us))
 
 
 def _policy(policies: PolicySet, name: str) -> Policy | None:

@@ -5,6 +5,7 @@ local midnights, so a DST change makes a day 23 or 25 hours long."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -80,3 +81,59 @@ def _midnight_us(day: date, zone: str) -> int:
 
 def _local_date(t_us: int, zone: str) -> date:
     return (_EPOCH + timedelta(microseconds=t_us)).astimezone(ZoneInfo(zone)).date()
+
+
+# -- accountability (contract §9) -------------------------------------------------
+
+POLICY, TARGET = "policy", "target"
+# Points a met target earns go to this team on the leaderboard: a target is
+# marketing's promise, a policy the promise of the team its clocks belong to.
+MARKETING_TEAM = "marketing"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One level judged for one period (one record on ``sla-periods``).
+
+    ``achieved`` is the share of met clocks (policies; None with no decision)
+    or the leads delivered (targets). ``judged`` is False when a policy had
+    fewer than ``min_decisions`` decisions: too few to judge a ratio, so the
+    period counts as met (it is no miss) but earns no points. ``strikes`` is
+    the run of missed periods ending with this one (0 when met) and
+    ``points`` what this period earned."""
+
+    met: bool
+    judged: bool
+    achieved: float | None
+    strikes: int
+    points: int
+    under_review: bool
+
+
+def judge_policy(met: int, breached: int, objective: float, min_decisions: int, strikes_before: int,
+                 review_after: int, points: int) -> Verdict:
+    """A policy's level for one team and period (contract §9): met when the
+    share of met clocks decided in the period is at least ``objective``.
+    Fewer than ``min_decisions`` decisions are not judged (a team with three
+    leads is not held to a ratio). Raises nothing."""
+    decided = met + breached
+    ratio = met / decided if decided else None
+    if decided < min_decisions:
+        return Verdict(True, False, ratio, 0, 0, False)
+    ok = ratio is not None and ratio >= objective
+    strikes = 0 if ok else strikes_before + 1
+    return Verdict(ok, True, ratio, strikes, points if ok else 0, strikes >= review_after)
+
+
+def judge_target(delivered: float, value: float, goal: int, value_goal: float | None, strikes_before: int,
+                 review_after: int, points: int) -> Verdict:
+    """A target for one period (contract §9): met when ``delivered ≥ goal``
+    and, where a value goal is set, ``value ≥ value_goal``."""
+    ok = delivered >= goal and (value_goal is None or value >= value_goal)
+    strikes = 0 if ok else strikes_before + 1
+    return Verdict(ok, True, delivered, strikes, points if ok else 0, strikes >= review_after)
+
+
+def period_decision_id(kind: str, name: str, team: str, label: str) -> str:
+    """The ``decision_id`` of a period's record: the same for every re-send."""
+    return hashlib.blake2b(f"{kind}\x1f{name}\x1f{team}\x1f{label}".encode(), digest_size=16).hexdigest()

@@ -119,6 +119,12 @@ class PolicySpec(_Strict):
     attempt: Selectors = Field(default_factory=list)
     min_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
     give_up: Selectors = Field(default_factory=list)
+    # Accountability (contract §9): the period each team's level is judged
+    # over, missed periods in a row before review, points for a met period.
+    period: Literal["month", "week", "quarter"] = "month"
+    period_timezone: str = "UTC"
+    review_after: Annotated[int, Field(ge=1, le=1000)] = 3
+    points: Annotated[int, Field(ge=0, le=1_000_000)] = 1
 
     _sel = field_validator("start", "stop", "pause", "resume", "attempt", "give_up", mode="before")(_selectors)
     _m = field_validator("match")(_check_match)
@@ -196,7 +202,8 @@ class TargetSpec(_Strict):
     timezone: str = "UTC"
     match: dict[str, MatchValue] = Field(default_factory=dict)
     pace_margin: Annotated[float, Field(ge=0, lt=1)] = 0.1
-    review_after: Annotated[int, Field(ge=1)] = 3
+    review_after: Annotated[int, Field(ge=1, le=1000)] = 3
+    points: Annotated[int, Field(ge=0, le=1_000_000)] = 1
 
     _sel = field_validator("deliver", mode="before")(_selectors)
     _m = field_validator("match")(_check_match)
@@ -262,6 +269,10 @@ class Policy:
     min_decisions: int = 10
     max_pause_us: int | None = None  # a pause longer than this ends by itself
     min_attempts: int | None = None  # set on a depth policy (contract §8)
+    period: str = "month"  # judged per period (contract §9): month, week or quarter
+    period_timezone: str = "UTC"
+    review_after: int = 3
+    points: int = 1
 
     @property
     def is_depth(self) -> bool:
@@ -316,6 +327,7 @@ class Target:
     value_goal: float | None = None
     pace_margin: float = 0.1
     review_after: int = 3
+    points: int = 1
 
     def delivers(self, event: LeadEvent) -> bool:
         """Does this event deliver the lead for this target?"""
@@ -467,6 +479,10 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = _unknown_key(loc[-1], _known_keys(loc[:-1]))
+            elif err["type"].startswith("date"):
+                # Pydantic's "invalid character in year" says nothing of the
+                # one form that works: name it.
+                msg = f"not a date: {err['input']!r}; write it as YYYY-MM-DD, such as 2026-12-25"
             raise fail(loc, msg) from None
 
     if not isinstance(data, dict):
@@ -493,6 +509,9 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
         if spec.calendar not in calendars:
             cal_at = ("defaults", "calendar") if "calendar" in inherited else ("policies", i, "calendar")
             raise fail(cal_at, f"unknown calendar {spec.calendar!r}; defined: {', '.join(sorted(calendars))}")
+        if not _known_zone(spec.period_timezone):
+            tz_at = ("defaults", "period_timezone") if "period_timezone" in inherited else ("policies", i, "period_timezone")
+            raise fail(tz_at, f"unknown IANA time zone {spec.period_timezone!r}")
         policies.append(
             Policy(
                 name=spec.name,
@@ -510,6 +529,10 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
                 min_decisions=spec.min_decisions,
                 max_pause_us=spec.max_pause,
                 min_attempts=spec.min_attempts,
+                period=spec.period,
+                period_timezone=spec.period_timezone,
+                review_after=spec.review_after,
+                points=spec.points,
             )
         )
     targets = []
@@ -541,9 +564,20 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
                 value_goal=t.value_goal,
                 pace_margin=t.pace_margin,
                 review_after=t.review_after,
+                points=t.points,
             )
         )
     return PolicySet(tuple(policies), calendars, source, tuple(targets))
+
+
+def _known_zone(name: str) -> bool:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(name)
+    except Exception:
+        return False
+    return True
 
 
 def _compile_calendar(name: str, spec: CalendarSpec, fail: Any) -> Calendar:
@@ -679,6 +713,10 @@ _POLICY_SCALARS: dict[str, _Expect] = {
     "at_risk": (_NUMBER, False),
     "objective": (_NUMBER, False),
     "min_decisions": (_NUMBER, False),
+    "period": (_TEXT, False),
+    "period_timezone": (_TEXT, False),
+    "review_after": (_NUMBER, False),
+    "points": (_NUMBER, False),
 }
 _TYPED_TAGS = {f"tag:yaml.org,2002:{t}": t for t in ("int", "float", "bool", "null", "timestamp")}
 # A bare duration is seconds, written in plain decimal. Ints exclude a leading
@@ -734,7 +772,7 @@ def _in_policy(rest: tuple[Any, ...]) -> _Expect | None:
 def _in_target(rest: tuple[Any, ...]) -> _Expect | None:
     if rest in (("name",), ("description",), ("period",), ("timezone",), ("value", "by")):
         return (_TEXT, False)
-    if rest in (("goal",), ("value_goal",), ("pace_margin",), ("review_after",), ("value", "default")):
+    if rest in (("goal",), ("value_goal",), ("pace_margin",), ("review_after",), ("points",), ("value", "default")):
         return (_NUMBER, rest == ("value_goal",))
     if len(rest) == 3 and rest[:2] == ("value", "weights"):
         return (_NUMBER, False)

@@ -234,3 +234,28 @@ def parse_delivery_key(key: str) -> tuple[str, str, int, int, int]:
     """The inverse of ``delivery_key``: (target, period, start µs, day, partition)."""
     target, period, start, day, part = key.split("|")
     return target, period, int(start), int(day), int(part)
+
+
+def period_cell_key(policy: str, label: str, end_us: int, partition: int, team: str) -> str:
+    """A period-cells table key: ``policy|period|period end µs|partition|team``
+    (value: ``[met, breached]`` decided in that period). The team label comes
+    last: it is the only part that may hold a ``|``."""
+    return f"{policy}|{label}|{end_us}|{partition}|{team}"
+
+
+def parse_period_cell_key(key: str) -> tuple[str, str, str, int, int]:
+    """The inverse of ``period_cell_key``: (policy, team, period, end µs, partition)."""
+    policy, label, end, part, team = key.split("|", 4)
+    return policy, team, label, int(end), int(part)
+
+
+def ledger_key(kind: str, name: str, team: str) -> str:
+    """The key of one judged level (contract §9) on the period-reports topic and
+    in the period ledger: ``kind|name|team`` (team empty for a target)."""
+    return f"{kind}|{name}|{team}"
+
+
+def parse_ledger_key(key: str) -> tuple[str, str, str]:
+    """The inverse of ``ledger_key``: (kind, name, team)."""
+    kind, name, team = key.split("|", 2)
+    return kind, name, team

@@ -3,7 +3,8 @@ counters and histograms, the partition's gauges and its window cells."""
 
 from __future__ import annotations
 
-from leadsla.models.clock import BREACHED, CORRECTED, Transition
+from leadsla.models.clock import BREACHED, CORRECTED, MET, Decision, Transition
+from leadsla.models.periods import period_of
 from leadsla.models.policy import PolicySet
 from leadsla.streams import windows
 from leadsla.streams.codec import outcome_record
@@ -21,6 +22,7 @@ class Effects:
         self.metrics = metrics
         self.sink = sink
         self.goals = {p.name: p.goal_us for p in policies.policies}
+        self.periods = {p.name: (p.period, p.period_timezone) for p in policies.policies}
 
     def apply(self, rt: PartitionRuntime, tr: Transition, now_us: int) -> None:
         """Act on one transition of a lead owned by ``rt`` at wall time ``now_us`` (epoch µs)."""
@@ -50,6 +52,7 @@ class Effects:
                 if d.attempts is not None:
                     m.depth_of(d.policy).observe(d.attempts)
             self.sink.outcome(d.lead_id, outcome_record(d, goal[d.policy]))
+            self._count_in_period(rt, d)
         for a in tr.at_risk:
             if a.policy in goal:
                 m.at_risk_of(a.policy, a.team).inc()
@@ -81,3 +84,18 @@ class Effects:
                     m.followup_of(t.team).observe(t.latency_us / 1_000_000)
                     windows.add(rt, now_s, at_s, "first", team, 1)
                     windows.add(rt, now_s, at_s, "latency", team, t.latency_us / 1_000_000)
+
+    def _count_in_period(self, rt: PartitionRuntime, d: Decision) -> None:
+        """A decision counts in the period holding the moment it was settled:
+        its stop (met, or a give-up) or its deadline (breached). A correction
+        turns the breach it corrects into a met clock, in the breach's period."""
+        kind, zone = self.periods[d.policy]
+        at = d.deadline if d.outcome == CORRECTED or d.stopped_at is None else min(d.stopped_at, d.deadline)
+        p = period_of(at, kind, zone)
+        key = (d.policy, self.metrics.team(d.team), p.label, p.end_us)
+        if d.outcome == MET:
+            rt.decide(key, 1, 0)
+        elif d.outcome == BREACHED:
+            rt.decide(key, 0, 1)
+        else:
+            rt.decide(key, 1, -1)

@@ -28,9 +28,12 @@ from leadsla.streams.codec import (
     decode,
     delivery_key,
     parse_delivery_key,
+    parse_period_cell_key,
     parse_window_key,
+    period_cell_key,
 )
 from leadsla.streams.effects import Effects
+from leadsla.streams.ledger import PeriodReporter
 from leadsla.streams.metrics import Metrics
 from leadsla.streams.partition import PartitionRuntime
 from leadsla.streams.settings import Settings
@@ -65,6 +68,7 @@ class Engine:
         wall_us: Callable[[], int] = lambda: time.time_ns() // 1000,
         reread: Callable[[int, int], None] = lambda partition, offset: None,
         deliveries: MutableMapping[str, list[float]] | None = None,
+        period_cells: MutableMapping[str, list[float]] | None = None,
     ) -> None:
         self.settings = settings
         self.policies = policies
@@ -72,6 +76,7 @@ class Engine:
         self.store = store
         self.window_store = windows
         self.delivery_store: MutableMapping[str, list[float]] = {} if deliveries is None else deliveries
+        self.period_store: MutableMapping[str, list[float]] = {} if period_cells is None else period_cells
         self.sink = sink
         self.highwater = highwater
         self.wall_us = wall_us
@@ -87,6 +92,7 @@ class Engine:
         self._ttl = round(settings.state_ttl * 1_000_000)
         self._skew = round(settings.max_clock_skew * 1_000_000)
         self.targets = TargetBook(policies)
+        self.reporter = PeriodReporter(policies, sink, settings.partitions)
         self._deliveries_sweep_at = 0
 
     # -- partitions -------------------------------------------------------------
@@ -97,6 +103,10 @@ class Engine:
         wanted = set(partitions)
         positions = positions or {}
         for p in wanted:
+            old = self.runtimes.get(p)
+            if old is not None:  # cells changed since the last timer pass are read back below
+                self._flush_deliveries(old)
+                self._flush_periods(old)
             self.runtimes[p] = PartitionRuntime(p, positions.get(p))
         team = self.metrics.team
         for lead_id, entry in list(self.store.items()):
@@ -123,6 +133,13 @@ class Engine:
             rt = self.runtimes.get(part)
             if rt is not None and part in wanted:
                 rt.deliveries[(target, period, start, day)] = [cell[0], cell[1]]
+                rt.targets_unsent.add((target, period, start))
+        for key, cell in list(self.period_store.items()):
+            policy, team_label, period, end, part = parse_period_cell_key(key)
+            rt = self.runtimes.get(part)
+            if rt is not None and part in wanted:
+                rt.period_cells[(policy, team_label, period, end)] = [cell[0], cell[1]]
+                rt.period_unsent.add((policy, team_label, period, end))
         now = self.wall_us()
         for p in wanted:
             self._watermark(self.runtimes[p], now)
@@ -133,9 +150,14 @@ class Engine:
         """Stop running partitions (a rebalance began): their runtimes, gauges
         and per-partition series go. Their leads stay until ``keep_only``:
         Faust recovers a partition it keeps across a rebalance from where it
-        stopped, trusting the table's data to still be there."""
+        stopped, trusting the table's data to still be there. Cells changed
+        since the last timer pass are written first (the caller drains the
+        sink): the next owner recovers them from the changelogs."""
         for p in partitions:
-            self.runtimes.pop(p, None)
+            rt = self.runtimes.pop(p, None)
+            if rt is not None:
+                self._flush_deliveries(rt)
+                self._flush_periods(rt)
 
     def keep_only(self, partitions: Iterable[int]) -> None:
         """After a rebalance, drop the leads and window cells of every
@@ -152,6 +174,8 @@ class Engine:
             del self.window_store[key]
         for key in [k for k in self.delivery_store if parse_delivery_key(k)[4] not in owned]:
             del self.delivery_store[key]
+        for key in [k for k in self.period_store if parse_period_cell_key(k)[4] not in owned]:
+            del self.period_store[key]
 
     def _runtime(self, partition: int) -> PartitionRuntime:
         rt = self.runtimes.get(partition)
@@ -240,10 +264,13 @@ class Engine:
                     self.window_store[key] = value
                 self.sink.window(rt.partition, key, value)
             self._flush_deliveries(rt)
+            self._flush_periods(rt)
+            self.reporter.report(rt)
         if now >= self._deliveries_sweep_at:
             self._deliveries_sweep_at = now + 3600 * 1_000_000  # hourly is plenty
             for rt in self.runtimes.values():
-                self._sweep_deliveries(rt, now)
+                self._sweep_deliveries(rt)
+                self._sweep_periods(rt)
         return handled
 
     def _flush_deliveries(self, rt: PartitionRuntime) -> None:
@@ -255,11 +282,32 @@ class Engine:
             self.sink.delivery(rt.partition, key, value)
         rt.deliveries_dirty.clear()
 
-    def _sweep_deliveries(self, rt: PartitionRuntime, now_us: int) -> None:
-        """Cells of periods that ended more than a period ago go (a period is
-        judged once, after its end, so the previous one is still kept)."""
-        for cell_key in [k for k in rt.deliveries if self.targets.expired(k[0], k[2], now_us)]:
+    def _flush_periods(self, rt: PartitionRuntime) -> None:
+        """One changelog record per changed period cell per timer pass."""
+        for cell_key in rt.period_dirty:
+            key = period_cell_key(cell_key[0], cell_key[2], cell_key[3], rt.partition, cell_key[1])
+            value = rt.period_cells[cell_key]
+            self.period_store[key] = value
+            self.sink.period_cell(rt.partition, key, value)
+        rt.period_dirty.clear()
+
+    def _sweep_periods(self, rt: PartitionRuntime) -> None:
+        """Period cells go a whole period after their period was reported
+        closed (kept meanwhile for the compliance of the last period)."""
+        for cell_key in [k for k in rt.period_cells if self.reporter.expired(k[0], k[3], rt.reported)]:
+            del rt.period_cells[cell_key]
+            rt.period_unsent.discard(cell_key)
+            key = period_cell_key(cell_key[0], cell_key[2], cell_key[3], rt.partition, cell_key[1])
+            self.period_store.pop(key, None)
+            self.sink.period_cell(rt.partition, key, None)
+
+    def _sweep_deliveries(self, rt: PartitionRuntime) -> None:
+        """Cells of periods that ended more than a period ago, in event time,
+        go (a period is judged once, after its end, so the previous one is
+        still kept; a backlog replay reports each period before it goes)."""
+        for cell_key in [k for k in rt.deliveries if self.targets.expired(k[0], k[2], rt.reported)]:
             del rt.deliveries[cell_key]
+            rt.targets_unsent.discard(cell_key[:3])
             key = delivery_key(*cell_key, rt.partition)
             self.delivery_store.pop(key, None)
             self.sink.delivery(rt.partition, key, None)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from leadsla.models.events import EVENT_TYPES
@@ -282,3 +282,48 @@ def _target_families(statuses: list[Any]) -> Iterator[GaugeMetricFamily]:
                 fam["cumulative"].add_metric([t.name, str(d)], total)
             fam["line"].add_metric([t.name, str(d)], t.goal * d / st.days)
     yield from fam.values()
+
+
+class LedgerCollector:
+    """The period ledger at scrape time (contract §9): strikes and review per
+    judged level, the last judged period's verdict, and the points
+    leaderboard. ``levels()`` yields (kind, name, team, ledger entry) for the
+    levels this worker keeps; with several workers each keeps a share of the
+    levels, so ``max()`` the per-level gauges and ``sum()`` the points."""
+
+    def __init__(self, levels: Callable[[], Iterable[tuple[str, str, str, dict[str, Any]]]],
+                 late: Callable[[], int], points_team: Callable[[str, str], str]) -> None:
+        self._levels = levels
+        self._late = late
+        self._points_team = points_team
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        labels = ["kind", "name", "team"]
+        strikes = GaugeMetricFamily("leadsla_period_strikes", "Consecutive missed periods of each judged level (0 once met).", labels=labels)
+        review = GaugeMetricFamily("leadsla_period_under_review", "1 once a level's strikes reach its review_after: the agreement is due for review.", labels=labels)
+        met = GaugeMetricFamily("leadsla_period_met", "1 if the last judged period of a level was met, 0 if missed.", labels=labels)
+        achieved = GaugeMetricFamily("leadsla_period_achieved", "The last judged period's achievement: share of met clocks (policies) or leads delivered (targets).", labels=labels)
+        points = GaugeMetricFamily("leadsla_team_points", "Points earned for met periods, by team (the leaderboard; targets' go to team marketing).", labels=["team"])
+        board: dict[str, float] = {}
+        for kind, name, team, entry in self._levels():
+            key = [kind, name, team]
+            strikes.add_metric(key, entry["strikes"])
+            last = entry.get("last")
+            if last is not None:
+                review.add_metric(key, 1 if last["under_review"] else 0)
+                met.add_metric(key, 1 if last["met"] else 0)
+                if last["achieved"] is not None:
+                    achieved.add_metric(key, last["achieved"])
+            team_label = self._points_team(kind, team)
+            board[team_label] = board.get(team_label, 0.0) + entry["points"]
+        for team, n in sorted(board.items()):
+            points.add_metric([team], n)
+        yield strikes
+        yield review
+        yield met
+        yield achieved
+        yield points
+        yield CounterMetricFamily("leadsla_period_late_reports", "Period shares that arrived after their period was judged (not counted in it).", value=self._late())

@@ -10,6 +10,7 @@ from leadsla.models.clock import NEVER, PAUSED, ClockRef, Delivery
 from leadsla.streams.index import DeadlineIndex
 
 GaugeKey = tuple[str, str]  # (policy, team label)
+PeriodKey = tuple[str, str, str, int]  # (policy, team label, period label, period end µs)
 
 
 class PartitionRuntime:
@@ -19,7 +20,8 @@ class PartitionRuntime:
 
     __slots__ = ("partition", "index", "max_event_time", "watermark", "last_offset", "caught_up",
                  "next_offset", "gap_from", "open", "at_risk", "paused", "windows", "dirty", "deliveries",
-                 "deliveries_dirty")
+                 "deliveries_dirty", "period_cells", "period_dirty", "period_unsent", "targets_unsent",
+                 "reported", "report_at")
 
     def __init__(self, partition: int, resume_at: int | None = None) -> None:
         self.partition = partition
@@ -41,6 +43,16 @@ class PartitionRuntime:
         # (target, period, period start µs, day) -> [leads, weighted value]
         self.deliveries: dict[tuple[str, str, int, int], list[float]] = {}
         self.deliveries_dirty: set[tuple[str, str, int, int]] = set()
+        # (policy, team label, period label, period end µs) -> [met, breached]
+        self.period_cells: dict[PeriodKey, list[float]] = {}
+        self.period_dirty: set[PeriodKey] = set()  # to write to the changelog
+        self.period_unsent: set[PeriodKey] = set()  # changed since its period's partial was sent
+        self.targets_unsent: set[tuple[str, str, int]] = set()  # (target, period label, start µs) likewise
+        # Periods are reported closed through ``reported`` (epoch µs; NEVER:
+        # not yet, so the first timer pass reports); the next report is due
+        # when the closed time reaches ``report_at``.
+        self.reported = NEVER
+        self.report_at = NEVER
 
     def check_offset(self, offset: int) -> tuple[int, int] | None:
         """Track that every offset reaches the engine, contiguously from the
@@ -96,6 +108,22 @@ class PartitionRuntime:
         cell[0] += d.count
         cell[1] += d.value
         self.deliveries_dirty.add(key)
+        self.targets_unsent.add((d.target, d.period, d.period_start))
+        if d.period_end <= self.reported:
+            self.report_at = NEVER  # a late delivery for a period reported closed: send it again
+
+    def decide(self, key: PeriodKey, met: int, breached: int) -> None:
+        """Count a decision (or its correction: met +1, breached -1) in its
+        period's cell; ``key`` is (policy, team label, period, period end µs)."""
+        cell = self.period_cells.get(key)
+        if cell is None:
+            cell = self.period_cells[key] = [0.0, 0.0]
+        cell[0] += met
+        cell[1] += breached
+        self.period_dirty.add(key)
+        self.period_unsent.add(key)
+        if key[3] <= self.reported:
+            self.report_at = NEVER  # a late decision for a period reported closed: send it again
 
     def count(self, ref: ClockRef, team: str, sign: int) -> None:
         """Add (+1) or remove (-1) one lead's clock from the gauges; ``team``

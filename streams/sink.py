@@ -30,7 +30,9 @@ Record = tuple[str, bytes | None, bytes | None, int | None, Headers | None]
 # record, whatever the topics are called.
 OUTCOMES, DEAD_LETTERS, LEAD_CHANGELOG, WINDOW_CHANGELOG = "outcomes", "dead_letters", "lead_changelog", "window_changelog"
 DELIVERY_CHANGELOG = "delivery_changelog"
-SINK_TOPICS = (OUTCOMES, DEAD_LETTERS, LEAD_CHANGELOG, WINDOW_CHANGELOG, DELIVERY_CHANGELOG)
+PERIOD_CHANGELOG, PERIOD_REPORTS, PERIODS = "period_changelog", "period_reports", "periods"
+SINK_TOPICS = (OUTCOMES, DEAD_LETTERS, LEAD_CHANGELOG, WINDOW_CHANGELOG, DELIVERY_CHANGELOG, PERIOD_CHANGELOG,
+               PERIOD_REPORTS, PERIODS)
 
 # The worker's producer refuses a record larger than this (Faust's
 # producer_max_request_size, which the app leaves at its default; aiokafka's
@@ -58,6 +60,9 @@ class Sink(Protocol):
     def dead_letter(self, key: bytes | None, value: bytes | None, reason: str, error: str) -> None: ...
     def window(self, partition: int, key: str, value: float | None) -> None: ...
     def delivery(self, partition: int, key: str, value: list[float] | None) -> None: ...
+    def period_cell(self, partition: int, key: str, value: list[float] | None) -> None: ...
+    def period_report(self, key: str, value: bytes, partition: int | None = None) -> None: ...
+    def period_record(self, name: str, value: bytes) -> None: ...
 
 
 def cut_dead_letter(key: bytes | None, value: bytes, headers: Headers, max_bytes: int) -> tuple[bytes, Headers] | None:
@@ -114,6 +119,7 @@ class KafkaSink:
         *,
         metrics: Metrics | None = None,
         deliveries_topic: str | None = None,
+        periods: tuple[str, str, str] | None = None,
         max_request_size: int = PRODUCER_MAX_REQUEST_SIZE,
         retries: int = SEND_RETRIES,
         backoff: float = SEND_BACKOFF,
@@ -134,6 +140,10 @@ class KafkaSink:
                         outcomes_topic: OUTCOMES, dlq_topic: DEAD_LETTERS}
         if deliveries_topic is not None:
             self._labels[deliveries_topic] = DELIVERY_CHANGELOG
+        # (period-cells changelog, period-reports, sla-periods)
+        self._periods = periods
+        if periods is not None:
+            self._labels.update(zip(periods, (PERIOD_CHANGELOG, PERIOD_REPORTS, PERIODS), strict=True))
         # One delivery callback per topic, made once: the hot path only attaches it.
         self._on_delivery = {topic: self._delivery_callback(topic) for topic in self._labels}
         self._reported: dict[tuple[str, str], tuple[float, int]] = {}
@@ -152,6 +162,26 @@ class KafkaSink:
             return
         self.queue.append((self._deliveries, orjson.dumps(key), None if value is None else orjson.dumps(value),
                            partition, None))
+
+    def period_cell(self, partition: int, key: str, value: list[float] | None) -> None:
+        """A period-cells table cell ([met, breached]), or its tombstone (None)."""
+        if self._periods is None:
+            return
+        self.queue.append((self._periods[0], orjson.dumps(key), None if value is None else orjson.dumps(value),
+                           partition, None))
+
+    def period_report(self, key: str, value: bytes, partition: int | None = None) -> None:
+        """A record of the period-reports topic: a partition's share of a period
+        (``partition`` None: placed by its key) or a closed-through report."""
+        if self._periods is None:
+            return
+        self.queue.append((self._periods[1], key.encode(), value, partition, None))
+
+    def period_record(self, name: str, value: bytes) -> None:
+        """A judged period on ``sla-periods``, keyed by the policy or target name."""
+        if self._periods is None:
+            return
+        self.queue.append((self._periods[2], name.encode(), value, None, None))
 
     def outcome(self, lead_id: str, value: bytes) -> None:
         self.queue.append((self._outcomes, lead_id.encode(), value, None, None))

@@ -3,3 +3,4 @@
 INPUT = "lead-events"
 DLQ = "lead-events-dlq"
 OUTCOMES = "sla-outcomes"
+PERIODS = "sla-periods"

@@ -145,11 +145,12 @@ class Worker:
             raise
 
 
-def metric_sum(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+def metric_sum(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], metric: str, /,
+               **labels: str) -> float:
     """Sum of a metric's samples whose labels include ``labels``."""
     total = 0.0
     for (n, ls), v in samples.items():
-        if n == name and all(dict(ls).get(k) == val for k, val in labels.items()):
+        if n == metric and all(dict(ls).get(k) == val for k, val in labels.items()):
             total += v
     return total
 
@@ -175,6 +176,7 @@ class Setup:
             "LEADSLA_INPUT_TOPIC": self.topics["input"],
             "LEADSLA_DLQ_TOPIC": self.topics["dlq"],
             "LEADSLA_OUTCOMES_TOPIC": self.topics["outcomes"],
+            "LEADSLA_PERIODS_TOPIC": self.topics["periods"],
             "LEADSLA_PARTITIONS": "4",
             "LEADSLA_ALLOWED_LATENESS": "2s",
             "LEADSLA_TIMER_INTERVAL": "250ms",
@@ -200,7 +202,8 @@ def setup(broker: str, tmp_path: Path) -> Iterator[Callable[[str], Setup]]:
             broker=broker,
             tmp=tmp_path,
             policies=policies,
-            topics={"input": f"lead-events-{tag}", "dlq": f"lead-events-dlq-{tag}", "outcomes": f"sla-outcomes-{tag}"},
+            topics={"input": f"lead-events-{tag}", "dlq": f"lead-events-dlq-{tag}", "outcomes": f"sla-outcomes-{tag}",
+                    "periods": f"sla-periods-{tag}"},
             app_id=f"leadsla-test-{tag}",
         )
         made.append(s)

@@ -58,3 +58,44 @@ def test_periods_tile_time(t_us: int, kind: str, zone: str) -> None:
     assert nxt.start_us == p.end_us
     assert period_of(p.end_us - 1, kind, zone) == p
     assert 1 <= p.day_of(t_us, zone) <= p.days
+
+
+# -- accountability (contract §9) ------------------------------------------------
+
+
+def test_a_policy_level_is_met_at_its_objective_and_strikes_count_misses_in_a_row() -> None:
+    from leadsla.models.periods import judge_policy
+
+    v = judge_policy(19, 1, 0.95, 10, strikes_before=2, review_after=3, points=5)
+    assert (v.met, v.judged, v.achieved, v.strikes, v.points, v.under_review) == (True, True, 0.95, 0, 5, False)
+    v = judge_policy(18, 2, 0.95, 10, strikes_before=2, review_after=3, points=5)
+    assert (v.met, v.strikes, v.points, v.under_review) == (False, 3, 0, True)
+    assert judge_policy(18, 2, 0.95, 10, strikes_before=0, review_after=3, points=5).under_review is False
+
+
+def test_too_few_decisions_are_not_judged_on_a_ratio() -> None:
+    from leadsla.models.periods import judge_policy
+
+    v = judge_policy(0, 3, 0.95, 10, strikes_before=2, review_after=3, points=5)
+    # Not a miss (no strike, the run of misses ends) and no points either.
+    assert (v.met, v.judged, v.achieved, v.strikes, v.points, v.under_review) == (True, False, 0.0, 0, 0, False)
+    assert judge_policy(0, 0, 0.95, 1, 0, 3, 1).achieved is None
+
+
+def test_a_target_needs_its_goal_and_its_value_goal() -> None:
+    from leadsla.models.periods import judge_target
+
+    assert judge_target(100, 4000, 100, 4000, 1, 3, 2).met is True
+    assert judge_target(100, 3999, 100, 4000, 1, 3, 2).strikes == 2
+    assert judge_target(99, 9999, 100, None, 2, 3, 2).under_review is True
+    assert judge_target(100, 0, 100, None, 2, 3, 2).points == 2
+
+
+def test_a_period_record_id_is_stable_and_distinct() -> None:
+    from leadsla.models.periods import period_decision_id
+
+    a = period_decision_id("policy", "first_touch", "emea", "2026-10")
+    assert a == period_decision_id("policy", "first_touch", "emea", "2026-10")
+    assert len({a, period_decision_id("policy", "first_touch", "emea", "2026-11"),
+                period_decision_id("policy", "first_touch", "apac", "2026-10"),
+                period_decision_id("target", "first_touch", "emea", "2026-10")}) == 4

@@ -486,7 +486,8 @@ ERRORS = [
         "unknown default",
         "defaults:\n  colour: red\n" + MINIMAL_YAML,
         "p.yaml:2:3: defaults.colour: unknown key 'colour'; defaults can set: at_risk, attempt, calendar, give_up, "
-        "goal, match, max_pause, min_attempts, min_decisions, objective, on_restart, pause, resume",
+        "goal, match, max_pause, min_attempts, min_decisions, objective, on_restart, pause, period, period_timezone, "
+        "points, resume, review_after",
     ),
     (
         "invalid YAML",
@@ -874,8 +875,8 @@ UNKNOWN_KEYS = [
         "nothing close",
         _one(extra="    colour: red\n"),
         "p.yaml:6:5: policies[0].colour: unknown key 'colour'; known keys: at_risk, attempt, calendar, description, "
-        "give_up, goal, match, max_pause, min_attempts, min_decisions, name, objective, on_restart, pause, resume, "
-        "start, stop",
+        "give_up, goal, match, max_pause, min_attempts, min_decisions, name, objective, on_restart, pause, period, "
+        "period_timezone, points, resume, review_after, start, stop",
     ),
     (
         "a per-policy key in defaults",

@@ -47,6 +47,9 @@ class FakeSink:
     dead: list[tuple[bytes | None, bytes | None, str, str]] = field(default_factory=list)
     windows: list[tuple[int, str, float | None]] = field(default_factory=list)
     deliveries: list[tuple[int, str, list[float] | None]] = field(default_factory=list)
+    period_cells: list[tuple[int, str, list[float] | None]] = field(default_factory=list)
+    reports: list[tuple[str, bytes, int | None]] = field(default_factory=list)
+    periods: list[tuple[str, bytes]] = field(default_factory=list)
 
     def persist(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None:
         self.persisted.append((partition, lead_id, entry))
@@ -62,6 +65,15 @@ class FakeSink:
 
     def delivery(self, partition: int, key: str, value: list[float] | None) -> None:
         self.deliveries.append((partition, key, value))
+
+    def period_cell(self, partition: int, key: str, value: list[float] | None) -> None:
+        self.period_cells.append((partition, key, value))
+
+    def period_report(self, key: str, value: bytes, partition: int | None = None) -> None:
+        self.reports.append((key, value, partition))
+
+    def period_record(self, name: str, value: bytes) -> None:
+        self.periods.append((name, value))
 
     def records(self) -> list[dict[str, Any]]:
         """Every sla-outcomes value so far, decoded; the key must be the lead id."""
@@ -102,6 +114,7 @@ class Rig:
         store: dict[str, LeadEntry] | None = None,
         window_store: dict[str, float] | None = None,
         delivery_store: dict[str, list[float]] | None = None,
+        period_store: dict[str, list[float]] | None = None,
         **settings: Any,
     ) -> None:
         self.policies = policies if isinstance(policies, PolicySet) else pol(policies)
@@ -111,6 +124,7 @@ class Rig:
         self.store: dict[str, LeadEntry] = {} if store is None else store
         self.window_store: dict[str, float] = {} if window_store is None else window_store
         self.delivery_store: dict[str, list[float]] = {} if delivery_store is None else delivery_store
+        self.period_store: dict[str, list[float]] = {} if period_store is None else period_store
         self.sink = FakeSink()
         self.wall = WallClock(wall)
         self.hw: dict[int, int] = {}
@@ -126,6 +140,7 @@ class Rig:
             highwater=self.highwater,
             wall_us=self.wall,
             deliveries=self.delivery_store,
+            period_cells=self.period_store,
         )
         self.registry.register(RuntimeCollector(self.engine.views.snapshot, self.policies))
 

@@ -458,8 +458,8 @@ async def test_an_outage_makes_the_worker_not_ready_until_the_broker_is_back(
     assert engine.ready is True
     assert sample(registry, "leadsla_broker_up") == 1
     # The worker's topics, changelogs included, are there again with its partition count.
-    assert created == [("kafka-1:9092", ["lead-events", "lead-events-dlq", "sla-outcomes",
-                                         "leadsla-leads-changelog", "leadsla-team-windows-changelog"], 8)]
+    assert created == [("kafka-1:9092", ["lead-events", "lead-events-dlq", "sla-outcomes", "sla-periods",
+                                         "leadsla-period-reports", "leadsla-leads-changelog", "leadsla-team-windows-changelog"], 8)]
     # (a set: in the whole suite another test's handler can make caplog see a record twice)
     recreated = {r.getMessage() for r in caplog.records if "came back without" in r.getMessage()}
     assert recreated == {"the broker came back without lead-events: created them again with 8 partitions; records they "

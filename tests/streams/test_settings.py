@@ -25,7 +25,8 @@ def test_defaults_match_the_contract() -> None:
     assert s.dlq_topic == "lead-events-dlq"
     assert s.outcomes_topic == "sla-outcomes"
     assert (topics.INPUT, topics.DLQ, topics.OUTCOMES) == ("lead-events", "lead-events-dlq", "sla-outcomes")
-    assert s.required_topics() == ["lead-events", "lead-events-dlq", "sla-outcomes"]
+    assert s.required_topics() == ["lead-events", "lead-events-dlq", "sla-outcomes", "sla-periods",
+                                   "leadsla-period-reports"]
     assert s.broker is None
     assert s.policies == EXAMPLE_POLICIES
     assert EXAMPLE_POLICIES.name == "policies.example.yaml" and EXAMPLE_POLICIES.is_file()
@@ -165,7 +166,8 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     assert s.single_record_batches is False
     assert s.log_level == "debug"
     assert s.input_topic == "crm-events"
-    assert s.required_topics() == ["crm-events", "lead-events-dlq", "sla-outcomes"]
+    assert s.required_topics() == ["crm-events", "lead-events-dlq", "sla-outcomes", "sla-periods",
+                                   "leadsla-period-reports"]
 
 
 def test_explicit_values_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -301,7 +301,8 @@ async def test_permanent_errors_are_not_retried_and_the_rest_of_the_batch_is_sen
     assert [(t, k) for t, k, *_ in producer.sent] == [(OUTCOMES, b"lead-1"), (OUTCOMES, b"lead-3")]
     assert waits == []
     assert errors(metrics) == {"outcomes": 1.0, "dead_letters": 1.0, "lead_changelog": 1.0, "window_changelog": 0.0,
-                              "delivery_changelog": 0.0}
+                              "delivery_changelog": 0.0, "period_changelog": 0.0, "period_reports": 0.0,
+                              "periods": 0.0}
     assert [r.getMessage() for r in caplog.records] == [
         f"a record for {OUTCOMES} (outcomes) was not written: TopicAuthorizationFailedError: "
         "[Error 29] TopicAuthorizationFailedError",
