@@ -1,6 +1,6 @@
 """Alert rules, generated from the policies: breaches, at-risk clocks,
 multiwindow burn rates per policy and team, follow-up depth, delivery targets
-behind pace, and the pipeline's own health."""
+behind pace, agreements due for review, and the pipeline's own health."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from leadsla.dashboards.slo import (
     LAG_GROWING_FOR,
     NO_EVENTS_FOR,
     PREFIX,
+    REVIEW_FOR,
     TARGET_FORECAST_FOR,
     TARGET_LATE_SHARE,
     TARGET_PACE_FOR,
@@ -249,7 +250,30 @@ def pipeline_group(base: str) -> dict[str, Any]:
     }
 
 
+def period_group(base: str) -> dict[str, Any]:
+    """An agreement due for review (contract §9): a level missed its
+    review_after periods in a row. The gauge holds until a period is met, so
+    the alert stays until then: a standing item for the next SLA meeting,
+    not a page."""
+    return {
+        "name": "leadsla-period-alerts",
+        "rules": [
+            _alert(
+                "AgreementUnderReview",
+                "level:leadsla_period_under_review:max == 1",
+                "warning",
+                "A level of the SLA missed too many periods in a row: the agreement is due for review.",
+                "The {{ $labels.kind }} {{ $labels.name }}{{ if $labels.team }} (team {{ $labels.team }}){{ end }} "
+                "missed its level in its last periods in a row, as many as its review_after: its records on "
+                "sla-periods say by how much.",
+                base,
+                for_=REVIEW_FOR,
+            ),
+        ],
+    }
+
+
 def alert_rules(policies: PolicySet, base: str) -> dict[str, Any]:
     """Every alert group; ``base`` is the README the runbook links point into."""
     return {"groups": [sla_group(policies, base), burn_group(policies, base), target_group(base),
-                       pipeline_group(base)]}
+                       period_group(base), pipeline_group(base)]}

@@ -253,10 +253,13 @@ def gauge_panel(title: str, description: str, targets: Iterable[prometheus.Dataq
 
 
 def bargauge_panel(title: str, description: str, targets: Iterable[prometheus.Dataquery], unit: str,
-                   steps: Steps, min_val: float, max_val: float) -> bargauge.Panel:
+                   steps: Steps, min_val: float, max_val: float | None, decimals: int = 1) -> bargauge.Panel:
+    """Horizontal bars; ``max_val`` None scales them to the largest value."""
+    panel = _common(bargauge.Panel(), title, description, targets).unit(unit).min(min_val)
+    if max_val is not None:
+        panel = panel.max(max_val)
     return (
-        _common(bargauge.Panel(), title, description, targets)
-        .unit(unit).min(min_val).max(max_val).decimals(1).thresholds(_builder(thresholds(steps)))
+        panel.decimals(decimals).thresholds(_builder(thresholds(steps)))
         .orientation(common.VizOrientation.HORIZONTAL).display_mode(common.BarGaugeDisplayMode.BASIC)
         .value_mode(common.BarGaugeValueMode.COLOR).show_unfilled(True)
         .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))

@@ -207,8 +207,21 @@ def target_group() -> dict[str, Any]:
     return {"name": "leadsla-targets", "rules": rules}
 
 
+def period_group() -> dict[str, Any]:
+    """Periods and accountability (contract §9): each judged level (a
+    policy's team, or a target) is kept by one worker at a time, which may
+    change at a rebalance, so levels are taken with max(); each worker
+    reports the points of the levels it keeps, so points are summed."""
+    rules = [
+        _r(f"level:leadsla_period_{m}:max", f"max by (kind, name, team) (leadsla_period_{m})")
+        for m in ("strikes", "under_review", "met", "achieved")
+    ]
+    rules.append(_r("team:leadsla_team_points:sum", "sum by (team) (leadsla_team_points)"))
+    return {"name": "leadsla-periods", "rules": rules}
+
+
 def recording_rules(policies: PolicySet) -> dict[str, Any]:
     """Every recording rule group, SLIs first: the alert groups and the
     dashboards read these."""
     return {"groups": [*(sli_group(w) for w in WINDOWS), state_group(), pipeline_group(), policy_group(policies),
-                       target_group()]}
+                       target_group(), period_group()]}

@@ -115,6 +115,10 @@ TARGET_FORECAST_FOR = "1h"
 # its days: from then on any shortfall at the current pace misses the goal,
 # there is no time left for the pace margin to absorb it.
 TARGET_LATE_SHARE = 0.75
+# Periods: a judged level moves to another worker at a rebalance, and is
+# missing from the max() meanwhile; a few minutes keep that from resolving
+# and re-firing the review alert.
+REVIEW_FOR = "10m"
 
 
 def runbook(alert: str, base: str = RUNBOOK_BASE) -> str:

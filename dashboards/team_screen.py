@@ -1,6 +1,7 @@
 """The team screen: a few big numbers a sales floor reads from across the room
 (compliance today, clocks running and at risk, breaches), the follow-up speed
-against its goal and compliance against the objective."""
+against its goal, compliance against the objective, and the accountability
+ledger: points per team and strikes per level."""
 
 from __future__ import annotations
 
@@ -115,11 +116,36 @@ def compliance_vs_objective() -> Any:
     )
 
 
+def leaderboard() -> Any:
+    return p.bargauge_panel(
+        "Leaderboard: points",
+        "Points each team earned for periods it met (team:leadsla_team_points:sum): a policy's points go to "
+        "the team whose level was met, a target's to marketing. A period with fewer decisions than the "
+        "policy's min_decisions earns none. Periods are judged once, after they end (see sla-periods).",
+        [p.query(f"sort_desc(team:leadsla_team_points:sum{p.TEAM})", p.BY_TEAM, instant=True)],
+        p.COUNT, p.NEUTRAL, 0, None, decimals=0,
+    )
+
+
+def strikes(policies: PolicySet) -> Any:
+    review = max([x.review_after for x in (*policies.policies, *policies.targets)], default=3)
+    return p.bargauge_panel(
+        "Strikes: periods missed in a row",
+        "Each judged level's consecutive missed periods (level:leadsla_period_strikes:max): a policy per "
+        "team, or a target. Orange from the first miss; red at the level's review_after (here the file's "
+        f"largest, {review}), when the agreement is due for review and LeadSlaAgreementUnderReview fires. "
+        "A met period sets it back to 0.",
+        [p.query(f"sort_desc(level:leadsla_period_strikes:max{p.TEAM})", "{{name}} · {{team}}", instant=True)],
+        p.COUNT, ((None, "green"), (1.0, "orange"), (float(review), "red")), 0, float(review), decimals=0,
+    )
+
+
 def dashboard(policies: PolicySet) -> dict[str, Any]:
     rows = [
         p.Row(7, [(compliance_today(policies), 9), (open_clocks(), 5), (at_risk_clocks(), 5), (breaches_24h(), 5)]),
         p.Row(8, [(compliance_by_team(policies), 14), (error_budget_remaining(), 10)]),
         p.Row(10, [(followup_speed(), 12), (compliance_vs_objective(), 12)]),
+        p.Row(8, [(leaderboard(), 12), (strikes(policies), 12)]),
     ]
     return p.board(
         UID, TITLE,

@@ -47,6 +47,7 @@ SELECTOR = {
     "policy_team_rep": '{policy=~"$policy", team=~"$team"}',
     "target": '{target=~"$target"}',
     "target_day": '{target=~"$target"}',
+    "level": '{team=~"$team"}',
 }
 
 
