@@ -7,6 +7,7 @@ the minimum volume rule; a restart judges nothing again."""
 from __future__ import annotations
 
 import signal
+import urllib.error
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,10 +49,7 @@ def _lead(lead: str, at: datetime, team: str, met: bool) -> list[tuple[bytes, by
     return out
 
 
-def test_a_backlog_replay_closes_past_periods_with_records_and_strikes(setup) -> None:
-    s = setup(POLICIES)
-    create_topics(s.broker, list(s.topics.values()))
-    before, last = _months(datetime.now(UTC))
+def _history(before: datetime, last: datetime) -> list[tuple[bytes, bytes]]:
     history: list[tuple[bytes, bytes]] = []
     # emea: both months missed (0 of 3 met, then 1 of 3): two strikes, under review.
     for i in range(3):
@@ -69,7 +67,14 @@ def test_a_backlog_replay_closes_past_periods_with_records_and_strikes(setup) ->
         event(event_id="m2", lead_id="m2", type="lead.mql", occurred_at=iso(before + timedelta(days=2))),
         event(event_id="m3", lead_id="m3", type="lead.mql", occurred_at=iso(last + timedelta(days=2))),
     ]
-    publish(s.broker, s.topics["input"], history)
+    return history
+
+
+def test_a_backlog_replay_closes_past_periods_with_records_and_strikes(setup) -> None:
+    s = setup(POLICIES)
+    create_topics(s.broker, list(s.topics.values()))
+    before, last = _months(datetime.now(UTC))
+    publish(s.broker, s.topics["input"], _history(before, last))
     w = s.worker().start()
 
     expected = 8  # emea ×2, apac ×2, latam ×1, mqls ×2 … and one more would be a failure
@@ -116,3 +121,41 @@ def test_a_backlog_replay_closes_past_periods_with_records_and_strikes(setup) ->
     wait_for(strikes_shown, 60, "the period metrics after a restart")
     again = read_all(s.broker, s.topics["periods"], expect=len(recs) + 1, timeout=10)
     assert len(again) == len(recs)
+
+
+def test_two_workers_judge_each_period_once_from_all_partitions(setup) -> None:
+    """The levels' shares come from partitions owned by both workers, and
+    each level is judged on one of them: still one record per level and
+    period, with the same verdicts as one worker gives."""
+    s = setup(POLICIES)
+    create_topics(s.broker, list(s.topics.values()))
+    pair = s.worker("--workers", "2").start()
+    ports = (pair.web_port, pair.web_port + 1)
+
+    def split() -> bool:
+        try:
+            owned = [metric_sum(pair.metrics(p), "leadsla_owned_partitions") for p in ports]
+        except (urllib.error.URLError, OSError):
+            return False
+        return min(owned) > 0 and sum(owned) == 4
+
+    wait_for(split, 90, "the partitions split between the two workers")
+    before, last = _months(datetime.now(UTC))
+    publish(s.broker, s.topics["input"], _history(before, last))
+    recs = [orjson.loads(r.value) for r in read_all(s.broker, s.topics["periods"], expect=8, timeout=90)]
+    verdicts = sorted((x["name"], x["team"] or "", x["period"], x["met"], x["strikes"]) for x in recs)
+    p1, p2 = f"{before:%Y-%m}", f"{last:%Y-%m}"
+    assert verdicts == sorted([
+        ("first_touch", "apac", p1, True, 0), ("first_touch", "apac", p2, True, 0),
+        ("first_touch", "emea", p1, False, 1), ("first_touch", "emea", p2, False, 2),
+        ("first_touch", "latam", p1, True, 0),
+        ("mqls", "", p1, True, 0), ("mqls", "", p2, False, 1),
+    ])
+
+    def points() -> float:
+        return sum(metric_sum(pair.metrics(p), "leadsla_team_points", team="apac") for p in ports)
+
+    wait_for(lambda: points() == 6, 30, "the leaderboard summed over both workers")
+    reviews = [metric_sum(pair.metrics(p), "leadsla_period_under_review", name="first_touch", team="emea")
+               for p in ports]
+    assert sorted(reviews) == [0, 1]  # one worker keeps the level
