@@ -163,15 +163,26 @@ class Ledger:
             k = (key or b"").decode()
             msg = orjson.loads(value or b"")
             if k.startswith(CLOSED):
+                before = self.low_watermark(topic_partition)
                 self._closed(topic_partition, int(msg["partition"]), int(msg["closed"]))
-            else:
-                parse_ledger_key(k)
-                self._partial(topic_partition, k, msg)
+                low = self.low_watermark(topic_partition)
+                if low is None or low == before:
+                    return 0
+                return self._judge(topic_partition, low, list(self._store.items()))
+            parse_ledger_key(k)
+            if not self._partial(topic_partition, k, msg):
+                return 0
         except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
             log.warning("skipped a malformed period report on partition %d (%s)", topic_partition,
                         exc.__class__.__name__)
             return 0
-        return self._judge(topic_partition)
+        # A share usually comes before its partition's closed-through report,
+        # which judges; one for a period every partition has already closed
+        # (a first share that came late) is judged now, with what there is.
+        low = self.low_watermark(topic_partition)
+        if low is None or int(msg["end"]) > low:
+            return 0
+        return self._judge(topic_partition, low, [(k, self._store[k])])
 
     def _closed(self, tp: int, partition: int, closed: int) -> None:
         key = f"{CLOSED}|{tp}"
@@ -180,13 +191,14 @@ class Ledger:
             entry["closed"][str(partition)] = closed
             self._store[key] = entry  # assigned again: Faust writes the changelog on set
 
-    def _partial(self, tp: int, key: str, msg: dict[str, Any]) -> None:
+    def _partial(self, tp: int, key: str, msg: dict[str, Any]) -> bool:
+        """Keep a share; False when its period was judged already (dropped)."""
         entry = self._store.get(key) or {"k": tp, "strikes": 0, "points": 0, "judged_end": NEVER, "open": {},
                                          "last": None}
         end = int(msg["end"])
         if end <= entry["judged_end"]:
             self.late_partials += 1
-            return
+            return False
         per = entry["open"].setdefault(msg["period"], {"start": int(msg["start"]), "end": end, "parts": {}})
         if "met" in msg:
             per["parts"][str(int(msg["partition"]))] = [int(msg["met"]), int(msg["breached"])]
@@ -194,6 +206,7 @@ class Ledger:
             per["parts"][str(int(msg["partition"]))] = [float(msg["delivered"]), float(msg["value"])]
         entry["k"] = tp
         self._store[key] = entry
+        return True
 
     def low_watermark(self, tp: int) -> int | None:
         """The time every input partition is closed through, as reported on
@@ -206,12 +219,11 @@ class Ledger:
         except KeyError:
             return None
 
-    def _judge(self, tp: int) -> int:
-        low = self.low_watermark(tp)
-        if low is None:
-            return 0
+    def _judge(self, tp: int, low: int, entries: list[tuple[str, Any]]) -> int:
+        """Judge every period of ``entries`` (on topic partition ``tp``) that
+        ended by ``low``, oldest first."""
         judged = 0
-        for key, entry in list(self._store.items()):
+        for key, entry in entries:
             if key.startswith(CLOSED) or entry.get("k") != tp:
                 continue
             due = sorted((per["end"], label) for label, per in entry["open"].items() if per["end"] <= low)

@@ -223,3 +223,52 @@ def test_a_correction_turns_a_breach_into_a_met_clock_in_the_breach_period() -> 
     outcomes = [x["outcome"] for x in r.sink.records()]
     assert outcomes == ["breached", "corrected"]
     assert cell == [1, 0]
+
+
+def _ledger_alone() -> tuple[Ledger, Any, dict[str, Any]]:
+    r = Rig(POLICIES, wall=NOW, partitions=2)
+    store: dict[str, Any] = {}
+    return Ledger(r.policies, store, r.sink, 2, r.wall), r.sink, store
+
+
+def _share(end: int, partition: int, met: int, breached: int, label: str = "2026-10") -> bytes:
+    return orjson.dumps({"period": label, "start": OCT, "end": end, "partition": partition, "met": met,
+                         "breached": breached})
+
+
+def test_a_first_share_after_every_partition_closed_is_judged_at_once() -> None:
+    ledger, sink, _ = _ledger_alone()
+    for p in (0, 1):
+        ledger.handle(0, b"~closed|0", orjson.dumps({"partition": p, "closed": NOV + H}))
+    assert sink.periods == []
+    assert ledger.handle(0, b"policy|first_touch|emea", _share(NOV, 1, 3, 0)) == 1
+    (name, value), = sink.periods
+    rec = orjson.loads(value)
+    assert (name, rec["team"], rec["period"], rec["met"], rec["decided"]) == ("first_touch", "emea", "2026-10", True, 3)
+    # Judged once: the other partition's share, later still, is dropped and counted.
+    assert ledger.handle(0, b"policy|first_touch|emea", _share(NOV, 0, 0, 9)) == 0
+    assert len(sink.periods) == 1 and ledger.late_partials == 1
+
+
+def test_a_period_is_judged_when_the_last_partition_closes_it_not_before() -> None:
+    ledger, sink, store = _ledger_alone()
+    ledger.handle(1, b"policy|first_touch|emea", _share(NOV, 0, 1, 1))
+    ledger.handle(1, b"~closed|1", orjson.dumps({"partition": 0, "closed": NOV + H}))
+    ledger.handle(1, b"policy|first_touch|emea", _share(NOV, 1, 1, 0))
+    ledger.handle(1, b"~closed|1", orjson.dumps({"partition": 1, "closed": NOV - H}))  # not yet past the end
+    assert sink.periods == [] and ledger.low_watermark(1) == NOV - H
+    ledger.handle(1, b"~closed|1", orjson.dumps({"partition": 1, "closed": NOV}))
+    rec = orjson.loads(sink.periods[0][1])
+    assert (rec["met_clocks"], rec["breached_clocks"], rec["achieved"]) == (2, 1, 2 / 3)
+    # A closed-through time never goes back (a worker taking a partition over starts lower).
+    ledger.handle(1, b"~closed|1", orjson.dumps({"partition": 1, "closed": NOV - 5 * D}))
+    assert store["~closed|1"]["closed"]["1"] == NOV
+
+
+def test_a_malformed_report_is_skipped_and_logged_without_its_content(caplog: Any) -> None:
+    ledger, sink, store = _ledger_alone()
+    assert ledger.handle(0, b"policy|first_touch|emea", b"{not json lead-42") == 0
+    assert ledger.handle(0, b"nokind", _share(NOV, 0, 1, 0)) == 0
+    assert store == {} and sink.periods == []
+    assert all("lead-42" not in r.getMessage() for r in caplog.records)
+    assert sum("malformed period report" in r.getMessage() for r in caplog.records) == 2
