@@ -9,6 +9,7 @@ account token, or a user and password) never appears in a message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -119,9 +120,12 @@ def _message(exc: GrafanaException) -> str:
 
 
 def _redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every whole occurrence of a secret replaced by ``***``.
+    Whole: not next to a letter or digit, so a short password such as
+    ``admin`` hides itself without eating into ``administrator``."""
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "***")
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", "***", text)
     return text
 
 
