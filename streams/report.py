@@ -9,6 +9,7 @@ a terminal, a log file and an e-mail. JSON numbers are exact where whole
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -30,14 +31,20 @@ def _money(x: Fraction) -> str:
 
 
 def _plain(x: Fraction, places: int = 4) -> str:
-    """Up to ``places`` decimals, trailing zeros dropped (0.5, 0.125, 0.3333)."""
-    text = f"{float(x):,.{places}f}".rstrip("0").rstrip(".")
+    """Up to ``places`` decimals, trailing zeros dropped (0.5, 0.125, 0.3333);
+    a value too small for them keeps its first two significant digits
+    (0.00001), never rounded to 0."""
+    value = float(x)
+    if value and abs(value) < 10 ** -places:
+        places = min(20, 1 - math.floor(math.log10(abs(value))))
+    text = f"{value:,.{places}f}".rstrip("0").rstrip(".")
     return text or "0"
 
 
 def _pct(x: Fraction) -> str:
-    """A fraction as a percentage, up to two decimals (50%, 12.5%, 33.33%)."""
-    return f"{float(x * 100):.2f}".rstrip("0").rstrip(".") + "%"
+    """A fraction as a percentage, up to two decimals (50%, 12.5%, 33.33%;
+    0.001% for a tiny one, as ``_plain``)."""
+    return _plain(x * 100, 2) + "%"
 
 
 def table(title: str, rows: list[tuple[str, str, str]]) -> str:

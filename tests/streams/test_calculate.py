@@ -69,6 +69,16 @@ def test_decimal_inputs_are_exact(capsys: pytest.CaptureFixture[str]) -> None:
     assert (got["marketing_revenue_goal"], got["customers_needed"], got["leads_needed"]) == (300, 3, 10)
 
 
+def test_a_tiny_close_rate_is_shown_not_rounded_to_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["calculate", "--quota", "5000", "--marketing-share", "1", "--deal-size", "100",
+                        "--close-rate", "0.00001"], capsys)
+    assert code == 0
+    rows = {line.split("  ")[1].strip(): line for line in out.splitlines()[1:]}
+    assert rows["close rate"].split()[-1] == "0.001%"
+    assert rows["leads needed"].endswith("ceil(50 / 0.00001)")
+    assert "5,000,000" in rows["leads needed"]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
