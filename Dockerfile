@@ -1,4 +1,6 @@
-# leadsla worker image: `docker build -t leadsla .`, then `docker run leadsla run --broker kafka://…`.
+# leadsla worker image: `docker build -t leadsla .`, then
+# `docker run -e LEADSLA_API_TOKEN=… leadsla run --broker kafka://…`. The worker
+# listens on 0.0.0.0 here, so it refuses to start without a query API token.
 FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 \
