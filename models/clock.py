@@ -100,6 +100,7 @@ class Clock:
     opened_at: int = 0  # occurred_at of the start that began the open cycle
     attempts: int = 0  # depth policies: attempts in the open cycle, or the last decided one
     first_outcome: str | None = None  # the first cycle's decision: what a won deal's revenue is linked to
+    corrected_at: int = 0  # the stop a correction of the last decided cycle found (0: not corrected)
 
     @property
     def decided(self) -> int:
@@ -763,6 +764,7 @@ def _correct(c: Clock, policy: Policy, lead_id: str, t: int, w: int, now: int, r
     """The last cycle, breached by the timer, had in fact stopped at ``t``
     before its deadline: a correction record, never a rewrite."""
     c.last_open = False
+    c.corrected_at = t
     corrected_elapsed = None if c.last_paused else policy.calendar.elapsed(c.last_started, t)
     cycle = c.decided
     res.decisions.append(
@@ -801,6 +803,7 @@ def _decide(
         c.first_outcome = outcome
     c.last_outcome, c.last_started, c.last_deadline = outcome, c.started_at, c.deadline
     c.last_open = outcome == BREACHED and stopped_at is None
+    c.corrected_at = 0
     c.last_paused = c.paused
     c.last_end = c.deadline if stopped_at is None else stopped_at
 

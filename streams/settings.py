@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadsla.models.durations import DurationError, parse_duration_us
@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     policies: Path = Field(EXAMPLE_POLICIES, description="policies file (YAML)")
     web_host: str = Field("127.0.0.1", description="address of the metrics and query server")
     web_port: int = Field(6066, ge=0, le=65535, description="port of /metrics and the query API")
+    # Environment only (no flag: a flag would show in the process list). A
+    # SecretStr prints as '**********' in reprs, logs and validation errors.
+    api_token: SecretStr | None = Field(None, description=(
+        "bearer token the query API requires (Authorization: Bearer <token>) on every answer that names "
+        "leads; workers pass it to each other. Required when web_host is not a loopback address"))
+    advertised_host: str | None = Field(None, description=(
+        "host name other workers use to reach this one's query API; unset: web_host, or this machine's "
+        "name when web_host is a wildcard (0.0.0.0, ::)"))
+    peer_timeout: float = Field(5.0, gt=0, description="how long a worker waits for another worker's query API answer (duration)")
     allowed_lateness: float = Field(120.0, description="how late a stop may arrive and still count (duration)")
     replay_horizon: float = Field(7 * 86400.0, description="while catching up on a backlog, decide a clock only once the backlog's event time is this far past it, or the backlog is consumed (duration)")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="records larger than this go to the dead-letter topic")
@@ -88,6 +97,7 @@ class Settings(BaseSettings):
     input_topic: str = Field(topics.INPUT, description="lead events in")
     dlq_topic: str = Field(topics.DLQ, description="rejected records out")
     outcomes_topic: str = Field(topics.OUTCOMES, description="decisions out")
+    periods_topic: str = Field(topics.PERIODS, description="judged periods out (one record per level and period)")
     timer_interval: float = Field(0.5, description="how often due clocks are looked for (duration)")
     timer_batch: int = Field(5000, ge=1, description="due leads decided per partition per timer pass before yielding")
     single_record_batches: bool = Field(True, description=(
@@ -98,6 +108,9 @@ class Settings(BaseSettings):
     max_rep_labels: int = Field(500, ge=0, description="distinct rep label values (on leadsla_sla_breaches_total) before new ones become 'other'; 0: no rep label")
     data_dir: Path = Field(Path(".leadsla"), description="Faust's local data directory")
     log_level: str = Field("info", description="debug, info, warning or error")
+    # No bounds here: cmd_run refuses less than 1 in its own words. A
+    # supervisor's children get 1, so that they do not supervise in turn.
+    workers: int = Field(1, description="leadsla run: worker processes on this host, one consumer group (--workers)")
     session_timeout: float = Field(10.0, description=(
         "consumer group session timeout (duration): a worker that stops without leaving the group (SIGKILL, "
         "a lost host) keeps its partitions this long before the others take them over. The embedded broker "
@@ -116,7 +129,7 @@ class Settings(BaseSettings):
     _durations = field_validator(
         "allowed_lateness", "replay_horizon", "max_clock_skew", "state_ttl", "timer_interval",
         "session_timeout", "heartbeat_interval", "rebalance_timeout", "commit_interval",
-        "broker_probe_interval", "broker_probe_timeout", "broker_wait_max",
+        "broker_probe_interval", "broker_probe_timeout", "broker_wait_max", "peer_timeout",
         mode="before",
     )(_duration)
 
@@ -132,6 +145,14 @@ class Settings(BaseSettings):
         if "://" not in v:
             v = f"kafka://{v}"
         return v
+
+    @field_validator("api_token")
+    @classmethod
+    def _token(cls, v: SecretStr | None) -> SecretStr | None:
+        # An empty LEADSLA_API_TOKEN= is no token, not a token anyone can guess.
+        if v is None or not v.get_secret_value().strip():
+            return None
+        return SecretStr(v.get_secret_value().strip())
 
     @field_validator("log_level")
     @classmethod
@@ -150,6 +171,12 @@ class Settings(BaseSettings):
         url = self.broker or f"kafka://{EMBEDDED_LISTEN}"
         return ",".join(f"{host}:{port}" for host, port in broker_addresses(url))
 
+    @property
+    def reports_topic(self) -> str:
+        """The internal topic on which each partition reports its share of a
+        period and how far it has closed periods (see ``streams.ledger``)."""
+        return f"{self.app_id}-period-reports"
+
     def required_topics(self) -> list[str]:
         """Topics the monitor reads or writes that Faust does not create itself."""
-        return [self.input_topic, self.dlq_topic, self.outcomes_topic]
+        return [self.input_topic, self.dlq_topic, self.outcomes_topic, self.periods_topic, self.reports_topic]

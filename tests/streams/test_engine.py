@@ -615,12 +615,12 @@ def test_lead_view_of_a_running_lead() -> None:
             "first_touch": {
                 "status": "idle", "cycle": 1, "started_at": "2026-11-22T09:00:00Z", "deadline": None,
                 "judged_not_before": None, "at_risk": False, "team": "emea", "rep": "r-1", "last_outcome": "met",
-                "last_deadline": "2026-11-22T10:00:00Z",
+                "last_deadline": "2026-11-22T10:00:00Z", "corrected_at": None,
             },
             "disposition": {
                 "status": "running", "cycle": 1, "started_at": "2026-11-22T09:00:00Z",
                 "deadline": "2026-11-24T09:00:00Z", "judged_not_before": None, "at_risk": False, "team": "emea",
-                "rep": "r-1", "last_outcome": None, "last_deadline": None,
+                "rep": "r-1", "last_outcome": None, "last_deadline": None, "corrected_at": None,
             },
         },
         "too_late": [],
