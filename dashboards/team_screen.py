@@ -128,7 +128,7 @@ def leaderboard() -> Any:
 
 
 def strikes(policies: PolicySet) -> Any:
-    review = max([x.review_after for x in (*policies.policies, *policies.targets)], default=3)
+    review = max([p_.review_after for p_ in policies.policies] + [t.review_after for t in policies.targets], default=3)
     return p.bargauge_panel(
         "Strikes: periods missed in a row",
         "Each judged level's consecutive missed periods (level:leadsla_period_strikes:max): a policy per "

@@ -25,11 +25,15 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from leadsla.models.policy import PolicySet
+from leadsla.streams.api import Api, advertised_url, denied, exposure_problem, faust_members
 from leadsla.streams.codec import LeadEntry, state_from_bytes, state_to_bytes
 from leadsla.streams.engine import Engine
 from leadsla.streams.health import watch_broker
-from leadsla.streams.metrics import Metrics, RuntimeCollector
+from leadsla.streams.ledger import Ledger
+from leadsla.streams.metrics import LedgerCollector, Metrics, RuntimeCollector
 from leadsla.streams.offsets import GroupOffsets
+from leadsla.streams.screen import mount as mount_screen
+from leadsla.streams.screen import with_screen_paths
 from leadsla.streams.settings import Settings
 from leadsla.streams.sink import KafkaSink
 
@@ -95,6 +99,9 @@ class Monitor:
 
 def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRegistry | None = None) -> Monitor:
     registry = registry or CollectorRegistry()
+    problem = exposure_problem(settings)  # before anything starts (the CLI checks first, in one line)
+    if problem is not None:
+        raise ValueError(problem)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap()}",
@@ -103,6 +110,9 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        # What the group learns as this worker's address (query API routing):
+        # never a wildcard such as 0.0.0.0, which no peer can connect to.
+        canonical_url=advertised_url(settings),
         web_in_thread=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
@@ -139,6 +149,20 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         # value_type of list would make Faust look for a from_data on it.
         help="Leads and weighted value delivered per target, period, day and partition (summed on read).",
     )
+    period_cells = app.Table(
+        "period-cells",
+        partitions=settings.partitions,
+        key_type=str,
+        help="Met and breached clocks per policy, team, period and partition (summed on read).",
+    )
+    ledger_table = app.Table(
+        "period-ledger",
+        partitions=settings.partitions,
+        key_type=str,
+        help="Each judged level's open periods, strikes and points, and the partitions' closed-through times.",
+    )
+    reports_topic = app.topic(settings.reports_topic, partitions=settings.partitions, key_type=bytes,
+                              value_type=bytes, key_serializer="raw", value_serializer="raw")
     events_topic = app.topic(settings.input_topic, partitions=settings.partitions, key_type=bytes, value_type=bytes,
                              key_serializer="raw", value_serializer="raw")
 
@@ -159,6 +183,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         settings.dlq_topic,
         metrics=metrics,
         deliveries_topic=deliveries.changelog_topic.get_topic_name(),
+        periods=(period_cells.changelog_topic.get_topic_name(), settings.reports_topic, settings.periods_topic),
     )
     def reread(partition: int, offset: int) -> None:
         # Seek once the record being handled is done: Faust records the last
@@ -176,14 +201,29 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         highwater=highwater,
         reread=reread,
         deliveries=deliveries.data,
+        period_cells=period_cells.data,
     )
     registry.register(RuntimeCollector(engine.views.snapshot, policies))
+    ledger = Ledger(policies, ledger_table, sink, settings.partitions, engine.wall_us)
+
+    def owned_reports() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.reports_topic}
+
+    registry.register(LedgerCollector(lambda: ledger.levels(owned_reports()), lambda: ledger.late_partials,
+                                      ledger.points_team))
 
     @app.agent(events_topic, name="leadsla.process")
     async def process(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
             engine.handle(message.partition, message.offset, message.key, message.value)
+            await sink.drain()
+
+    @app.agent(reports_topic, name="leadsla.periods")
+    async def judge_periods(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            ledger.handle(message.partition, message.key, message.value)
             await sink.drain()
 
     @app.timer(settings.timer_interval, name="leadsla.deadlines")
@@ -227,6 +267,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
     async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         engine.ready = False
         engine.revoke(tp.partition for tp in revoked if tp.topic == settings.input_topic)
+        await sink.drain()  # cells the revoked partitions changed since the last timer pass
 
     watch_broker(app, engine, settings, registry)
     _pages(app, engine, registry)
@@ -235,7 +276,34 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
 
 
 def _pages(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:
-    """The worker's web pages: /metrics, /ready and the query API (read-only views)."""
+    """The worker's web pages: /metrics, /ready and the query API (read-only
+    views; streams.api). /metrics and /ready never need the token."""
+    settings = engine.settings
+    api = Api(engine.views, engine.policies, settings, str(app.conf.canonical_url),
+              lambda: faust_members(app, settings.input_topic), lambda: engine.ready)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_api(sender: Any, **kwargs: Any) -> None:
+        await api.close()
+
+    # The team screen: / (replacing Faust's index), its files and /api/screen.
+    mount_screen(app, engine, registry)
+
+    @app.page("/api/leads/{lead_id}")
+    async def api_lead(web: Any, request: Any, lead_id: str) -> Any:
+        return await api.lead(request, lead_id)
+
+    @app.page("/api/queue")
+    async def api_queue(web: Any, request: Any) -> Any:
+        return await api.queue(request)
+
+    @app.page("/api/compliance")
+    async def api_compliance(web: Any, request: Any) -> Any:
+        return await api.compliance(request)
+
+    @app.page("/openapi.json")
+    async def api_openapi(web: Any, request: Any) -> Any:
+        return with_screen_paths(await api.openapi(request))  # + /api/screen (streams.screen)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -247,6 +315,8 @@ def _pages(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:
 
     @app.page("/leads/{lead_id}")
     async def lead_page(web: Any, request: Any, lead_id: str) -> Any:
+        if (no := denied(settings, request.headers)) is not None:
+            return no
         view = engine.views.lead(lead_id)
         if view is None:
             return web.json({"error": "unknown lead on this worker (it may be owned by another worker)"}, status=404)
@@ -254,5 +324,7 @@ def _pages(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:
 
     @app.page("/reps/{rep}/queue")
     async def rep_page(web: Any, request: Any, rep: str) -> Any:
+        if (no := denied(settings, request.headers)) is not None:
+            return no
         clocks = engine.views.rep_queue(rep)
         return web.json({"rep": rep, "partitions": sorted(engine.runtimes), "open_clocks": clocks})

@@ -39,7 +39,10 @@ def test_wheel_has_one_top_level_package(wheel: zipfile.ZipFile) -> None:
 def test_wheel_maps_the_folders_and_ships_the_example(wheel: zipfile.ZipFile) -> None:
     names = set(wheel.namelist())
     for module in ("leadsla/models/clock.py", "leadsla/streams/cli.py", "leadsla/dashboards/render.py",
-                   "leadsla/streams/policies.example.yaml", "leadsla/__main__.py"):
+                   "leadsla/streams/policies.example.yaml", "leadsla/__main__.py",
+                   # the team screen's page, served from the package (streams.screen)
+                   "leadsla/streams/static/screen.html", "leadsla/streams/static/screen.css",
+                   "leadsla/streams/static/screen.js"):
         assert module in names, module
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "leadsla = leadsla.streams.cli:main" in wheel.read(entry).decode()

@@ -1,0 +1,382 @@
+// leadsla team screen. Every REFRESH_MS it asks the worker that served the
+// page for /api/compliance and /api/screen, and every QUEUE_EVERY-th time for
+// /api/queue (each answers for the whole group), and redraws without a
+// reload; the countdowns and the clock tick every second
+// in between, on the worker's time (the skew to this browser is measured on
+// each refresh). Data only ever reaches the page as text (textContent,
+// attributes, SVG geometry): never as markup.
+//
+// Auth: with LEADSLA_API_TOKEN set, open the page as /#token=<token>. The
+// token is kept in sessionStorage (this tab only) and removed from the
+// address bar, then sent as "Authorization: Bearer". A 401 hides the board.
+"use strict";
+
+(() => {
+  const REFRESH_MS = 5000;
+  // The queue is a pass over every lead each worker holds: asked every third
+  // refresh (the countdowns tick here in between).
+  const QUEUE_EVERY = 3;
+  const QUEUE_ROWS = 12;
+  const TOKEN_KEY = "leadsla.screen.token";
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const nf = new Intl.NumberFormat("en");
+
+  let token = takeToken();
+  let skewMs = 0; // worker clock minus browser clock
+  let busy = false;
+  let locked = false;
+  let lastOk = null;
+  let refreshes = 0;
+  let queue = null; // the last queue answer
+
+  const $ = (id) => document.getElementById(id);
+
+  // -- small DOM helpers: text only -----------------------------------------------
+
+  function el(tag, props, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (v === undefined || v === null) continue;
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = String(v);
+      else e.setAttribute(k, String(v));
+    }
+    for (const c of children) if (c !== null && c !== undefined) e.append(c); // strings become text nodes
+    return e;
+  }
+
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "text") e.textContent = String(v);
+      else e.setAttribute(k, String(v));
+    }
+    return e;
+  }
+
+  function setNumber(id, n) {
+    const e = $(id);
+    e.textContent = fmt(n);
+    e.dataset.value = String(n);
+    e.classList.toggle("zero", n === 0);
+  }
+
+  function fmt(n) {
+    if (n === null || n === undefined || Number.isNaN(n)) return "–";
+    return Number.isInteger(n) ? nf.format(n) : nf.format(Math.round(n * 10) / 10);
+  }
+
+  function pct(r) {
+    return r === null || r === undefined ? "–" : (r * 100).toFixed(1) + "%";
+  }
+
+  function two(n) {
+    return String(n).padStart(2, "0");
+  }
+
+  // "1d 02:03:04", "02:03:04"; "-00:05:00" once past.
+  function countdown(ms) {
+    const neg = ms < 0;
+    let s = Math.floor(Math.abs(ms) / 1000);
+    const d = Math.floor(s / 86400);
+    s -= d * 86400;
+    const text = `${two(Math.floor(s / 3600))}:${two(Math.floor((s % 3600) / 60))}:${two(s % 60)}`;
+    return (neg ? "-" : "") + (d ? `${d}d ` : "") + text;
+  }
+
+  // -- auth -------------------------------------------------------------------------
+
+  function takeToken() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    if (params.has("token")) {
+      const t = params.get("token");
+      if (t) sessionStorage.setItem(TOKEN_KEY, t);
+      else sessionStorage.removeItem(TOKEN_KEY);
+      // Off the address bar: a screen in a room is read by everyone.
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    return sessionStorage.getItem(TOKEN_KEY);
+  }
+
+  window.addEventListener("hashchange", () => {
+    token = takeToken();
+    locked = false;
+    queue = null;
+    refresh();
+  });
+
+  // -- fetching -----------------------------------------------------------------------
+
+  async function getJson(path) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    const r = await fetch(path, { headers, cache: "no-store", credentials: "omit" });
+    let body = null;
+    try {
+      body = await r.json();
+    } catch (e) {
+      body = null;
+    }
+    return { path, status: r.status, body };
+  }
+
+  async function refresh() {
+    if (busy || locked) return;
+    busy = true;
+    try {
+      const withQueue = queue === null || refreshes % QUEUE_EVERY === 0;
+      const t0 = Date.now();
+      const calls = [getJson("/api/compliance"), getJson("/api/screen")];
+      if (withQueue) calls.push(getJson(`/api/queue?limit=${QUEUE_ROWS}`));
+      const answers = await Promise.all(calls);
+      const t1 = Date.now();
+      const denied = answers.find((a) => a.status === 401);
+      if (denied) return lock(denied.body);
+      const failed = answers.find((a) => a.status !== 200 || a.body === null);
+      if (failed) return problem(`${failed.path} answered ${failed.status}` +
+                                 (failed.body && failed.body.error ? `: ${failed.body.error}` : ""));
+      const [c, s, q] = answers;
+      refreshes += 1;
+      skewMs = Date.parse(s.body.as_of) - (t0 + t1) / 2;
+      if (q) queue = q.body;
+      render(c.body, q ? q.body : null, s.body);
+      lastOk = new Date(Date.now() + skewMs);
+      const partial = [c.body, s.body, queue].some((a) => a.complete === false);
+      notice(partial ? "Some partitions have no worker right now (a rebalance): the numbers are incomplete." : null,
+             "warn");
+      const workers = s.body.workers ? s.body.workers.length : 1;
+      status(`Updated ${timeOf(lastOk)} · ${workers} worker${workers === 1 ? "" : "s"}`, false);
+      document.body.dataset.state = partial ? "partial" : "ok";
+    } catch (e) {
+      problem(`cannot reach the worker (${e && e.message ? e.message : e})`);
+    } finally {
+      busy = false;
+    }
+  }
+
+  function lock(body) {
+    locked = true;
+    queue = null;
+    document.body.dataset.state = "locked";
+    // Nothing of the group's data stays on screen without a valid token.
+    for (const id of ["compliance-rows", "deadlines", "targets", "leaderboard", "strikes-rows"]) $(id).replaceChildren();
+    const how = el("code", { text: `${location.origin}/#token=<LEADSLA_API_TOKEN>` });
+    const why = token
+      ? "The API refused the token (401)."
+      : "This screen needs the API token (401).";
+    notice([why, " Open ", how, " — the token stays in this browser tab only.",
+            body && body.error ? ` (${body.error})` : ""], "error");
+    status("Locked: no valid token", true);
+  }
+
+  function problem(message) {
+    document.body.dataset.state = lastOk ? "stale" : "error";
+    notice(lastOk ? `${message}. Showing the numbers of ${timeOf(lastOk)}.` : message, "error");
+    status(lastOk ? `Stale since ${timeOf(lastOk)}` : "No data", true);
+  }
+
+  function notice(parts, kind) {
+    const n = $("notice");
+    if (parts === null) {
+      n.hidden = true;
+      n.replaceChildren();
+      return;
+    }
+    n.className = "notice" + (kind === "warn" ? " warn" : "");
+    n.replaceChildren(...(Array.isArray(parts) ? parts : [parts]));
+    n.hidden = false;
+  }
+
+  function status(text, stale) {
+    const s = $("status");
+    s.textContent = text;
+    s.classList.toggle("stale", stale);
+  }
+
+  function timeOf(d) {
+    return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  }
+
+  // -- rendering ---------------------------------------------------------------------
+
+  function render(compliance, fresh, screen) {
+    renderCompliance(compliance, screen);
+    if (fresh) renderDeadlines(fresh);
+    renderTargets(screen.targets);
+    renderAccountability(screen);
+  }
+
+  function renderCompliance(compliance, screen) {
+    // The API answers per policy and team: the screen shows policies.
+    const byPolicy = new Map();
+    for (const r of compliance.policies) {
+      const p = byPolicy.get(r.policy) || { met: 0, breached: 0, open: 0, period: r.period };
+      p.met += r.met;
+      p.breached += r.breached;
+      p.open += r.open;
+      byPolicy.set(r.policy, p);
+    }
+    const rows = [];
+    let open = 0, atRisk = 0, breachesToday = 0, met = 0, decided = 0;
+    const periods = new Set();
+    for (const sp of screen.policies) {
+      const p = byPolicy.get(sp.policy) || { met: 0, breached: 0, open: 0, period: null };
+      if (p.period) periods.add(p.period);
+      const d = p.met + p.breached;
+      const ratio = d ? p.met / d : null;
+      open += p.open;
+      atRisk += sp.at_risk;
+      breachesToday += sp.today.breached;
+      met += p.met;
+      decided += d;
+      const verdict = ratio === null ? "muted" : ratio >= sp.objective ? "ok" : "bad";
+      const todayVerdict = sp.today.ratio === null ? "muted" : sp.today.ratio >= sp.objective ? "ok" : "bad";
+      rows.push(el("tr", { "data-policy": sp.policy },
+        el("td", { text: sp.policy }),
+        el("td", {}, el("span", { class: "period-met ok", text: fmt(p.met) }), el("span", { class: "sep", text: " · " }),
+          el("span", { class: "period-breached" + (p.breached ? " bad" : ""), text: fmt(p.breached) })),
+        el("td", { class: "period-ratio" },
+          el("span", { class: verdict, text: pct(ratio) }),
+          el("span", { class: "objective", text: ` / ${pct(sp.objective)}` })),
+        el("td", {}, el("span", { class: "today-met ok", text: fmt(sp.today.met) }), el("span", { class: "sep", text: " · " }),
+          el("span", { class: "today-breached" + (sp.today.breached ? " bad" : ""), text: fmt(sp.today.breached) })),
+        el("td", { class: "today-ratio " + todayVerdict, text: pct(sp.today.ratio) }),
+        el("td", { class: "open", text: fmt(p.open) }),
+        el("td", { class: "at-risk" + (sp.at_risk ? " risk" : ""), text: fmt(sp.at_risk) })));
+    }
+    $("compliance-rows").replaceChildren(...rows);
+    $("period-head").textContent = periods.size ? `This period (${[...periods].join(", ")})` : "This period";
+    setNumber("kpi-open", open);
+    setNumber("kpi-at-risk", atRisk);
+    setNumber("kpi-breaches-today", breachesToday);
+    const r = $("kpi-period-ratio");
+    r.textContent = pct(decided ? met / decided : null);
+    r.dataset.value = decided ? String(met / decided) : "";
+  }
+
+  function renderDeadlines(queue) {
+    const items = queue.clocks.map((row) => {
+      const classes = [row.at_risk ? "at-risk" : "", row.overdue ? "overdue" : ""].filter(Boolean).join(" ");
+      const cd = el("span", { class: "countdown" });
+      if (row.deadline) cd.dataset.deadline = row.deadline;
+      else cd.textContent = row.state; // paused, or pending without a start yet
+      const who = [row.team, row.rep].filter(Boolean).join(" · ");
+      return el("li", { class: classes || null, "data-lead": row.lead_id, "data-policy": row.policy },
+        cd,
+        el("span", { class: "what" },
+          el("span", { class: "tag state", text: row.at_risk ? "AT RISK" : row.state }),
+          el("span", { class: "policy", text: row.policy }),
+          who ? el("span", { class: "who", text: ` · ${who}` }) : null,
+          el("span", { class: "lead", text: ` · ${row.lead_id}` })));
+    });
+    $("deadlines").replaceChildren(...(items.length ? items : [el("li", { class: "empty", text: "No open clocks." })]));
+    const more = queue.total - queue.clocks.length;
+    $("queue-total").textContent = `${fmt(queue.total)} open${more > 0 ? ` · ${fmt(more)} more not shown` : ""}`;
+    $("queue-total").dataset.value = String(queue.total);
+    tick();
+  }
+
+  function renderTargets(targets) {
+    const box = $("targets");
+    if (!targets.length) {
+      box.replaceChildren(el("div", { class: "empty", text: "No delivery targets in the policies file." }));
+      return;
+    }
+    box.replaceChildren(...targets.map((t) => {
+      const onPace = t.cumulative.length ? t.cumulative[t.cumulative.length - 1] >= t.goal_line : true;
+      const figures = [
+        figure("Delivered", "delivered", t.delivered, t.goal, onPace ? "ok" : "risk"),
+        figure("Goal line today", "goal-line", t.goal_line, null, null),
+        figure("Forecast", "forecast", t.forecast, t.goal, t.forecast >= t.goal ? "ok" : "risk"),
+      ];
+      if (t.value_delivered !== null) {
+        figures.push(figure("Value", "value", t.value_delivered, t.value_goal, null));
+      }
+      return el("div", { class: "target", "data-target": t.target },
+        el("div", { class: "title", text: `${t.target} · ${t.period} · day ${t.day} of ${t.days}` }),
+        el("div", { class: "figures" }, ...figures),
+        waterfall(t));
+    }));
+  }
+
+  function figure(label, key, value, of, cls) {
+    const v = el("div", { class: "value " + (cls || ""), "data-key": key, "data-value": value, text: fmt(value) });
+    if (of !== null && of !== undefined) v.append(el("span", { class: "of", text: ` / ${fmt(of)}` }));
+    return el("div", { class: "figure" }, el("div", { class: "label", text: label }), v);
+  }
+
+  // Cumulative delivered per day (a column each day, the day's own leads
+  // bright on top: the waterfall), the goal line from 0 to the goal, and the
+  // forecast from today to the period's end.
+  function waterfall(t) {
+    const W = 640, H = 170, L = 44, R = 12, T = 10, B = 22;
+    const top = Math.max(t.goal, t.forecast, ...t.cumulative, 1) * 1.08;
+    const x = (day) => L + (W - L - R) * day / t.days;
+    const y = (v) => T + (H - T - B) * (1 - v / top);
+    const g = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
+                           "aria-label": `${t.target}: cumulative delivered per day against the goal line` });
+    for (const v of [0, t.goal]) {
+      g.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#2a3644", "stroke-width": 1 }));
+      g.append(svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", text: fmt(v) }));
+    }
+    const bw = Math.max(1, (W - L - R) / t.days * 0.78);
+    let before = 0;
+    t.cumulative.forEach((total, i) => {
+      const day = i + 1;
+      const line = t.goal * day / t.days;
+      const colour = total >= line ? "#3ddc84" : "#ffb020";
+      const x0 = x(i) + ((W - L - R) / t.days - bw) / 2;
+      g.append(svg("rect", { x: x0, y: y(before), width: bw, height: Math.max(0, y(0) - y(before)),
+                             fill: colour, "fill-opacity": 0.35, "data-day": day }));
+      g.append(svg("rect", { x: x0, y: y(total), width: bw, height: Math.max(1.5, y(before) - y(total)),
+                             fill: colour, "data-day": day, "data-cumulative": total }));
+      before = total;
+    });
+    g.append(svg("line", { x1: x(0), y1: y(0), x2: x(t.days), y2: y(t.goal), stroke: "#6cb8ff",
+                           "stroke-width": 2.5, "stroke-dasharray": "7 5", class: "goal-line" }));
+    if (t.cumulative.length) {
+      g.append(svg("line", { x1: x(t.day), y1: y(t.cumulative[t.cumulative.length - 1]), x2: x(t.days),
+                             y2: y(t.forecast), stroke: "#f4f7fa", "stroke-width": 1.5, "stroke-dasharray": "2 4",
+                             class: "forecast" }));
+    }
+    g.append(svg("text", { x: L, y: H - 6, text: "day 1" }));
+    g.append(svg("text", { x: W - R, y: H - 6, "text-anchor": "end", text: `day ${t.days}` }));
+    return g;
+  }
+
+  function renderAccountability(screen) {
+    const board = screen.leaderboard.map((r) => el("li", { "data-team": r.team },
+      el("span", { class: "team", text: r.team }), el("span", { class: "points", text: fmt(r.points) })));
+    $("leaderboard").replaceChildren(...(board.length ? board
+      : [el("li", { class: "empty", text: "No period judged yet." })]));
+    const rows = screen.levels.map((lv) => {
+      const name = lv.kind === "policy" ? `${lv.name} · ${lv.team}` : `${lv.name} (target)`;
+      const last = lv.last_met === null ? "–" : lv.last_met ? "met" : "missed";
+      return el("tr", { "data-kind": lv.kind, "data-name": lv.name, "data-team": lv.team,
+                        "data-under-review": lv.under_review ? "true" : "false" },
+        el("td", { text: name }),
+        el("td", { class: "strikes" + (lv.strikes ? " bad" : ""), text: `${lv.strikes} / ${lv.review_after}` }),
+        el("td", { class: lv.last_met === null ? "muted" : lv.last_met ? "ok" : "bad", text: last }),
+        el("td", {}, lv.under_review ? el("span", { class: "badge", text: "UNDER REVIEW" }) : null));
+    });
+    $("strikes-rows").replaceChildren(...(rows.length ? rows
+      : [el("tr", {}, el("td", { class: "empty", colspan: 4, text: "No level judged yet." }))]));
+  }
+
+  // -- every second -------------------------------------------------------------------
+
+  function tick() {
+    const now = Date.now() + skewMs;
+    $("clock").textContent = timeOf(new Date(now));
+    for (const cd of document.querySelectorAll("#deadlines .countdown[data-deadline]")) {
+      const left = Date.parse(cd.dataset.deadline) - now;
+      cd.textContent = countdown(left);
+      cd.closest("li").classList.toggle("overdue", left < 0);
+    }
+  }
+
+  setInterval(tick, 1000);
+  setInterval(refresh, REFRESH_MS);
+  tick();
+  refresh();
+})();
