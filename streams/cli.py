@@ -39,6 +39,8 @@ examples:
   leadsla broker                                # an embedded broker on 127.0.0.1:9092
   leadsla run --policies my.yaml --broker kafka://kafka:9092
   leadsla policies my.yaml                      # check a policies file and show what it means
+  leadsla lead L-1042                           # a lead's clocks, from a running worker
+  leadsla queue --team emea                     # open clocks, the most urgent first
   leadsla generate --policies my.yaml --out out # rules, alerts, Alertmanager and Grafana files
   GRAFANA_TOKEN=... leadsla dashboards push --grafana-url http://grafana:3000
 """
@@ -55,6 +57,97 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partitions", type=int, help="partitions of the topics leadsla creates (default 4) [LEADSLA_PARTITIONS]")
     p.add_argument("--allowed-lateness", help="how late a stop event may arrive and still count, e.g. 2m [LEADSLA_ALLOWED_LATENESS]")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="[LEADSLA_LOG_LEVEL]")
+
+
+PUBLISH_EPILOG = """\
+examples:
+  leadsla publish events.jsonl                  # one JSON event per line, keyed by lead_id
+  crm-export | leadsla publish -                # from standard input
+  leadsla publish --dry-run events.jsonl        # only check the lines; send nothing
+  leadsla publish leads.csv --map lead_id="Lead ID" --map occurred_at="Created" \\
+      --set type=lead.created --set source=marketing --timezone Europe/Berlin
+  leadsla publish export.txt --format csv --delimiter ';' --extra-columns attributes
+
+CSV: the first line names the columns. A column named like an event field
+(event_id, lead_id, type, occurred_at, source, segment, persona, team, rep,
+region, channel, amount, currency) fills it; --map FIELD=COLUMN takes another
+column, --map attributes.NAME=COLUMN fills one attribute, --set FIELD=VALUE
+gives every row the same value. Empty cells leave the field out. Without an
+event_id column each row's id is derived from its content, so publishing the
+same export twice counts each event once.
+
+exit status: 0 every line sent; 1 some lines rejected (reported on stderr as
+"line N: reason: error", not sent; the others were sent); 2 a bad option or
+file, a broker that does not answer, a missing topic or a failed delivery.
+"""
+
+READ_EPILOG = """\
+examples:
+  leadsla {cmd}                                  # everything so far, as JSON lines
+  leadsla {cmd} --follow                         # and new records as they come, until Ctrl-C
+  leadsla {cmd} --table {filters}
+"""
+
+
+def _event_parsers(sub: Any) -> None:
+    """The subcommands of contract §10 that move events: publish, outcomes, dead-letters."""
+    broker_help = ("Kafka bootstrap, e.g. kafka://127.0.0.1:9092 (default 127.0.0.1:9092) [LEADSLA_BROKER]; "
+                   "the embedded broker is never started")
+    pub = sub.add_parser("publish", help="send lead events from a JSON-lines or CSV file to lead-events",
+                         description="Send lead events to the input topic (LEADSLA_INPUT_TOPIC, default "
+                                     "lead-events), keyed by lead_id. Every line is first checked with the "
+                                     "monitor's own rules (LEADSLA_MAX_EVENT_BYTES, the event fields, "
+                                     "LEADSLA_MAX_CLOCK_SKEW): a line the monitor would dead-letter is reported "
+                                     "with its number and reason and not sent. A summary ends the run; a large "
+                                     "file shows progress on stderr.",
+                         epilog=PUBLISH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pub.add_argument("file", nargs="?", default="-", metavar="FILE",
+                     help="JSON lines (one event per line) or CSV; - or nothing: standard input")
+    pub.add_argument("--format", choices=("auto", "jsonl", "csv"), default="auto",
+                     help="input format (default auto: csv for a *.csv file, otherwise JSON lines)")
+    pub.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
+                     help="CSV: fill event field FIELD (or attributes.NAME) from COLUMN; repeatable")
+    pub.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                     help="CSV: give every event FIELD=VALUE (e.g. type=lead.created); repeatable")
+    pub.add_argument("--extra-columns", choices=("ignore", "attributes"), default="ignore",
+                     help="CSV: columns no field uses are left out (default) or go to attributes under their "
+                          "header")
+    pub.add_argument("--timezone", metavar="TZ",
+                     help="CSV: read timestamps without an offset (2026-11-22 09:15) in this IANA zone")
+    pub.add_argument("--delimiter", default=",", help="CSV field separator (default ,)")
+    pub.add_argument("--encoding", default="utf-8", help="CSV text encoding (default utf-8; a BOM is skipped)")
+    pub.add_argument("--dry-run", action="store_true", help="check and report the lines; send nothing, need no broker")
+    pub.add_argument("--broker", help=broker_help)
+    for name, topic, filters in (("outcomes", "sla-outcomes (LEADSLA_OUTCOMES_TOPIC)",
+                                  "--policy first_touch --outcome breached"),
+                                 ("dead-letters", "lead-events-dlq (LEADSLA_DLQ_TOPIC)", "--reason invalid")):
+        desc = (f"Print the records of {topic} from the earliest one to the end the topic had when the "
+                "command started, then exit; with --follow keep printing new records until Ctrl-C. Reads "
+                "with a consumer that joins no group and commits nothing: the monitor's workers are not "
+                "disturbed.")
+        if name == "outcomes":
+            desc += " Each JSON line is one outcome record as the monitor wrote it."
+            help_ = "print the decisions on sla-outcomes"
+        else:
+            desc += (" Each JSON line holds partition, offset, timestamp, the reason and error headers, the key "
+                     "and the value (as text when UTF-8, else base64, said by key_encoding/value_encoding) and, "
+                     "for a dead letter sent cut, truncated, original_size and original_sha256.")
+            help_ = "print the rejected records on lead-events-dlq, with their reason"
+        rd = sub.add_parser(name, help=help_, description=desc, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog=READ_EPILOG.format(cmd=name, filters=filters))
+        rd.add_argument("--follow", "-f", action="store_true", help="keep printing new records until Ctrl-C")
+        rd.add_argument("--table", action="store_true", help="aligned columns for people instead of JSON lines")
+        rd.add_argument("--lead", action="append", default=[], metavar="LEAD_ID",
+                        help="only this lead's records (the record key); repeatable")
+        if name == "outcomes":
+            rd.add_argument("--policy", action="append", default=[], metavar="NAME",
+                            help="only this policy's outcomes; repeatable")
+            rd.add_argument("--outcome", action="append", default=[], choices=("met", "breached", "corrected"),
+                            help="only this outcome; repeatable")
+        else:
+            rd.add_argument("--reason", action="append", default=[], metavar="REASON",
+                            help="only this reason (malformed, invalid, unknown_type, too_large); repeatable")
+        rd.add_argument("--broker", help=broker_help)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,17 +170,30 @@ def parser() -> argparse.ArgumentParser:
                                    "partitions (give each its own --web-port), or --workers N on one host.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--broker", help="Kafka bootstrap, e.g. kafka://127.0.0.1:9092 [LEADSLA_BROKER]")
-    r.add_argument("--workers", type=int, default=1, metavar="N",
+    r.add_argument("--workers", type=int, metavar="N",
                    help="run N worker processes in one consumer group; worker i serves on --web-port + i "
-                        "and is started again if it dies (default 1)")
+                        "and is started again if it dies (default 1) [LEADSLA_WORKERS]")
+    # Set by the --workers supervisor on its children: the worker's number
+    # (no banner of its own: the supervisor prints one), and whether the
+    # supervisor's output is a terminal (the child's is a pipe).
+    r.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    r.add_argument("--terminal", action="store_true", help=argparse.SUPPRESS)
     _common(r)
 
     d = sub.add_parser("demo", help="broker, monitor and realistic traffic in one command",
                        description="Start the embedded broker, the monitor and a generator of realistic lead "
                                    "traffic (a few days of history, then live leads). Within a minute "
-                                   "http://127.0.0.1:6066/metrics shows met and breached clocks. Ctrl-C stops all.")
+                                   "http://127.0.0.1:6066/metrics shows met and breached clocks, and live decisions "
+                                   "follow at any hour: with its own broker the demo swaps business hours for a "
+                                   "calendar open around the clock. The banner names a lead to look up and commands "
+                                   "to try; a status line follows every 5 s on a terminal. Ctrl-C stops all and "
+                                   "prints the totals.")
     d.add_argument("--broker", help="use this broker instead of starting the embedded one [LEADSLA_BROKER]")
     d.add_argument("--history-leads", type=int, default=400, help="leads in the generated history (default 400)")
+    d.add_argument("--keep-calendars", action="store_true",
+                   help="keep the policies' business-hours calendars (with its own embedded broker the demo "
+                        "replaces them with one open around the clock, so that live leads are decided at any "
+                        "hour; with --broker it always keeps them, as other workers of its group do)")
     _common(d)
 
     g = sub.add_parser("generate", help="render recording rules, alerts, Alertmanager and Grafana files from the policies",
@@ -159,11 +265,29 @@ def parser() -> argparse.ArgumentParser:
                                       "[LEADSLA_BROKER]; the topic is LEADSLA_INPUT_TOPIC (default lead-events)")
     rec.add_argument("--policies", type=Path,
                      help="policies file (YAML); default: the bundled example [LEADSLA_POLICIES]")
+    _event_parsers(sub)
+    ld = sub.add_parser("lead", help="a lead's SLA clocks, from a running worker's query API",
+                        description="Show every policy's clock for one lead (state, start, deadline, business "
+                                    "time elapsed and remaining, pauses, last decision, events waiting for the "
+                                    "watermark). Any worker of the group answers. The token comes from "
+                                    "LEADSLA_API_TOKEN.")
+    ld.add_argument("lead_id", metavar="ID")
+    qu = sub.add_parser("queue", help="open clocks, the most urgent first, from a running worker's query API",
+                        description="List open and pending clocks of every worker, at-risk first, then by "
+                                    "deadline. The token comes from LEADSLA_API_TOKEN.")
+    qu.add_argument("--team", help="only this team's clocks")
+    qu.add_argument("--rep", help="only this rep's clocks")
+    qu.add_argument("--policy", help="only this policy's clocks")
+    qu.add_argument("--limit", type=int, help="at most this many rows (default 100)")
+    for p in (ld, qu):
+        p.add_argument("--api", metavar="URL", help="a worker's query API (default http://127.0.0.1:6066) "
+                                                    "[LEADSLA_API_URL]")
+        p.add_argument("--json", action="store_true", help="print the API's JSON answer instead of a table")
     return ap
 
 
 # Settings that are also flags of run and demo (--web-port for web_port).
-FLAGS = ("broker", "policies", "web_port", "web_host", "partitions", "allowed_lateness", "log_level")
+FLAGS = ("broker", "policies", "web_port", "web_host", "partitions", "allowed_lateness", "log_level", "workers")
 
 
 def settings_error(exc: ValidationError, flags: tuple[str, ...] = FLAGS) -> CliError:
@@ -203,21 +327,52 @@ def _load(path: Path) -> PolicySet:
         raise CliError(f"policies file: {exc}") from None
 
 
+def _selectors_text(selectors: Any) -> str:
+    """Event selectors as text: ``lead.connected, lead.contact_attempt where
+    attributes.outcome in ['no_answer', 'reached']``."""
+    return ", ".join(s.type + ("".join(f" where {k} in {sorted(v)}" for k, v in s.match) if s.match else "")
+                     for s in selectors)
+
+
+def _calendar_text(cal: Any) -> str:
+    """A calendar's zone, weekly hours (runs of days with the same hours
+    grouped: ``mon-fri 08:00-18:00, sat-sun closed``) and holidays."""
+    from leadsla.models.calendar import WEEKDAYS
+
+    def day_hours(ranges: Any) -> str:
+        if not ranges:
+            return "closed"
+        return " and ".join(f"{a:%H:%M}-{'24:00' if b is None else format(b, '%H:%M')}" for a, b in ranges)
+
+    runs: list[tuple[int, int, str]] = []
+    for i, ranges in enumerate(cal.hours):
+        text = day_hours(ranges)
+        if runs and runs[-1][2] == text:
+            runs[-1] = (runs[-1][0], i, text)
+        else:
+            runs.append((i, i, text))
+    week = ", ".join((WEEKDAYS[a] if a == b else f"{WEEKDAYS[a]}-{WEEKDAYS[b]}") + f" {text}" for a, b, text in runs)
+    holidays = ", ".join(d.isoformat() for d in sorted(cal.holidays)) or "none"
+    return f"  calendar {cal.name}: {cal.timezone}; {week}; holidays {holidays}"
+
+
 def describe(policies: PolicySet) -> str:
     rows = []
     for p in policies.policies:
-        starts = ", ".join(s.type for s in p.selectors["start"])
-        stops = ", ".join(s.type for s in p.selectors["stop"])
+        starts = _selectors_text(p.selectors["start"])
+        stops = _selectors_text(p.selectors["stop"])
         extra = []
         if p.selectors["pause"]:
-            extra.append(f"pauses (at most {format_duration_us(p.max_pause_us)})" if p.max_pause_us else "pauses")
+            pause = (f"pauses on {_selectors_text(p.selectors['pause'])}, "
+                     f"resumes on {_selectors_text(p.selectors['resume'])}")
+            extra.append(pause + (f", at most {format_duration_us(p.max_pause_us)}" if p.max_pause_us else ""))
         if p.match:
             extra.append("match " + ", ".join(f"{k} in {sorted(v)}" for k, v in p.match))
         if p.on_restart != "keep":
             extra.append("restarts on a new start")
         if p.is_depth:
-            attempts = ", ".join(s.type for s in p.selectors["attempt"])
-            gives = ", ".join(s.type for s in p.selectors["give_up"])
+            attempts = _selectors_text(p.selectors["attempt"])
+            gives = _selectors_text(p.selectors["give_up"])
             extra.append(f"depth: met by {p.min_attempts} x {attempts} or reaching the lead"
                          + (f"; breached if given up ({gives}) first" if gives else ""))
         rows.append(
@@ -225,8 +380,11 @@ def describe(policies: PolicySet) -> str:
             f"({'wall-clock time' if p.calendar.always_open else 'business hours of ' + p.calendar.name + ', ' + p.calendar.timezone}); "
             f"objective {p.objective:.1%}, at risk at {p.at_risk:.0%}" + (f"; {'; '.join(extra)}" if extra else "")
         )
+    for cal in sorted(policies.calendars.values(), key=lambda c: c.name):
+        if not cal.always_open:
+            rows.append(_calendar_text(cal))
     for t in policies.targets:
-        delivers = ", ".join(s.type for s in t.selectors)
+        delivers = _selectors_text(t.selectors)
         value = ""
         if t.value_by is not None:
             weights = ", ".join(f"{k} {w:g}" for k, w in t.weights)
@@ -400,18 +558,116 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reachable(settings: Settings) -> str:
+    """The bootstrap of a broker that answers; CliError otherwise."""
+    bootstrap = settings.bootstrap()
+    problem = asyncio.run(probe_broker(bootstrap, settings.broker_probe_timeout))
+    if problem:
+        raise CliError(f"cannot reach the broker at {bootstrap} (--broker / LEADSLA_BROKER): {problem}")
+    return bootstrap
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from leadsla.streams import eventio
+
+    settings = make_settings(args)
+    try:
+        mapping = eventio.CsvMapping(
+            columns=eventio.parse_assignments(args.map, "--map"),
+            constants=eventio.parse_assignments(args.set, "--set"),
+            extra_to_attributes=args.extra_columns == "attributes",
+            timezone=args.timezone, delimiter=args.delimiter)
+        bootstrap = None if args.dry_run else _reachable(settings)
+        limits = eventio.Limits(settings.max_event_bytes, round(settings.max_clock_skew * 1_000_000))
+        stats = eventio.publish_file(args.file, bootstrap, settings.input_topic, limits, fmt=args.format,
+                                     mapping=mapping, encoding=args.encoding)
+    except eventio.EventIOError as exc:
+        raise CliError(str(exc)) from None
+    print(f"leadsla publish: {stats.summary(settings.input_topic, args.dry_run)}", file=sys.stderr)
+    return 1 if stats.rejected else 0
+
+
+def _read_command(follow: bool, bootstrap: str, topic: str, handle: Any) -> int:
+    """Read ``topic`` into ``handle``; exit status 0 (130 when a signal cut a read without --follow)."""
+    import os
+
+    from leadsla.streams import eventio
+
+    try:
+        _, interrupted = eventio.read_until_interrupted(bootstrap, topic, handle, follow)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+    except eventio.EventIOError as exc:
+        raise CliError(str(exc)) from None
+    except BrokenPipeError:
+        # The reader of our output went away (| head): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return 130 if interrupted and not follow else 0
+
+
+def cmd_outcomes(args: argparse.Namespace) -> int:
+    from leadsla.streams import eventio
+
+    settings = make_settings(args)
+    bootstrap = _reachable(settings)
+    f = eventio.Filters(policies=frozenset(args.policy), outcomes=frozenset(args.outcome), leads=frozenset(args.lead))
+    if args.table:
+        print(eventio.table_header(eventio.OUTCOME_COLUMNS), flush=True)
+    return _read_command(args.follow, bootstrap, settings.outcomes_topic, eventio.outcome_printer(sys.stdout, f, args.table, args.follow))
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from leadsla.streams import eventio
+
+    settings = make_settings(args)
+    bootstrap = _reachable(settings)
+    f = eventio.Filters(reasons=frozenset(args.reason), leads=frozenset(args.lead))
+    if args.table:
+        print(eventio.table_header(eventio.DEAD_LETTER_COLUMNS), flush=True)
+    return _read_command(args.follow, bootstrap, settings.dlq_topic, eventio.dead_letter_printer(sys.stdout, f, args.table, args.follow))
+
+
+def cmd_lead(args: argparse.Namespace) -> int:
+    import orjson
+
+    from leadsla.streams.client import ApiError, api_base, lead, lead_text
+
+    try:
+        answer = lead(api_base(args.api), args.lead_id)
+    except ApiError as exc:
+        raise CliError(str(exc)) from None
+    print(orjson.dumps(answer).decode() if args.json else lead_text(answer))
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    import orjson
+
+    from leadsla.streams.client import ApiError, api_base, queue, queue_text
+
+    try:
+        answer = queue(api_base(args.api), args.team, args.rep, args.policy, args.limit)
+    except ApiError as exc:
+        raise CliError(str(exc)) from None
+    print(orjson.dumps(answer).decode() if args.json else queue_text(answer))
+    return 0
+
+
 def _topics_ready(settings: Settings, loop: asyncio.AbstractEventLoop) -> Settings:
     """Create missing topics; returns the settings with the input topic's real
     partition count, which the tables must share (an existing CRM topic keeps
     its own)."""
-    created = loop.run_until_complete(ensure_topics(settings.bootstrap(), settings.required_topics(), settings.partitions))
-    if created:
-        log.info("created topics %s with %d partitions", ", ".join(created), settings.partitions)
+    # The input topic first: the others (the period reports are co-partitioned
+    # with the ledger table) are created with its real partition count.
+    created = loop.run_until_complete(ensure_topics(settings.bootstrap(), [settings.input_topic], settings.partitions))
     actual = loop.run_until_complete(partition_count(settings.bootstrap(), settings.input_topic))
     if actual and actual != settings.partitions:
         log.info("%s has %d partitions (LEADSLA_PARTITIONS is %d): the tables follow the topic",
                  settings.input_topic, actual, settings.partitions)
-        return settings.model_copy(update={"partitions": actual})
+        settings = settings.model_copy(update={"partitions": actual})
+    created += loop.run_until_complete(ensure_topics(settings.bootstrap(), settings.required_topics(), settings.partitions))
+    if created:
+        log.info("created topics %s with %d partitions", ", ".join(created), settings.partitions)
     return settings
 
 
@@ -490,16 +746,30 @@ def _port_free(host: str, port: int) -> None:
 def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     import faust
 
+    from leadsla.streams.api import exposure_problem
     from leadsla.streams.app import build_monitor
 
     settings = make_settings(args)
+    problem = exposure_problem(settings)
+    if problem is not None:
+        raise CliError(problem)
     policies = _load(settings.policies)
     _own_logging(settings.log_level)
-    workers = getattr(args, "workers", 1)
+    # The demo is one process (its traffic runs inside the worker).
+    workers = 1 if demo else settings.workers
     if workers < 1:
-        raise CliError("--workers takes a number of worker processes, 1 or more")
+        raise CliError(f"--workers takes a number of worker processes, 1 or more, got {workers} "
+                       "(--workers / LEADSLA_WORKERS)")
+    index: int | None = getattr(args, "worker_index", None)
+    # Where people read: the status lines go to the terminal, if any; a
+    # supervised worker's output is a pipe, so its supervisor says whether
+    # the pipe ends at one.
+    out = _terminal_stream() or (sys.stdout if getattr(args, "terminal", False) else None)
     for port in range(settings.web_port, settings.web_port + workers):
         _port_free(settings.web_host, port)
+    demo_note: list[str] = []
+    if demo:
+        policies, demo_note = _demo_calendars(args, settings, policies)
     broker = None
     if settings.broker is None:
         broker = EmbeddedBroker(EMBEDDED_LISTEN)
@@ -507,9 +777,14 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     if workers > 1:
         from leadsla.streams.supervisor import run_workers
 
+        last = settings.web_port + workers - 1
+        print(f"leadsla: {workers} workers on {settings.bootstrap()}{' (embedded broker)' if broker else ''}; "
+              f"worker i serves /metrics and /api/leads/<lead_id> on http://{settings.web_host}:"
+              f"{settings.web_port}+i ({settings.web_port}-{last}); their lines start with [worker i]\n"
+              f"{describe(policies)}\nCtrl-C stops them all.", flush=True)
         try:
             return run_workers(args.argv, workers, settings.web_port, settings.data_dir,
-                               None if broker is None else f"kafka://{EMBEDDED_LISTEN}")
+                               None if broker is None else f"kafka://{EMBEDDED_LISTEN}", terminal=out is not None)
         finally:
             if broker is not None:
                 broker.stop()
@@ -521,37 +796,107 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
             return 0
         settings = _topics_ready(settings, loop)
         monitor = build_monitor(settings, policies)
+        where = f"http://{settings.web_host}:{settings.web_port}"
         if demo:
-            from leadsla.streams.demo import run_demo_traffic
+            import time
+
+            from leadsla.streams.demo import TrafficGenerator, run_demo_traffic
 
             stop = asyncio.Event()
+            gen = TrafficGenerator(policies)
+            plan = gen.plan(time.time_ns() // 1000, leads=args.history_leads)
+            demo_note.append(_try_next(plan.showcase, settings, where))
 
             @monitor.app.task
             async def traffic() -> None:
                 try:
                     await run_demo_traffic(settings.bootstrap(), settings.input_topic, policies, stop,
-                                           history_leads=args.history_leads)
+                                           gen=gen, plan=plan)
                 except asyncio.CancelledError:
                     stop.set()
                     raise
 
-        where = f"http://{settings.web_host}:{settings.web_port}"
-        print(f"leadsla: {'demo' if demo else 'monitor'} on {settings.bootstrap()}"
-              f"{' (embedded broker)' if broker else ''}; metrics at {where}/metrics, "
-              f"lead timelines at {where}/leads/<lead_id>\n{describe(policies)}\nCtrl-C stops it.", flush=True)
+        from leadsla.streams.console import attach
+
+        console = attach(monitor, out)
+        if index is None:
+            print(f"leadsla: {'demo' if demo else 'monitor'} on {settings.bootstrap()}"
+                  f"{' (embedded broker)' if broker else ''}; metrics at {where}/metrics, "
+                  f"lead clocks at {where}/api/leads/<lead_id>\n{describe(policies)}\n"
+                  + "".join(f"{note}\n" for note in demo_note)
+                  + f"Ctrl-C stops it.{' A status line follows every few seconds.' if out else ''}", flush=True)
+        else:  # the supervisor printed the banner
+            log.info("worker %d: metrics at %s/metrics", index, where)
         # Faust narrates every service start at INFO; show its warnings and
         # leadsla's own info unless debugging.
         faust_level = "DEBUG" if settings.log_level == "debug" else "WARNING"
         worker = faust.Worker(monitor.app, loop=loop, loglevel=faust_level, quiet=True, override_logging=True)
+        # Faust's spinner writes cursor escapes and backspaces to a terminal,
+        # and its end ("\b" and show-cursor) even to a pipe or a file: the
+        # status lines replace it.
+        worker.spinner = None
         _own_logging(settings.log_level)
+        code = 0
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:
-            return int(exc.code or 0)
+            code = int(exc.code or 0)
+        console.summary()
+        return code
     finally:
         if broker is not None:
             broker.stop()
     return 0
+
+
+def _demo_calendars(args: argparse.Namespace, settings: Settings,
+                    policies: PolicySet) -> tuple[PolicySet, list[str]]:
+    """The policies the demo runs, and banner lines saying why.
+
+    With its own embedded broker the demo replaces them with one open around
+    the clock (``demo.demo_policies``), unless ``--keep-calendars``: at night
+    live leads would otherwise wait for the next opening. With ``--broker``
+    it may join other workers' group (the Compose demo profile does), which
+    must judge alike, so it keeps them and says which are closed now."""
+    import time
+
+    from leadsla.streams.demo import demo_policies
+
+    swapped, replaced = demo_policies(policies)
+    if not replaced:
+        return policies, []
+    names = ", ".join(f"{c.name} ({c.timezone})" for c in replaced)
+    if settings.broker is None and not args.keep_calendars:
+        return swapped, [f"demo: calendar {names} replaced by demo_24x7, open around the clock, for the demo only: "
+                         "live leads are decided at any hour (--keep-calendars keeps the file's)"]
+    now_us = time.time_ns() // 1000
+    closed = [c for c in replaced if not c.is_open(now_us)]
+    if not closed:
+        return policies, []
+    why = "as asked (--keep-calendars)" if args.keep_calendars else "with --broker, as the group's other workers do"
+    return policies, [f"demo: calendar {', '.join(c.name for c in closed)} is closed now, so live clocks wait for "
+                      f"it to open; the demo keeps the policies' calendars {why}"]
+
+
+def _terminal_stream() -> Any:
+    """The standard stream attached to a terminal, stdout first (None: neither)."""
+    from leadsla.streams.console import is_terminal
+
+    for stream in (sys.stdout, sys.stderr):
+        if is_terminal(stream):
+            return stream
+    return None
+
+
+def _try_next(lead_id: str, settings: Settings, where: str) -> str:
+    """The demo's "what next": a lead to look up and commands to try."""
+    broker = "" if settings.broker is None else f" --broker {settings.broker}"
+    api = "" if where == "http://127.0.0.1:6066" else f" --api {where}"
+    return ("Try, in another terminal:\n"
+            f"  leadsla lead {lead_id}{api}    # a lead handed off 50 min ago, first contacted a minute from now\n"
+            f"  leadsla outcomes --follow{broker}    # every decision as it is made\n"
+            f"  curl -s {where}/metrics | grep leadsla_sla_outcomes_total\n"
+            f"  curl -s {where}/api/leads/{lead_id}")
 
 
 def _own_logging(level: str) -> None:
@@ -595,6 +940,16 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_calculate(args)
         if args.command == "recalibrate":
             return cmd_recalibrate(args)
+        if args.command == "lead":
+            return cmd_lead(args)
+        if args.command == "queue":
+            return cmd_queue(args)
+        if args.command == "publish":
+            return cmd_publish(args)
+        if args.command == "outcomes":
+            return cmd_outcomes(args)
+        if args.command == "dead-letters":
+            return cmd_dead_letters(args)
     except (CliError, BrokerError) as exc:
         print(f"leadsla: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,12 @@
 consumer group. Each child is an ordinary ``leadsla run`` with its own web
 port (``--web-port`` + i) and data directory; they split the partitions as any
 workers of one group do. A child that dies is started again after a pause that
-doubles up to a minute; Ctrl-C or SIGTERM stops them all."""
+doubles up to a minute; Ctrl-C or SIGTERM stops them all.
+
+Only the supervisor prints a banner. The children's standard output and
+error come through pipes and are copied to the supervisor's standard output
+one whole line at a time, each line starting with ``[worker i]``, so that
+several workers' lines never interleave mid-line."""
 
 from __future__ import annotations
 
@@ -11,9 +16,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger("leadsla")
 
@@ -29,22 +36,46 @@ def child_argv(argv: Sequence[str]) -> list[str]:
         if skip:
             skip = False
             continue
-        if arg in ("--workers", "--web-port"):
+        if arg in ("--workers", "--web-port", "--worker-index"):
             skip = True
             continue
-        if arg.startswith(("--workers=", "--web-port=")):
+        if arg.startswith(("--workers=", "--web-port=", "--worker-index=")) or arg == "--terminal":
             continue
         out.append(arg)
     return out
 
 
-def run_workers(argv: Sequence[str], workers: int, base_port: int, data_dir: Path, broker: str | None) -> int:
+def relay(source: IO[bytes], prefix: str, out: IO[str], lock: threading.Lock) -> None:
+    """Copy ``source`` to ``out`` line by line, each line after ``prefix``,
+    until end of file. Whole lines under ``lock``: two workers' lines never
+    mix. Undecodable bytes are replaced rather than lost with the line."""
+    for raw in iter(source.readline, b""):
+        line = raw.decode(errors="replace").rstrip("\r\n")
+        with lock:
+            try:
+                out.write(f"{prefix}{line}\n")
+                out.flush()
+            except (OSError, ValueError):
+                pass  # our own output went away; keep draining the child's pipe
+    source.close()
+
+
+def run_workers(argv: Sequence[str], workers: int, base_port: int, data_dir: Path, broker: str | None,
+                terminal: bool = False) -> int:
     """Run ``workers`` children until a signal stops them; returns the exit
     status (0 after Ctrl-C or SIGTERM). ``broker`` is the bootstrap URL every
-    child uses (the embedded broker's, when the caller started one)."""
+    child uses (the embedded broker's, when the caller started one);
+    ``terminal``: the supervisor's output is a terminal, so the children
+    print status lines as they would on one."""
     env = dict(os.environ)
     if broker is not None:
         env["LEADSLA_BROKER"] = broker
+    # A child is one worker (LEADSLA_WORKERS would make it a supervisor too)
+    # and writes every line at once, as the relay reads lines.
+    env["LEADSLA_WORKERS"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    lock = threading.Lock()
+    relays: list[threading.Thread] = []
     procs: list[subprocess.Popen[bytes] | None] = [None] * workers
     pause = [1.0] * workers
     due = [0.0] * workers
@@ -61,9 +92,17 @@ def run_workers(argv: Sequence[str], workers: int, base_port: int, data_dir: Pat
         own = data_dir / f"worker-{i}"
         own.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
         child_env = {**env, "LEADSLA_WEB_PORT": str(port), "LEADSLA_DATA_DIR": str(own)}
-        procs[i] = subprocess.Popen([sys.executable, "-m", "leadsla", "run", *child_argv(argv), "--web-port", str(port)],
-                                    env=child_env)
-        log.info("worker %d started (pid %d): metrics at :%d/metrics", i, procs[i].pid, port)  # type: ignore[union-attr]
+        extra = ["--worker-index", str(i)] + (["--terminal"] if terminal else [])
+        proc = subprocess.Popen([sys.executable, "-m", "leadsla", "run", *child_argv(argv), "--web-port", str(port),
+                                 *extra], env=child_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        procs[i] = proc
+        assert proc.stdout is not None
+        t = threading.Thread(target=relay, args=(proc.stdout, f"[worker {i}] ", sys.stdout, lock),
+                             name=f"relay-worker-{i}", daemon=True)
+        t.start()
+        relays.append(t)
+        log.info("worker %d started (pid %d): metrics at :%d/metrics", i, proc.pid, port)
 
     try:
         for i in range(workers):
@@ -89,6 +128,9 @@ def run_workers(argv: Sequence[str], workers: int, base_port: int, data_dir: Pat
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        # The children's last lines (their summaries) are still in the pipes.
+        for t in relays:
+            t.join(timeout=5)
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 0

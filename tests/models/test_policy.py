@@ -1050,3 +1050,12 @@ def test_durations_beyond_ten_years_are_refused(key: str) -> None:
     text = MINIMAL_YAML.replace("goal: 1h", "goal: 3651d" if key == "goal" else "goal: 1h\n" + extra + "    max_pause: 3651d")
     with pytest.raises(PolicyError, match=f"{key} must be at most 3650d"):
         pol(text)
+
+
+@pytest.mark.parametrize("written", ["25/12/2026", '"2026/12/25"', '"Dec 25, 2026"', '"2026-12-25T10:00:00"'])
+def test_a_holiday_in_another_format_names_the_expected_one(written: str) -> None:
+    text = _cal().replace("    hours:", f"    holidays: [{written}]\n    hours:")
+    with pytest.raises(PolicyError) as info:
+        parse_policies(text, source="p.yaml")
+    assert str(info.value).startswith("p.yaml:4:16: calendars.office.holidays[0]: not a date: ")
+    assert str(info.value).endswith("; write it as YYYY-MM-DD, such as 2026-12-25")

@@ -101,13 +101,17 @@ def test_policies_without_a_file_describes_the_example(capsys: pytest.CaptureFix
         "  first_touch: lead.handed_off -> lead.contact_attempt, lead.connected, lead.disqualified, lead.recycled "
         "within 1h (business hours of sales_office, America/New_York); objective 95.0%, at risk at 75%",
         "  disposition: lead.handed_off -> lead.qualified, lead.disqualified, lead.recycled within 20h "
-        "(business hours of sales_office, America/New_York); objective 95.0%, at risk at 75%; pauses (at most 3d)",
+        "(business hours of sales_office, America/New_York); objective 95.0%, at risk at 75%; pauses on "
+        "lead.contact_attempt where attributes.outcome in ['waiting_on_prospect'], resumes on lead.connected, "
+        "lead.contact_attempt where attributes.outcome in ['no_answer', 'reached'], at most 3d",
         "  demo_request_first_touch: lead.handed_off -> lead.contact_attempt, lead.connected, lead.disqualified "
         "within 15m (business hours of sales_office, America/New_York); objective 90.0%, at risk at 75%; "
         "match attributes.form in ['demo_request']",
         "  follow_up_depth: lead.handed_off -> lead.connected within 2d2h (business hours of sales_office, "
         "America/New_York); objective 90.0%, at risk at 75%; depth: met by 6 x lead.contact_attempt or reaching the "
         "lead; breached if given up (lead.disqualified, lead.recycled) first",
+        "  calendar sales_office: America/New_York; mon-fri 08:00-18:00, sat-sun closed; holidays 2026-11-26, "
+        "2026-12-25, 2027-01-01, 2027-05-31, 2027-07-05",
         "  target mql_volume: 100 leads per month (America/New_York) by lead.mql; value by persona (director 50, "
         "executive 100, manager 40, otherwise 10), value goal 4000",
     ]
@@ -283,3 +287,208 @@ def test_a_busy_web_port_is_one_line_naming_the_port_and_the_flag(capsys: pytest
     err = capsys.readouterr().err
     assert err == (f"leadsla: web port 127.0.0.1:{port} is in use; choose another with --web-port or "
                    "LEADSLA_WEB_PORT\n")
+
+
+# -- newcomer rough edges ---------------------------------------------------------------
+
+
+def test_policies_show_selector_matches_and_calendar_hours(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "calendars:\n"
+        "  support:\n"
+        "    timezone: Europe/Berlin\n"
+        "    hours: {mon-thu: \"09:00-12:00\", fri: [\"09:00-12:00\", \"13:00-24:00\"], sun: \"10:00-14:00\"}\n"
+        "policies:\n"
+        "  - name: callback\n"
+        "    start: {type: lead.handed_off, match: {segment: [smb, enterprise]}}\n"
+        "    stop: [lead.connected, {type: lead.contact_attempt, match: {channel: call}}]\n"
+        "    goal: 4h\n"
+        "    calendar: support\n"
+    )
+    assert main(["policies", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}: 1 policy",
+        "  callback: lead.handed_off where segment in ['enterprise', 'smb'] -> lead.connected, lead.contact_attempt "
+        "where channel in ['call'] within 4h (business hours of support, Europe/Berlin); objective 95.0%, at risk "
+        "at 80%",
+        "  calendar support: Europe/Berlin; mon-thu 09:00-12:00, fri 09:00-12:00 and 13:00-24:00, sat closed, "
+        "sun 10:00-14:00; holidays none",
+    ]
+
+
+def test_a_holiday_in_another_format_names_the_expected_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "calendars:\n  c:\n    hours: {mon-fri: \"09:00-17:00\"}\n    holidays: [25/12/2026]\n"
+        "policies:\n  - {name: a, start: lead.handed_off, stop: lead.connected, goal: 1h, calendar: c}\n"
+    )
+    assert main(["policies", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"leadsla: policies file: {path}:4:16: calendars.c.holidays[0]: not a date: '25/12/2026'; "
+        "write it as YYYY-MM-DD, such as 2026-12-25\n"
+    )
+
+
+@pytest.mark.parametrize("how", ["flag", "variable"])
+def test_a_bad_duration_names_the_flag_and_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    argv = ["run", "--broker", "kafka://127.0.0.1:1"]
+    if how == "flag":
+        argv += ["--allowed-lateness", "2x"]
+    else:
+        monkeypatch.setenv("LEADSLA_ALLOWED_LATENESS", "2x")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("leadsla: --allowed-lateness / LEADSLA_ALLOWED_LATENESS: not a duration: '2x'")
+    assert "allowed_lateness" not in err
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("0", "--workers takes a number of worker processes, 1 or more, got 0 (--workers / LEADSLA_WORKERS)"),
+     ("two", "--workers / LEADSLA_WORKERS: Input should be a valid integer")],
+)
+def test_bad_workers_variable_is_refused_naming_flag_and_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str, problem: str
+) -> None:
+    monkeypatch.setenv("LEADSLA_WORKERS", value)
+    assert main(["run", "--broker", "kafka://127.0.0.1:1"]) == 2
+    assert capsys.readouterr().err.startswith(f"leadsla: {problem}")
+
+
+def _free_ports(n: int) -> int:
+    """A port p with p .. p+n-1 free (the supervisor checks them all)."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        try:
+            for port in range(base, base + n):
+                with socket.socket() as t:
+                    t.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise AssertionError("no free ports")
+
+
+@pytest.mark.parametrize("how", ["flag", "variable"])
+def test_workers_from_the_flag_or_the_variable_start_the_supervisor_with_one_banner(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    from leadsla.streams import supervisor
+
+    seen: dict[str, object] = {}
+
+    def fake_run_workers(argv: list[str], workers: int, base_port: int, data_dir: Path, broker: str | None,
+                         terminal: bool = False) -> int:
+        seen.update(workers=workers, base_port=base_port, broker=broker, terminal=terminal)
+        return 0
+
+    monkeypatch.setattr(supervisor, "run_workers", fake_run_workers)
+    port = _free_ports(3)
+    argv = ["run", "--broker", "kafka://127.0.0.1:1", "--web-port", str(port)]
+    if how == "flag":
+        argv += ["--workers", "3"]
+    else:
+        monkeypatch.setenv("LEADSLA_WORKERS", "3")
+    assert main(argv) == 0
+    assert seen == {"workers": 3, "base_port": port, "broker": None, "terminal": False}
+    out = capsys.readouterr().out
+    assert out.startswith(f"leadsla: 3 workers on 127.0.0.1:1; worker i serves /metrics and /api/leads/<lead_id> on "
+                          f"http://127.0.0.1:{port}+i ({port}-{port + 2}); their lines start with [worker i]\n")
+    assert out.count("\n  first_touch:") == 1 and out.endswith("Ctrl-C stops them all.\n")
+
+
+def test_a_supervised_child_is_one_worker_without_the_supervisors_flags() -> None:
+    from leadsla.streams.supervisor import child_argv
+
+    assert child_argv(["--workers", "2", "--worker-index", "1", "--terminal", "--log-level", "debug"]) == [
+        "--log-level", "debug"]
+    assert child_argv(["--worker-index=0", "--workers=2"]) == []
+
+
+def test_the_relay_prefixes_whole_lines() -> None:
+    import io
+    import threading
+
+    from leadsla.streams.supervisor import relay
+
+    out = io.StringIO()
+    relay(io.BytesIO(b"first line\nsecond \xff line\r\nlast without newline"), "[worker 1] ", out, threading.Lock())
+    assert out.getvalue() == "[worker 1] first line\n[worker 1] second \ufffd line\n[worker 1] last without newline\n"
+
+
+def test_the_demo_names_a_lead_and_the_commands_to_try() -> None:
+    settings = Settings(broker="kafka://127.0.0.1:19092")
+    text = cli._try_next("lead-0123456789ab", settings, "http://127.0.0.1:7000")
+    assert "leadsla lead lead-0123456789ab --api http://127.0.0.1:7000" in text
+    assert "leadsla outcomes --follow --broker kafka://127.0.0.1:19092" in text
+    assert "curl -s http://127.0.0.1:7000/metrics" in text
+    default = cli._try_next("lead-x", Settings(), "http://127.0.0.1:6066")
+    assert "leadsla lead lead-x    #" in default and "leadsla outcomes --follow    #" in default
+
+
+@pytest.mark.parametrize(("rate", "shown"), [("0.07", "7%"), ("0.0725", "7.25%"), ("0.29", "29%"), ("0.57", "57%")])
+def test_calculate_shows_small_rates_without_float_artefacts(
+    capsys: pytest.CaptureFixture[str], rate: str, shown: str
+) -> None:
+    assert main(["calculate", "--quota", "1000", "--marketing-share", rate, "--deal-size", "1",
+                 "--close-rate", rate]) == 0
+    out = capsys.readouterr().out
+    shares = [line.split() for line in out.splitlines() if line.startswith(("  marketing share", "  close rate"))]
+    assert shares == [["marketing", "share", shown], ["close", "rate", shown]]
+    assert "0000" not in out
+
+
+def test_grafana_token_is_redacted_as_a_whole_word_only() -> None:
+    from leadsla.dashboards.push import _redact
+
+    assert _redact("token abc123 refused", ["abc123"]) == "token *** refused"
+    # A short password must not eat into unrelated words.
+    assert _redact("administrator admin", ["admin"]) == "administrator ***"
+
+
+def _closed_today(tmp_path: Path) -> Path:
+    """A policies file whose one calendar is closed now: today and the days
+    around it (in UTC) are holidays."""
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    days = ", ".join((today + timedelta(days=d)).isoformat() for d in (-1, 0, 1))
+    path = tmp_path / "closed.yaml"
+    path.write_text(
+        f"calendars:\n  office:\n    timezone: UTC\n    hours: {{daily: \"00:00-24:00\"}}\n    holidays: [{days}]\n"
+        "policies:\n  - {name: a, start: lead.handed_off, stop: lead.connected, goal: 1h, calendar: office}\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("broker", "keep", "swapped", "note"),
+    [
+        (None, False, True, "demo: calendar office (UTC) replaced by demo_24x7, open around the clock, for the demo "
+                            "only: live leads are decided at any hour (--keep-calendars keeps the file's)"),
+        (None, True, False, "demo: calendar office is closed now, so live clocks wait for it to open; the demo keeps "
+                            "the policies' calendars as asked (--keep-calendars)"),
+        ("kafka://kafka:9092", False, False, "demo: calendar office is closed now, so live clocks wait for it to "
+                                             "open; the demo keeps the policies' calendars with --broker, as the "
+                                             "group's other workers do"),
+    ],
+)
+def test_the_demo_swaps_calendars_only_with_its_own_broker(
+    tmp_path: Path, broker: str | None, keep: bool, swapped: bool, note: str
+) -> None:
+    import argparse
+
+    from leadsla.models.policy import load_policies
+
+    policies = load_policies(_closed_today(tmp_path))
+    got, notes = cli._demo_calendars(argparse.Namespace(keep_calendars=keep), Settings(broker=broker), policies)
+    assert notes == [note]
+    assert (got.policies[0].calendar.name == "demo_24x7") is swapped
+    assert (got is policies) is not swapped
