@@ -44,7 +44,8 @@ def own(tmp_path: Path) -> Iterator[tuple[Setup, list[EmbeddedBroker]]]:
     policies.write_text(POLICIES)
     tag = uuid.uuid4().hex[:8]
     s = Setup(broker=listen, tmp=tmp_path, policies=policies,
-              topics={"input": f"lead-events-{tag}", "dlq": f"lead-events-dlq-{tag}", "outcomes": f"sla-outcomes-{tag}"},
+              topics={"input": f"lead-events-{tag}", "dlq": f"lead-events-dlq-{tag}", "outcomes": f"sla-outcomes-{tag}",
+                      "periods": f"sla-periods-{tag}"},
               app_id=f"leadsla-test-{tag}")
     brokers: list[EmbeddedBroker] = []
     try:
