@@ -31,7 +31,7 @@ from leadsla.streams.engine import Engine
 from leadsla.streams.health import watch_broker
 from leadsla.streams.ledger import Ledger
 from leadsla.streams.metrics import LedgerCollector, Metrics, RuntimeCollector
-from leadsla.streams.offsets import GroupOffsets
+from leadsla.streams.offsets import GapReader, GroupOffsets
 from leadsla.streams.screen import mount as mount_screen
 from leadsla.streams.screen import with_screen_paths
 from leadsla.streams.settings import Settings
@@ -185,11 +185,28 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         deliveries_topic=deliveries.changelog_topic.get_topic_name(),
         periods=(period_cells.changelog_topic.get_topic_name(), settings.reports_topic, settings.periods_topic),
     )
-    def reread(partition: int, offset: int) -> None:
-        # Seek once the record being handled is done: Faust records the last
-        # offset it delivered after its callback returns.
-        tp = TP(settings.input_topic, partition)
-        app.loop.call_soon(lambda: asyncio.ensure_future(app.consumer.seek(tp, offset)))
+    gaps = GapReader(settings.bootstrap(), settings.input_topic, settings.rebalance_timeout)
+
+    async def read_gap(partition: int, first: int, end: int) -> None:
+        try:
+            records = await gaps.read(partition, first, end)
+        except Exception as exc:  # the broker is away: the next restart re-reads from the committed offset
+            log.warning("partition %d: could not read offsets %d..%d again (%s)", partition, first, end - 1,
+                        exc.__class__.__name__)
+            return
+        handled = 0
+        for offset, key, value in records:
+            if partition not in engine.runtimes:
+                break  # moved to another worker meanwhile: its new owner reads from the committed offset
+            engine.handle(partition, offset, key, value)
+            handled += 1
+        await sink.drain()
+        log.info("partition %d: offsets %d..%d read again, %d record(s) handled", partition, first, end - 1, handled)
+
+    def reread(partition: int, first: int, end: int) -> None:
+        # From a client of its own, after the record being handled: Faust's
+        # fetcher would drop records below what it has already delivered.
+        app.loop.call_soon(lambda: asyncio.ensure_future(read_gap(partition, first, end)))
 
     engine = Engine(
         settings,
@@ -262,6 +279,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_offsets(sender: Any, **kwargs: Any) -> None:
         await offsets.stop()
+        await gaps.stop()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:

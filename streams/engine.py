@@ -52,9 +52,9 @@ class Engine:
     ``store`` maps lead ids to ``LeadEntry`` (the lead table), ``windows`` maps
     window keys to values (the window table), ``highwater`` gives a partition's
     fetch high watermark (None: unknown) and ``wall_us`` the wall clock in
-    epoch µs. ``reread(partition, offset)`` asks the consumer to read a
-    partition again from an offset (a gap: records that never reached the
-    engine)."""
+    epoch µs. ``reread(partition, first, end)`` asks for the records at
+    offsets ``first`` to ``end`` - 1 of a partition to be read again and
+    handed to ``handle`` (a gap: records that never reached the engine)."""
 
     def __init__(
         self,
@@ -66,7 +66,7 @@ class Engine:
         sink: Sink,
         highwater: Callable[[int], int | None] = lambda p: None,
         wall_us: Callable[[], int] = lambda: time.time_ns() // 1000,
-        reread: Callable[[int, int], None] = lambda partition, offset: None,
+        reread: Callable[[int, int, int], None] = lambda partition, first, end: None,
         deliveries: MutableMapping[str, list[float]] | None = None,
         period_cells: MutableMapping[str, list[float]] | None = None,
     ) -> None:
@@ -202,9 +202,9 @@ class Engine:
         if gap is not None:
             first, present = gap
             self.metrics.offset_gaps.inc(present - first)
-            log.warning("partition %d: offsets %d..%d did not reach the engine; reading the partition again from %d",
-                        partition, first, present - 1, first)
-            self.reread(partition, first)
+            log.warning("partition %d: offsets %d..%d did not reach the engine; reading them again",
+                        partition, first, present - 1)
+            self.reread(partition, first, present)
         self.last_event_wall = now / 1_000_000
         event = decode(key, value, self.settings.max_event_bytes, now, self._skew)
         if isinstance(event, Rejection):

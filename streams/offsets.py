@@ -65,3 +65,57 @@ class GroupOffsets:
         if self._client is not None:
             client, self._client = self._client, None
             await client.stop()
+
+
+class GapReader:
+    """Reads a range of offsets of one partition of ``topic`` straight from
+    the broker: no group, nothing committed, a client of its own.
+
+    Faust's consumer can skip records of a partition across a rebalance, and
+    seeking it back does not help: its fetcher drops any record below the
+    highest offset it has delivered, which records already fetched keep
+    moving up after the seek. So the engine's gaps are read here instead and
+    handed to the engine directly (it dedupes what it has seen)."""
+
+    def __init__(self, bootstrap: str, topic: str, request_timeout_s: float = 10.0) -> None:
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._timeout = request_timeout_s
+        self._client: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()  # one range at a time: the client has one assignment
+
+    async def read(self, partition: int, first: int, end: int) -> list[tuple[int, bytes | None, bytes | None]]:
+        """``(offset, key, value)`` of the records at offsets ``first`` to
+        ``end`` - 1 that exist (a gap may hold transaction markers), in
+        order. Raises ``asyncio.TimeoutError`` when the broker does not
+        deliver them within the request timeout, or an aiokafka
+        ``KafkaError``."""
+        async with self._lock:
+            if self._client is None:
+                client = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+                                          request_timeout_ms=int(self._timeout * 1000))
+                await client.start()
+                self._client = client
+            client = self._client
+            tp = TopicPartition(self._topic, partition)
+            client.assign([tp])
+            client.seek(tp, first)
+            out: list[tuple[int, bytes | None, bytes | None]] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._timeout
+            while True:
+                batch = await client.getmany(tp, timeout_ms=200)
+                for rec in batch.get(tp, []):
+                    if rec.offset >= end:
+                        return out
+                    if rec.offset >= first:
+                        out.append((rec.offset, rec.key, rec.value))
+                if await client.position(tp) >= end:
+                    return out
+                if loop.time() > deadline:
+                    raise TimeoutError(f"offsets {first}..{end - 1} of {self._topic}/{partition} not delivered")
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.stop()

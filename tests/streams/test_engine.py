@@ -731,40 +731,40 @@ def test_rep_queue_lists_open_clocks_nearest_deadline_first() -> None:
 
 def test_a_gap_in_offsets_is_counted_and_read_again_once() -> None:
     r = Rig(wall=T0 + 5 * S)
-    asked: list[tuple[int, int]] = []
-    r.engine.reread = lambda partition, offset: asked.append((partition, offset))
+    asked: list[tuple[int, int, int]] = []
+    r.engine.reread = lambda partition, first, end: asked.append((partition, first, end))
     r.engine.rebuild([0], {0: 10})  # the group resumes at offset 10
     r.engine.handle(0, 10, *record("A", "lead.handed_off", T0, "a-h"))
     r.engine.handle(0, 13, *record("B", "lead.handed_off", T0, "b-h"))  # 11 and 12 never came
-    assert asked == [(0, 11)]
+    assert asked == [(0, 11, 13)]
     assert r.sample("leadsla_offset_gaps_total") == 2
     # the re-read delivers 11..13 again: in order now, 13 is a duplicate
     r.engine.handle(0, 11, *record("C", "lead.handed_off", T0, "c-h"))
     r.engine.handle(0, 12, *record("D", "lead.handed_off", T0, "d-h"))
     r.engine.handle(0, 13, *record("B", "lead.handed_off", T0, "b-h"))
     r.engine.handle(0, 14, *record("E", "lead.handed_off", T0, "e-h"))
-    assert asked == [(0, 11)] and r.sample("leadsla_offset_gaps_total") == 2
+    assert asked == [(0, 11, 13)] and r.sample("leadsla_offset_gaps_total") == 2
     assert sorted(r.store) == ["A", "B", "C", "D", "E"]
     assert r.sample("leadsla_events_duplicate_total") == 1
 
 
 def test_a_gap_still_there_after_one_read_holds_no_records_and_is_accepted() -> None:
     r = Rig(wall=T0 + 5 * S)
-    asked: list[tuple[int, int]] = []
-    r.engine.reread = lambda partition, offset: asked.append((partition, offset))
+    asked: list[tuple[int, int, int]] = []
+    r.engine.reread = lambda partition, first, end: asked.append((partition, first, end))
     r.engine.rebuild([0], {0: 0})
     r.engine.handle(0, 0, *record("A", "lead.handed_off", T0, "a-h"))
     r.engine.handle(0, 2, *record("B", "lead.handed_off", T0, "b-h"))  # 1: a transaction marker
     r.engine.handle(0, 2, *record("B", "lead.handed_off", T0, "b-h"))  # read again: 1 is still missing
     r.engine.handle(0, 3, *record("C", "lead.handed_off", T0, "c-h"))
-    assert asked == [(0, 1)]
+    assert asked == [(0, 1, 2)]
     assert r.engine.runtimes[0].next_offset == 4
 
 
 def test_offsets_before_the_resume_position_is_known_set_it() -> None:
     r = Rig(wall=T0 + 5 * S)
-    asked: list[tuple[int, int]] = []
-    r.engine.reread = lambda partition, offset: asked.append((partition, offset))
+    asked: list[tuple[int, int, int]] = []
+    r.engine.reread = lambda partition, first, end: asked.append((partition, first, end))
     r.engine.rebuild([0], {0: None})  # the broker could not say where the group resumes
     r.engine.handle(0, 7, *record("A", "lead.handed_off", T0, "a-h"))
     r.engine.handle(0, 8, *record("B", "lead.handed_off", T0, "b-h"))
