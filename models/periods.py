@@ -80,7 +80,13 @@ def _midnight_us(day: date, zone: str) -> int:
 
 
 def _local_date(t_us: int, zone: str) -> date:
-    return (_EPOCH + timedelta(microseconds=t_us)).astimezone(ZoneInfo(zone)).date()
+    utc = _EPOCH + timedelta(microseconds=t_us)
+    try:
+        return utc.astimezone(ZoneInfo(zone)).date()
+    except OverflowError:
+        # Within a day of 0001-01-01 (the earliest instant an event may
+        # carry) a zone west of UTC would be in year 0: the UTC date stands in.
+        return utc.date()
 
 
 # -- accountability (contract §9) -------------------------------------------------

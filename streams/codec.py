@@ -11,16 +11,21 @@ import orjson
 from pydantic import ValidationError
 
 from leadsla.models.clock import NEVER, Buffered, Clock, Decision, LeadState
-from leadsla.models.events import EVENT_TYPES, MIN_TIMESTAMP_US, LeadEvent, format_timestamp_us
+from leadsla.models.events import EVENT_TYPES, LeadEvent, format_timestamp_us
 from leadsla.models.policy import STOP
 
 MALFORMED, INVALID, UNKNOWN_TYPE, TOO_LARGE = "malformed", "invalid", "unknown_type", "too_large"
-REASONS = (MALFORMED, INVALID, UNKNOWN_TYPE, TOO_LARGE)
+# A valid event the engine failed on (a defect): dead-lettered, never a crash.
+PROCESSING_ERROR = "processing_error"
+REASONS = (MALFORMED, INVALID, UNKNOWN_TYPE, TOO_LARGE, PROCESSING_ERROR)
 
 # The earliest instant an outcome record can spell (0001-01-01T00:00:00Z).
 # An offset can put valid-looking text just outside it ("0001-01-01T00:30:00+01:00"),
 # which would crash formatting later instead of going to the dead-letter topic.
-MIN_OCCURRED_US = MIN_TIMESTAMP_US
+# The earliest occurred_at accepted: no lead event is older than the Unix
+# epoch, and calendars and periods in any time zone stay within the years
+# Python's datetime can hold.
+MIN_OCCURRED_US = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +61,7 @@ def decode(key: bytes | None, value: bytes | None, max_bytes: int, now_us: int, 
     # The messages quote the text as sent: past year 9999 in UTC (an offset on
     # 9999-12-31) the instant cannot be formatted, and decode must not raise.
     if event.occurred_at < MIN_OCCURRED_US:
-        return Rejection(INVALID, f"occurred_at {data['occurred_at']} is before 0001-01-01T00:00:00Z")
+        return Rejection(INVALID, f"occurred_at {data['occurred_at']} is before 1970-01-01T00:00:00Z")
     if event.occurred_at > now_us + max_skew_us:
         return Rejection(INVALID, f"occurred_at {data['occurred_at']} is in the future")
     return event

@@ -23,6 +23,7 @@ from leadsla.models.clock import LeadState
 from leadsla.models.policy import PolicySet
 from leadsla.streams import windows
 from leadsla.streams.codec import (
+    PROCESSING_ERROR,
     LeadEntry,
     Rejection,
     decode,
@@ -221,16 +222,27 @@ class Engine:
         entry = self.store.get(event.lead_id)
         if entry is None:
             entry = self.store[event.lead_id] = LeadEntry(partition, LeadState())
-        tr = clock.apply(entry.state, event, self.policies, w, now)
-        if tr.duplicate:
-            self.metrics.duplicates.inc()
-            return
-        self.metrics.event(event.type).inc()
-        if event.occurred_at <= w:
-            self.metrics.late.inc()
-        entry.partition = partition
-        self.effects.apply(rt, tr, now)
-        rt.index.schedule(event.lead_id, self._wake(entry.state, tr.wake))
+        try:
+            tr = clock.apply(entry.state, event, self.policies, w, now)
+            if tr.duplicate:
+                self.metrics.duplicates.inc()
+                return
+            self.metrics.event(event.type).inc()
+            if event.occurred_at <= w:
+                self.metrics.late.inc()
+            entry.partition = partition
+            self.effects.apply(rt, tr, now)
+            wake = tr.wake
+        except Exception as exc:
+            # A defect must cost one record, not the agent: the record goes to
+            # the dead-letter topic with the error's type (never its text,
+            # which could quote the event), and the next record goes on.
+            log.error("partition %d offset %d: an event could not be processed (%s); sent to the dead-letter topic",
+                      partition, offset, exc.__class__.__name__)
+            self.metrics.reject(PROCESSING_ERROR).inc()
+            self.sink.dead_letter(key, value, PROCESSING_ERROR, f"could not be processed: {exc.__class__.__name__}")
+            wake = clock.next_wake(entry.state)
+        rt.index.schedule(event.lead_id, self._wake(entry.state, wake))
         self.sink.persist(partition, event.lead_id, entry)
 
     def tick(self, limit: int | None = None) -> int:

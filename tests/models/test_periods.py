@@ -99,3 +99,10 @@ def test_a_period_record_id_is_stable_and_distinct() -> None:
     assert len({a, period_decision_id("policy", "first_touch", "emea", "2026-11"),
                 period_decision_id("policy", "first_touch", "apac", "2026-10"),
                 period_decision_id("target", "first_touch", "emea", "2026-10")}) == 4
+
+
+def test_the_earliest_instant_an_event_may_carry_has_a_period_in_any_zone() -> None:
+    from leadsla.models.events import MIN_TIMESTAMP_US
+
+    p = period_of(MIN_TIMESTAMP_US + 600_000_000, "month", "America/New_York")
+    assert (p.label, p.days) == ("0001-01", 31)

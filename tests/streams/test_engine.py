@@ -3,6 +3,8 @@ dead letters, gauges, recovery, state GC, windows, timer slices, lead view."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -15,7 +17,7 @@ from leadsla.streams.codec import LeadEntry, decode, state_from_bytes, state_to_
 from leadsla.streams.windows import WINDOWS
 from tests.models.conftest import D
 
-from .conftest import MINIMAL_YAML, T0, H, M, Rig, S, record
+from .conftest import MINIMAL_YAML, T0, H, M, Rig, S, record, ts
 
 TWO = """
 policies:
@@ -835,3 +837,37 @@ def test_won_revenue_is_linked_to_the_first_clock_of_each_policy() -> None:
     assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="breached") == 250
     assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="none") == 40
     assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="open") == 0
+
+
+def test_an_event_the_engine_fails_on_is_dead_lettered_and_the_next_one_goes_on(monkeypatch: Any) -> None:
+    from leadsla.models import clock as clock_module
+
+    r = Rig(wall=T0 + 5 * S)
+    r.live(0)
+    real = clock_module.apply
+
+    def failing(st: Any, event: Any, *args: Any) -> Any:
+        if event.lead_id == "bad":
+            raise ZeroDivisionError("lead bad")
+        return real(st, event, *args)
+
+    monkeypatch.setattr(clock_module, "apply", failing)
+    r.send("bad", "lead.handed_off", T0, "b-h")
+    r.send("good", "lead.handed_off", T0, "g-h")
+    assert [(k, reason, error) for k, _, reason, error in r.sink.dead] == [
+        (b"bad", "processing_error", "could not be processed: ZeroDivisionError")]
+    assert r.sample("leadsla_events_rejected_total", reason="processing_error") == 1
+    assert "good" in r.store and r.engine.views.lead("good") is not None
+
+
+def test_an_event_dated_before_1970_is_invalid_not_a_crash() -> None:
+    r = Rig(MINIMAL_YAML + """
+targets:
+  - {name: mqls, deliver: lead.mql, goal: 1, timezone: America/New_York}
+""", wall=T0 + 5 * S)
+    r.live(0)
+    r.send("old", "lead.mql", ts("0001-01-01T00:10:00Z"), "o-1")
+    r.send("new", "lead.mql", ts("1970-01-01T00:00:00Z"), "n-1")
+    assert [(k, reason, error) for k, _, reason, error in r.sink.dead] == [
+        (b"old", "invalid", "occurred_at 0001-01-01T00:10:00Z is before 1970-01-01T00:00:00Z")]
+    assert r.sample("leadsla_events_total", type="lead.mql") == 1

@@ -107,7 +107,7 @@ def test_fresh_metrics_expose_every_contract_name() -> None:
         "lead.created", "lead.mql", "lead.handed_off", "lead.contact_attempt", "lead.connected", "lead.accepted",
         "lead.qualified", "lead.disqualified", "lead.recycled", "opportunity.created", "deal.won", "deal.lost"}
     assert {s.labels["reason"]: s.value for s in fams["leadsla_events_rejected_total"].samples} == {
-        "malformed": 0.0, "invalid": 0.0, "unknown_type": 0.0, "too_large": 0.0}
+        "malformed": 0.0, "invalid": 0.0, "unknown_type": 0.0, "too_large": 0.0, "processing_error": 0.0}
     assert sorted((s.labels["policy"], s.labels["outcome"], s.value) for s in fams["leadsla_sla_outcomes_total"].samples) == [
         ("disposition", "breached", 0.0), ("disposition", "met", 0.0),
         ("first_touch", "breached", 0.0), ("first_touch", "met", 0.0)]
@@ -177,7 +177,7 @@ def test_no_lead_id_or_person_in_any_label() -> None:
     assert values <= {
         "lead.created", "lead.mql", "lead.handed_off", "lead.contact_attempt", "lead.connected", "lead.accepted",
         "lead.qualified", "lead.disqualified", "lead.recycled", "opportunity.created", "deal.won", "deal.lost",
-        "malformed", "invalid", "unknown_type", "too_large", "met", "breached", "first_touch", "disposition",
+        "malformed", "invalid", "unknown_type", "too_large", "processing_error", "met", "breached", "first_touch", "disposition",
         "emea", "apac", "none", "0", "1h", "1d", "24x7", "open",
     } | set(SINK_TOPICS) | {floatToGoString(b) for b in ELAPSED_BUCKETS} | {"+Inf"}
 
