@@ -338,7 +338,10 @@ def apply(st: LeadState, event: LeadEvent, policies: PolicySet, watermark: int, 
         # Revenue at risk: what the lead's SLA clocks had come to when it was won.
         for policy in policies.policies:
             c = st.clocks.get(policy.name)
-            outcome = "none" if c is None or not c.cycle else (c.first_outcome or "open")
+            if c is not None and c.cycle:
+                outcome = c.first_outcome or "open"
+            else:  # a start still waiting for the watermark is an open clock too
+                outcome = "open" if policy.name in st.shown else "none"
             res.wins.append(Won(policy.name, outcome, event.amount))
     roles = tuple(
         (policy.name, role)

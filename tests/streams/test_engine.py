@@ -837,6 +837,13 @@ def test_won_revenue_is_linked_to_the_first_clock_of_each_policy() -> None:
     assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="breached") == 250
     assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="none") == 40
     assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="open") == 0
+    # Won while its handoff still waits for the watermark (a history import): open, not "never started".
+    now = r.wall.now
+    r.send("D", "lead.handed_off", now - S, "d-h")  # within the allowed lateness (2 s): pending
+    assert r.engine.views.lead_clocks("D")["clocks"][0]["state"] == "pending"
+    r.send("D", "deal.won", now - S // 2, "d-w", amount=77.0, currency="USD")
+    assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="open") == 77
+    assert r.sample("leadsla_revenue_won_total", policy="first_touch", outcome="none") == 40
 
 
 def test_an_event_the_engine_fails_on_is_dead_lettered_and_the_next_one_goes_on(monkeypatch: Any) -> None:
