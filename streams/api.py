@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import logging
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiokafka.partitioner import murmur2
 from yarl import URL
 
@@ -571,3 +573,25 @@ def openapi_document() -> dict[str, Any]:
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         },
     }
+
+
+class UnparsableRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse (a request line over 8 KiB, a
+    bad header) as an ERROR with a traceback quoting the raw bytes, which
+    hold the path and so a lead id. Turns such a record into one WARNING
+    naming the error's type only; aiohttp has answered the client 400."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "rejected an HTTP request that could not be parsed (%s)", (type(exc).__name__,)
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_unparsable_requests() -> None:
+    """Install ``UnparsableRequestFilter`` on aiohttp's server logger (once)."""
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, UnparsableRequestFilter) for f in server.filters):
+        server.addFilter(UnparsableRequestFilter())

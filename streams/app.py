@@ -25,7 +25,14 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from leadsla.models.policy import PolicySet
-from leadsla.streams.api import Api, advertised_url, denied, exposure_problem, faust_members
+from leadsla.streams.api import (
+    Api,
+    advertised_url,
+    denied,
+    exposure_problem,
+    faust_members,
+    quiet_unparsable_requests,
+)
 from leadsla.streams.codec import LeadEntry, state_from_bytes, state_to_bytes
 from leadsla.streams.engine import Engine
 from leadsla.streams.health import watch_broker
@@ -296,6 +303,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
 def _pages(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:
     """The worker's web pages: /metrics, /ready and the query API (read-only
     views; streams.api). /metrics and /ready never need the token."""
+    quiet_unparsable_requests()
     settings = engine.settings
     api = Api(engine.views, engine.policies, settings, str(app.conf.canonical_url),
               lambda: faust_members(app, settings.input_topic), lambda: engine.ready)

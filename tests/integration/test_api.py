@@ -104,6 +104,18 @@ def test_any_worker_answers_for_the_whole_group(setup) -> None:
     assert out.returncode == 0, out.stderr
     assert "9 of 9 open clocks" in out.stdout and "fresh" in out.stdout
 
+    # A request aiohttp cannot parse (a lead id longer than its 8 KiB request
+    # line) is refused, and logged in one line without the id.
+    long_id = "secret-lead-" + "x" * 9000
+    try:
+        status = get(ports[0], f"/api/leads/{long_id}")[0]
+    except (urllib.error.URLError, OSError, ValueError):
+        status = None
+    assert status in (400, None)
+    logged = "\n".join(log.read_text(errors="replace") for log in pair.logs if log.exists())
+    assert "secret-lead-" not in logged
+    assert "rejected an HTTP request that could not be parsed (LineTooLong)" in logged
+
 
 def test_a_worker_beyond_loopback_without_a_token_refuses_to_start(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSLA_")}
