@@ -25,6 +25,7 @@ import csv
 import hashlib
 import io
 import logging
+import math
 import os
 import re
 import signal
@@ -243,9 +244,29 @@ def _number(text: str) -> int | float | str:
     except ValueError:
         pass
     try:
-        return float(t)
+        value = float(t)
     except ValueError:
         return text
+    # NaN and infinities are no JSON numbers (they would go out as null):
+    # kept as text, they are rejected like any other non-number.
+    return value if math.isfinite(value) else text
+
+
+def header_names(names: Iterable[str], longest: int = 40, most: int = 20) -> str:
+    """Header names for a message: a header is the CSV's first row, which
+    in a file that is not a CSV export (a JSON line read as CSV) can be an
+    event, lead id and all. So each is cut to ``longest`` characters, with
+    control characters shown as ``?``, and at most ``most`` are listed."""
+    shown = []
+    names = list(names)
+    for name in names[:most]:
+        if "@" in name:
+            shown.append("(an e-mail address)")
+            continue
+        clean = _CONTROL.sub("?", name)
+        shown.append(clean if len(clean) <= longest else clean[: longest - 1] + "…")
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(shown) + more
 
 
 def derived_event_id(event: dict[str, Any]) -> str:
@@ -280,6 +301,9 @@ class CsvRows:
             raise EventIOError("the CSV file is empty: it needs a header line") from None
         except (csv.Error, UnicodeDecodeError) as exc:
             raise EventIOError(f"line 1: cannot read the CSV header: {exc}") from None
+        if header and header[0].lstrip().startswith(("{", "[")):
+            raise EventIOError("line 1 looks like JSON, not a CSV header: publish JSON lines with --format jsonl "
+                               "(or a name ending in .jsonl)")
         if header and header[0].startswith("\ufeff"):
             header[0] = header[0][1:]
         self.header = [h.strip() for h in header]
@@ -288,7 +312,7 @@ class CsvRows:
         for name, column in mapping.columns.items():
             if column.strip() not in index:
                 raise EventIOError(f"--map {name}={column}: the CSV has no column {column!r} "
-                                   f"(its columns: {', '.join(self.header)})")
+                                   f"(its columns: {header_names(self.header)})")
             self.fields.append((name, index[column.strip()]))
         used = {i for _, i in self.fields}
         for name in EVENT_FIELDS:
@@ -548,7 +572,7 @@ def publish_file(
         else:
             rows = CsvRows(stream, mapping or CsvMapping(), limits)
             if rows.unused:
-                print(f"leadsla publish: columns left out: {', '.join(rows.unused)} "
+                print(f"leadsla publish: columns left out: {header_names(rows.unused)} "
                       "(map them with --map FIELD=COLUMN, or --extra-columns attributes)", file=err)
             items = rows
         bar = None

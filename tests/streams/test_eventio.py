@@ -190,6 +190,12 @@ def test_csv_amount_that_is_not_a_number_is_the_workers_rejection() -> None:
     assert out == Bad(2, "invalid", "amount: Input should be a valid number")
 
 
+@pytest.mark.parametrize("amount", ["NaN", "inf", "-Infinity", "1e999"])
+def test_csv_amount_that_is_no_finite_number_is_rejected_not_sent_as_null(amount: str) -> None:
+    (out,) = list(rows(f"lead_id,type,occurred_at,amount\nL1,deal.won,2026-11-29T10:00:00Z,{amount}\n"))
+    assert out == Bad(2, "invalid", "amount: Input should be a valid number")
+
+
 def test_csv_semicolons_and_a_bom_in_the_header() -> None:
     out = list(rows("\ufefflead_id;type;occurred_at\nL1;lead.mql;2026-11-29T10:00:00Z\n", CsvMapping(delimiter=";")))
     assert [o.line for o in out if isinstance(o, Good)] == [2]
@@ -408,3 +414,24 @@ def test_a_broker_that_does_not_answer_is_one_line(command: list[str], capsys: p
     assert main([*command, "--broker", f"kafka://127.0.0.1:{port}"]) == 2
     err = capsys.readouterr().err
     assert err == f"leadsla: cannot reach the broker at 127.0.0.1:{port} (--broker / LEADSLA_BROKER): connection refused\n"
+
+
+def test_header_names_in_messages_are_cut_so_a_misread_json_line_is_not_printed() -> None:
+    from leadsla.streams.eventio import header_names
+
+    line = '{"event_id": "e1", "lead_id": "lead-42-with-a-long-id-0123456789"}'
+    shown = header_names([line, "Team\x1b[31m"])
+    assert "0123456789" not in shown
+    assert shown.endswith("…, Team?[31m")
+    assert header_names(["rep", "jane@example.com"]) == "rep, (an e-mail address)"
+    assert header_names([f"c{i}" for i in range(25)]).endswith("c19 and 5 more")
+
+
+def test_a_json_lines_file_read_as_csv_is_refused_without_quoting_it() -> None:
+    from leadsla.streams.eventio import EventIOError
+
+    line = '{"event_id": "e1", "lead_id": "lead-42", "rep": "jane@example.com"}\n'
+    with pytest.raises(EventIOError) as info:
+        list(rows(line))
+    assert str(info.value).startswith("line 1 looks like JSON, not a CSV header")
+    assert "lead-42" not in str(info.value)
