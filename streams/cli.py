@@ -630,12 +630,12 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 def cmd_lead(args: argparse.Namespace) -> int:
     import orjson
 
-    from leadsla.streams.client import ApiError, api_base, lead, lead_text
+    from leadsla.streams.client import ApiError, api_base, lead, lead_text, printable
 
     try:
         answer = lead(api_base(args.api), args.lead_id)
     except ApiError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(printable(str(exc), 300)) from None  # the id comes back in the message
     print(orjson.dumps(answer).decode() if args.json else lead_text(answer))
     return 0
 
@@ -643,12 +643,12 @@ def cmd_lead(args: argparse.Namespace) -> int:
 def cmd_queue(args: argparse.Namespace) -> int:
     import orjson
 
-    from leadsla.streams.client import ApiError, api_base, queue, queue_text
+    from leadsla.streams.client import ApiError, api_base, printable, queue, queue_text
 
     try:
         answer = queue(api_base(args.api), args.team, args.rep, args.policy, args.limit)
     except ApiError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(printable(str(exc), 300)) from None
     print(orjson.dumps(answer).decode() if args.json else queue_text(answer))
     return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -79,17 +80,33 @@ def _seconds(s: float | None) -> str:
     return "-" if s is None else format_duration_us(round(s) * 1_000_000)
 
 
+# Lead ids, teams and reps come from upstream events: never let one move the
+# cursor, colour the terminal or break a line. Control characters become "?".
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CELL_MAX = 60  # characters of a table cell; a longer value is cut with "…"
+
+
+def printable(value: object, longest: int | None = None) -> str:
+    """``value`` as text safe for a terminal: control characters as ``?``,
+    cut to ``longest`` characters (with ``…``) when given."""
+    text = _CONTROL.sub("?", str(value))
+    if longest is not None and len(text) > longest:
+        text = text[: longest - 1] + "…"
+    return text
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
-                     for row in [header, *rows])
+    cells = [[printable(x, CELL_MAX) for x in row] for row in rows]
+    widths = [max(len(x) for x in col) for col in zip(header, *cells, strict=True)]
+    return "\n".join("  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
+                     for row in [header, *cells])
 
 
 def lead_text(a: dict[str, Any]) -> str:
     """``leadsla lead``'s table: one row per policy."""
     owner = a["owner"]
-    head = (f"lead {a['lead_id']}: team {owner['team'] or '-'}, rep {owner['rep'] or '-'}; "
-            f"partition {a['partition']} on {a.get('worker', '?')}; as of {a['as_of']}")
+    head = printable(f"lead {a['lead_id']}: team {owner['team'] or '-'}, rep {owner['rep'] or '-'}; "
+                     f"partition {a['partition']} on {a.get('worker', '?')}; as of {a['as_of']}")
     rows = []
     for c in a["clocks"]:
         d = c["decision"]
@@ -114,12 +131,12 @@ def lead_text(a: dict[str, Any]) -> str:
 def queue_text(a: dict[str, Any]) -> str:
     """``leadsla queue``'s table: the most urgent clocks first."""
     if not a["clocks"]:
-        body = "no open clocks"
-    else:
-        body = _table(["LEAD", "POLICY", "STATE", "TEAM", "REP", "DEADLINE", "REMAINING", "AT RISK"], [
-            [r["lead_id"], r["policy"], r["state"] + (" (overdue)" if r["overdue"] else ""), r["team"] or "-",
-             r["rep"] or "-", r["deadline"] or "-", _seconds(r["remaining_seconds"]), "yes" if r["at_risk"] else ""]
-            for r in a["clocks"]])
+        return "no open clocks" + ("" if a.get("complete", True) else
+                                   "; some partitions had no owner to answer (a rebalance): try again")
+    body = _table(["LEAD", "POLICY", "STATE", "TEAM", "REP", "DEADLINE", "REMAINING", "AT RISK"], [
+        [r["lead_id"], r["policy"], r["state"] + (" (overdue)" if r["overdue"] else ""), r["team"] or "-",
+         r["rep"] or "-", r["deadline"] or "-", _seconds(r["remaining_seconds"]), "yes" if r["at_risk"] else ""]
+        for r in a["clocks"]])
     shown = len(a["clocks"])
     foot = f"{shown} of {a['total']} open clocks" + ("" if shown == a["total"] else f" (--limit {a['limit']})")
     if not a.get("complete", True):

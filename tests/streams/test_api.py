@@ -475,3 +475,16 @@ def test_leadsla_lead_says_when_no_worker_runs(capsys: pytest.CaptureFixture[str
     assert cli.main(["lead", "L1", "--api", f"http://127.0.0.1:{_free_port()}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no worker answers at" in err and "leadsla run" in err
+
+
+def test_tables_keep_control_characters_and_long_values_off_the_terminal() -> None:
+    from leadsla.streams.client import queue_text
+
+    row = {"lead_id": "\x1b[31mred\x00" + "x" * 300, "policy": "first_touch", "state": "running", "overdue": False,
+           "team": "we\tird", "rep": None, "deadline": "2026-11-22T10:00:00Z", "remaining_seconds": 60.0,
+           "at_risk": False}
+    text = queue_text({"clocks": [row], "total": 1, "limit": 100, "complete": True})
+    assert "\x1b" not in text and "\x00" not in text and "\t" not in text
+    first = text.splitlines()[1]
+    assert first.startswith("?[31mred?xxx") and "…" in first and len(first) < 200
+    assert queue_text({"clocks": [], "total": 0, "limit": 100, "complete": True}) == "no open clocks"
