@@ -584,6 +584,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     except eventio.EventIOError as exc:
         raise CliError(str(exc)) from None
     print(f"leadsla publish: {stats.summary(settings.input_topic, args.dry_run)}", file=sys.stderr)
+    if stats.interrupted:
+        return 130
     return 1 if stats.rejected else 0
 
 

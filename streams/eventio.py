@@ -30,9 +30,10 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, TextIO
@@ -398,6 +399,7 @@ class PublishStats:
     sent: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    interrupted: bool = False  # a signal stopped the reading; what was read before it was sent
 
     def summary(self, topic: str, dry_run: bool = False) -> str:
         """``sent 98 events to lead-events, rejected 2 lines (1 invalid, 1 malformed)``."""
@@ -407,6 +409,8 @@ class PublishStats:
                 f"rejected {n:,} line{'' if n == 1 else 's'}")
         if n:
             text += " (" + ", ".join(f"{c:,} {r}" for r, c in sorted(self.rejected.items())) + ")"
+        if self.interrupted:
+            text += "; interrupted: the input after that was not read"
         return text
 
 
@@ -433,12 +437,17 @@ async def publish(
     position: Callable[[], int] | None = None,
     request_timeout: float = 30.0,
     max_request_size: int = 1_048_576,
+    blocking_input: bool = False,
+    stop: asyncio.Event | None = None,
 ) -> PublishStats:
     """Send the ``Good`` items to ``topic`` at ``bootstrap`` (``host:port``
     list), in order, keyed by lead id; call ``report`` with each ``Bad``
     one. ``bootstrap`` None: a dry run, nothing is sent (``sent`` counts
     what would be). ``progress`` is updated with ``position()`` (bytes read)
-    and the lines seen.
+    and the lines seen. ``blocking_input``: ``items`` may wait for its
+    input (a pipe, a terminal), so it is read in a thread of its own and
+    each event goes out as soon as its line is read. ``stop`` set (a signal):
+    no more items are read, and what was read is delivered.
 
     Raises EventIOError when the topic does not exist, or when a record
     cannot be delivered (the message says how many were sent before); the
@@ -476,7 +485,7 @@ async def publish(
         pending.clear()
 
     try:
-        for item in items:
+        async for item in _feed(items, blocking_input, stop):
             lines += 1
             if isinstance(item, Bad):
                 stats.rejected[item.reason] += 1
@@ -507,6 +516,53 @@ async def publish(
                 await producer.stop()
     stats.seconds = time.monotonic() - started
     return stats
+
+
+async def _feed(items: Iterable[Good | Bad], blocking: bool, stop: asyncio.Event | None) -> AsyncIterator[Good | Bad]:
+    """``items`` for ``publish``, until they end or ``stop`` is set. A
+    blocking input is read by a daemon thread: the event loop (and with it
+    the producer's sender) runs while a line is awaited, and a signal need
+    not wait for the next line. Errors of the reading come out here."""
+    if not blocking:
+        for item in items:
+            if stop is not None and stop.is_set():
+                return
+            yield item
+        return
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=256)
+
+    def read() -> None:
+        try:
+            try:
+                for item in items:
+                    asyncio.run_coroutine_threadsafe(queue.put(("item", item)), loop).result()
+            except Exception as exc:  # handed to the caller, raised there
+                asyncio.run_coroutine_threadsafe(queue.put(("error", exc)), loop).result()
+            else:
+                asyncio.run_coroutine_threadsafe(queue.put(("end", None)), loop).result()
+        except BaseException:  # noqa: S110 - the loop closed (interrupted): nobody is listening any more
+            pass
+
+    threading.Thread(target=read, name="leadsla-publish-input", daemon=True).start()
+    stopped = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    try:
+        while True:
+            got = asyncio.ensure_future(queue.get())
+            waits: set[asyncio.Future[Any]] = {got} if stopped is None else {got, stopped}
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if not got.done():
+                got.cancel()
+                return
+            kind, value = got.result()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        if stopped is not None:
+            stopped.cancel()
 
 
 def open_input(path: str, binary: bool, encoding: str) -> tuple[IO[Any], IO[bytes], int | None]:
@@ -584,8 +640,24 @@ def publish_file(
                 err.write("\r\x1b[K")  # clear the progress line first
             print(f"leadsla publish: {bad.report()}", file=err, flush=True)
 
+        async def go() -> PublishStats:
+            # Ctrl-C or SIGTERM: stop reading, deliver what was read, report it.
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            sigs = (signal.SIGINT, signal.SIGTERM)
+            for sig in sigs:
+                loop.add_signal_handler(sig, stop.set)
+            try:
+                stats = await publish(items, bootstrap, topic, report, progress=bar, position=_Position(raw),
+                                      blocking_input=size is None, stop=stop)
+            finally:
+                for sig in sigs:
+                    loop.remove_signal_handler(sig)
+            stats.interrupted = stop.is_set()
+            return stats
+
         with quiet_kafka_logs():
-            return asyncio.run(publish(items, bootstrap, topic, report, progress=bar, position=_Position(raw)))
+            return asyncio.run(go())
     finally:
         if path != "-":
             stream.close()

@@ -137,3 +137,30 @@ def test_publish_decide_and_read_back(setup, tmp_path: Path) -> None:
             follow.kill()
             follow.wait()
     assert w.proc is not None and w.proc.poll() is None  # reading disturbed nothing
+
+
+def test_publish_from_a_pipe_sends_each_line_as_it_comes_and_stops_cleanly(setup) -> None:
+    """``leadsla publish -`` reading a pipe that stays open: a line is on the
+    topic before the input ends, and SIGTERM ends the command with its
+    summary (exit 130), what it had read delivered."""
+    s = setup(FIRST_TOUCH)
+    create_topics(s.broker, list(s.topics.values()))
+    proc = subprocess.Popen([sys.executable, "-m", "leadsla", "publish", "-"], env=env_for(s),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(line(event_id="p-1", lead_id="piped", type="lead.handed_off",
+                              occurred_at=iso(datetime.now(UTC))) + b"\n")
+        proc.stdin.flush()
+        recs = read_all(s.broker, s.topics["input"], expect=1, timeout=20)
+        assert [r.key for r in recs] == [b"piped"]  # sent while the pipe is still open
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert err.decode().strip().splitlines() == [
+        f"leadsla publish: sent 1 event to {s.topics['input']}, rejected 0 lines; interrupted: the input after "
+        "that was not read"]
