@@ -70,7 +70,12 @@ def parse_timestamp_us(value: str) -> int:
         text = text[: start + 7] + text[end:]
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"
-    dt = datetime.fromisoformat(text.replace("t", "T"))
+    try:
+        dt = datetime.fromisoformat(text.replace("t", "T"))
+    except ValueError as exc:
+        if "offset" in str(exc):  # datetime's own words name its timedelta internals
+            raise ValueError("the UTC offset must be between -23:59 and +23:59") from None
+        raise
     delta = dt - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 

@@ -118,7 +118,8 @@ class BadRequest(Exception):
 def _params(query: Mapping[str, str], allowed: tuple[str, ...]) -> dict[str, str]:
     unknown = sorted(set(query) - set(allowed) - {"scope"})
     if unknown:
-        raise BadRequest(f"unknown query parameter {unknown[0]!r}; this endpoint takes {', '.join(allowed)}")
+        takes = f"takes {', '.join(allowed)}" if allowed else "takes no query parameters"
+        raise BadRequest(f"unknown query parameter {unknown[0]!r}; this endpoint {takes}")
     scope = query.get("scope", "all")
     if scope not in ("all", "local"):
         raise BadRequest(f"scope must be 'all' or 'local', got {scope!r}")

@@ -158,8 +158,8 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker and create the topics",
                        description="Run the embedded Kafka-compatible broker (Tansu, in-memory storage: data is "
-                                   "gone when it stops) in the foreground and create lead-events, lead-events-dlq "
-                                   "and sla-outcomes in it. Ctrl-C stops it.")
+                                   "gone when it stops) in the foreground and create lead-events, lead-events-dlq, "
+                                   "sla-outcomes, sla-periods and leadsla-period-reports in it. Ctrl-C stops it.")
     b.add_argument("--listen", default=EMBEDDED_LISTEN, help=f"HOST:PORT to listen on (default {EMBEDDED_LISTEN})")
     b.add_argument("--partitions", type=int, help="partitions per topic (default 4) [LEADSLA_PARTITIONS]")
 

@@ -10,6 +10,7 @@ a terminal, a log file and an e-mail. JSON numbers are exact where whole
 from __future__ import annotations
 
 import math
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -27,17 +28,26 @@ def _leads(n: int) -> str:
 
 
 def _money(x: Fraction) -> str:
-    return f"{x.numerator:,}" if x.denominator == 1 else f"{float(x):,.2f}"
+    if x.denominator == 1:
+        return f"{x.numerator:,}"
+    return _plain(x, 2) if abs(x) < Fraction(1, 100) else f"{_decimal(x, 2):,.2f}"
+
+
+def _decimal(x: Fraction, places: int) -> Decimal:
+    """``x`` rounded half-even to ``places`` decimals, exactly (no float:
+    a goal of 10^20 leads keeps its digits)."""
+    with localcontext(prec=max(28, len(str(abs(x.numerator) // x.denominator)) + places + 2)):
+        return (Decimal(x.numerator) / Decimal(x.denominator)).quantize(Decimal(1).scaleb(-places))
 
 
 def _plain(x: Fraction, places: int = 4) -> str:
     """Up to ``places`` decimals, trailing zeros dropped (0.5, 0.125, 0.3333);
     a value too small for them keeps its first two significant digits
     (0.00001), never rounded to 0."""
-    value = float(x)
-    if value and abs(value) < 10 ** -places:
-        places = min(20, 1 - math.floor(math.log10(abs(value))))
-    text = f"{value:,.{places}f}".rstrip("0").rstrip(".")
+    value = Fraction(x)
+    if value and abs(value) < Fraction(1, 10**places):
+        places = min(20, 1 - math.floor(math.log10(abs(float(value)))))
+    text = f"{_decimal(value, places):,.{places}f}".rstrip("0").rstrip(".")
     return text or "0"
 
 

@@ -416,3 +416,8 @@ def test_any_accepted_text_formats_to_text_that_reads_back(case: tuple[str, int]
     else:  # an offset moved a year-1 or year-9999 text past the range
         with pytest.raises(ValueError, match="cannot format"):
             format_timestamp_us(us)
+
+
+def test_an_offset_of_a_day_or_more_is_named_plainly() -> None:
+    with pytest.raises(ValueError, match=r"^the UTC offset must be between -23:59 and \+23:59$"):
+        parse_timestamp_us("2026-11-22T09:00:00+25:00")

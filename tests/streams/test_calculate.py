@@ -69,6 +69,15 @@ def test_decimal_inputs_are_exact(capsys: pytest.CaptureFixture[str]) -> None:
     assert (got["marketing_revenue_goal"], got["customers_needed"], got["leads_needed"]) == (300, 3, 10)
 
 
+def test_tiny_and_huge_figures_keep_their_digits(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["calculate", "--quota", "5000", "--marketing-share", "1", "--deal-size", "0.0000001",
+                        "--close-rate", "0.00000000001"], capsys)
+    assert code == 0
+    rows = {line.split("  ")[1].strip(): line for line in out.splitlines()[1:]}
+    assert rows["deal size"].split()[-1] == "0.0000001"
+    assert "166,666,666,666,666,666,666.67" in rows["leads per day"]  # exact: no float noise
+
+
 def test_a_tiny_close_rate_is_shown_not_rounded_to_zero(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["calculate", "--quota", "5000", "--marketing-share", "1", "--deal-size", "100",
                         "--close-rate", "0.00001"], capsys)

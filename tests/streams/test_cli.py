@@ -51,7 +51,7 @@ def test_top_level_help(capsys: pytest.CaptureFixture[str]) -> None:
     ("command", "phrases"),
     [
         ("broker", ["usage: leadsla broker", "Run the embedded Kafka-compatible broker",
-                    "create lead-events, lead-events-dlq and sla-outcomes in it",
+                    "create lead-events, lead-events-dlq, sla-outcomes, sla-periods and leadsla-period-reports in it",
                     "--listen LISTEN HOST:PORT to listen on (default 127.0.0.1:9092)", "[LEADSLA_PARTITIONS]"]),
         ("run", ["usage: leadsla run", "Run the SLA monitor: consume lead-events, decide clocks, publish sla-outcomes",
                  "Without --broker (and no LEADSLA_BROKER) it starts the embedded broker itself on 127.0.0.1:9092",
