@@ -165,7 +165,7 @@ class Views:
             "partition": entry.partition,
             "as_of": ts(now),
             "watermark": None if rt.watermark == NEVER else ts(rt.watermark),
-            "owner": {"team": st.owner_team, "rep": st.owner_rep},
+            "owner": _owner(st),
             "last_event_at": ts(st.last_event_at) if st.last_event_at else None,
             "clocks": [clock_view(st, p, now) for p in e.policies.policies],
             "pending_events": [
@@ -330,6 +330,17 @@ def merge_compliance(answers: list[dict[str, Any]], policies: PolicySet) -> dict
     period = answers[0]["period"] if answers else None
     return finish_compliance({"period": period, "policies": list(rows.values()),
                               "targets": list(targets.values())}, policies)
+
+
+def _owner(st: LeadState) -> dict[str, str | None]:
+    """The lead's owner; before its handoff reaches the watermark, the team
+    and rep its pending clocks show (as the queue and the gauges do)."""
+    if st.owner_team is not None or st.owner_rep is not None:
+        return {"team": st.owner_team, "rep": st.owner_rep}
+    for team, rep, _, _ in st.shown.values():
+        if team is not None or rep is not None:
+            return {"team": team, "rep": rep}
+    return {"team": None, "rep": None}
 
 
 def clock_view(st: LeadState, policy: Policy, now_us: int) -> dict[str, Any]:

@@ -74,6 +74,7 @@ def test_a_fresh_handoff_shows_at_once_as_pending_with_its_deadline() -> None:
     assert a is not None
     c = by_policy(a)["first_touch"]
     assert (c["state"], c["team"], c["rep"]) == ("pending", "emea", "r1")
+    assert a["owner"] == {"team": "emea", "rep": "r1"}  # as the queue shows it, before the watermark
     assert (c["started_at"], c["deadline"]) == ("2026-11-22T09:00:00Z", "2026-11-22T10:00:00Z")
     assert (c["elapsed_seconds"], c["remaining_seconds"], c["overdue"]) == (0.0, 3600.0, False)
     assert a["pending_events"] == [{"occurred_at": "2026-11-22T09:00:00Z", "type": "lead.handed_off",
