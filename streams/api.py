@@ -173,6 +173,75 @@ class PeerError(Exception):
         self.status = status
 
 
+class Peers:
+    """The other workers of the group, asked over HTTP with the caller's
+    token: ``members()`` is the group (``Member`` list; this worker is the
+    one whose URL is ``self_url``), ``settings.peer_timeout`` bounds each
+    request. One client session, opened at the first request."""
+
+    def __init__(self, settings: Settings, self_url: str, members: Callable[[], list[Member]]) -> None:
+        self.settings = settings
+        self.self_url = self_url
+        self.members = members
+        self._session: aiohttp.ClientSession | None = None
+
+    def others(self) -> list[Member]:
+        """Every member but this worker."""
+        me = _ident(self.self_url)
+        return [m for m in self.members() if _ident(m.url) != me]
+
+    async def close(self) -> None:
+        """Close the HTTP client (at shutdown)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def fan_out(self, path: str, params: dict[str, str], request: web.Request) -> list[tuple[str, Any]]:
+        """Ask every other worker for its own part (``scope=local``). Raises
+        PeerError naming the first worker that failed."""
+        peers = self.others()
+        answers = await asyncio.gather(*(self.ask(m, path, {**params, "scope": "local"}, request, (200,))
+                                         for m in peers), return_exceptions=True)
+        out = []
+        for m, a in zip(peers, answers, strict=True):
+            if isinstance(a, BaseException):
+                raise a
+            out.append((m.url, a[1]))
+        return out
+
+    async def ask(self, member: Member, path: str, params: dict[str, str], request: web.Request,
+                   expected: tuple[int, ...]) -> tuple[int, Any]:
+        """GET ``path`` on a peer with the caller's token; (status, JSON body).
+        Raises PeerError (502: unreachable, an unexpected status or body;
+        503: the peer recovers its state; 504: no answer within
+        ``peer_timeout``)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.peer_timeout))
+        headers = {}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+        url = URL(member.url).with_path(path, encoded=True).with_query(params)
+        try:
+            async with self._session.get(url, headers=headers, allow_redirects=False) as r:
+                if r.status == 401:
+                    raise PeerError(502, f"worker {member.url} refused the token: every worker of the group "
+                                         "needs the same LEADSLA_API_TOKEN")
+                if r.status == 503 and 503 not in expected:
+                    raise PeerError(503, f"worker {member.url} is recovering its state (start-up or "
+                                         "rebalance); try again")
+                if r.status not in expected:
+                    raise PeerError(502, f"worker {member.url} answered {r.status}")
+                try:
+                    return r.status, await r.json(content_type=None)
+                except ValueError:
+                    raise PeerError(502, f"worker {member.url} answered something that is not JSON") from None
+        except TimeoutError:
+            raise PeerError(504, f"worker {member.url} did not answer within "
+                                 f"{self.settings.peer_timeout:g} s (LEADSLA_PEER_TIMEOUT)") from None
+        except aiohttp.ClientError as exc:
+            raise PeerError(502, f"worker {member.url} cannot be reached ({exc.__class__.__name__})") from None
+
+
 # -- the API ---------------------------------------------------------------------------
 
 
@@ -194,13 +263,11 @@ class Api:
         self.self_url = self_url
         self.members = members
         self.ready = ready
-        self._session: aiohttp.ClientSession | None = None
+        self.peers = Peers(settings, self_url, members)
 
     async def close(self) -> None:
         """Close the HTTP client used to ask peers (at shutdown)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.peers.close()
 
     # -- handlers --------------------------------------------------------------
 
@@ -228,8 +295,7 @@ class Api:
         return await self._route_lead(request, lead_id)
 
     async def _route_lead(self, request: web.Request, lead_id: str) -> web.Response:
-        me = _ident(self.self_url)
-        members = [m for m in self.members() if _ident(m.url) != me]
+        members = self.peers.others()
         if not members:
             if not self.ready():
                 return error(503, "this worker is recovering its state (start-up or rebalance); try again")
@@ -242,7 +308,7 @@ class Api:
         problems: list[PeerError] = []
         recovering = not self.ready()
         for group in (first, rest):
-            answers = await asyncio.gather(*(self._ask(m, path, {"scope": "local"}, request, (200, 404, 503))
+            answers = await asyncio.gather(*(self.peers.ask(m, path, {"scope": "local"}, request, (200, 404, 503))
                                              for m in group), return_exceptions=True)
             for a in answers:
                 if isinstance(a, PeerError):
@@ -281,7 +347,7 @@ class Api:
         if request.query.get("scope") == "local":
             return web.json_response(mine)
         try:
-            others = await self._fan_out("/api/queue", {**p, "limit": str(limit)}, request)
+            others = await self.peers.fan_out("/api/queue", {**p, "limit": str(limit)}, request)
         except PeerError as exc:
             return error(exc.status, str(exc))
         parts = [(self.self_url, mine), *others]
@@ -310,7 +376,7 @@ class Api:
         if request.query.get("scope") == "local":
             return web.json_response(mine)
         try:
-            others = await self._fan_out("/api/compliance", p, request)
+            others = await self.peers.fan_out("/api/compliance", p, request)
         except PeerError as exc:
             return error(exc.status, str(exc))
         parts = [(self.self_url, mine), *others]
@@ -338,52 +404,6 @@ class Api:
         n = max([p + 1 for m in self.members() for p in m.partitions] + [self.settings.partitions])
         return {**answer, "partitions": covered, "complete": covered == list(range(n)),
                 "workers": [{"url": url, "partitions": a.get("partitions", [])} for url, a in parts]}
-
-    async def _fan_out(self, path: str, params: dict[str, str], request: web.Request) -> list[tuple[str, Any]]:
-        """Ask every other worker for its own part (``scope=local``). Raises
-        PeerError naming the first worker that failed."""
-        me = _ident(self.self_url)
-        peers = [m for m in self.members() if _ident(m.url) != me]
-        answers = await asyncio.gather(*(self._ask(m, path, {**params, "scope": "local"}, request, (200,))
-                                         for m in peers), return_exceptions=True)
-        out = []
-        for m, a in zip(peers, answers, strict=True):
-            if isinstance(a, BaseException):
-                raise a
-            out.append((m.url, a[1]))
-        return out
-
-    async def _ask(self, member: Member, path: str, params: dict[str, str], request: web.Request,
-                   expected: tuple[int, ...]) -> tuple[int, Any]:
-        """GET ``path`` on a peer with the caller's token; (status, JSON body).
-        Raises PeerError (502: unreachable, an unexpected status or body;
-        503: the peer recovers its state; 504: no answer within
-        ``peer_timeout``)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.peer_timeout))
-        headers = {}
-        if "Authorization" in request.headers:
-            headers["Authorization"] = request.headers["Authorization"]
-        url = URL(member.url).with_path(path, encoded=True).with_query(params)
-        try:
-            async with self._session.get(url, headers=headers, allow_redirects=False) as r:
-                if r.status == 401:
-                    raise PeerError(502, f"worker {member.url} refused the token: every worker of the group "
-                                         "needs the same LEADSLA_API_TOKEN")
-                if r.status == 503 and 503 not in expected:
-                    raise PeerError(503, f"worker {member.url} is recovering its state (start-up or "
-                                         "rebalance); try again")
-                if r.status not in expected:
-                    raise PeerError(502, f"worker {member.url} answered {r.status}")
-                try:
-                    return r.status, await r.json(content_type=None)
-                except ValueError:
-                    raise PeerError(502, f"worker {member.url} answered something that is not JSON") from None
-        except TimeoutError:
-            raise PeerError(504, f"worker {member.url} did not answer within "
-                                 f"{self.settings.peer_timeout:g} s (LEADSLA_PEER_TIMEOUT)") from None
-        except aiohttp.ClientError as exc:
-            raise PeerError(502, f"worker {member.url} cannot be reached ({exc.__class__.__name__})") from None
 
 
 def aiohttp_app(api: Api) -> web.Application:

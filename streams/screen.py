@@ -35,14 +35,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 from aiohttp import web
-from yarl import URL
 
 from leadsla.models.events import format_timestamp_us
 from leadsla.models.periods import period_of
 from leadsla.models.policy import PolicySet
-from leadsla.streams.api import Member, PeerError, denied, error, faust_members, openapi_document
+from leadsla.streams.api import Member, PeerError, Peers, denied, error, faust_members, openapi_document
 from leadsla.streams.settings import Settings
 from leadsla.streams.targets import DAY_US
 
@@ -143,7 +141,7 @@ class Screen:
         self.settings = settings
         self.self_url = self_url
         self.members = members
-        self._session: aiohttp.ClientSession | None = None
+        self.peers = Peers(settings, self_url, members)
         self._files: dict[str, bytes] = {}
         # (counted at wall µs, for partitions, {policy: (day, met, breached)}), and one pass at a time.
         self._today: tuple[int, tuple[int, ...], dict[str, tuple[str, int, int]]] | None = None
@@ -151,9 +149,7 @@ class Screen:
 
     async def close(self) -> None:
         """Close the HTTP client used to ask peers (at shutdown)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.peers.close()
 
     # -- the page --------------------------------------------------------------------
 
@@ -193,9 +189,12 @@ class Screen:
         if scope == "local":
             return web.json_response(mine)
         try:
-            others = await self._fan_out(request)
+            others = await self.peers.fan_out(PATH, {}, request)
         except PeerError as exc:
             return error(exc.status, str(exc))
+        for url, part in others:
+            if not isinstance(part, dict):
+                return error(502, f"worker {url} answered something that is not a screen part")
         parts = [(self.self_url, mine), *others]
         return web.json_response(self.merge(parts))
 
@@ -373,62 +372,6 @@ class Screen:
             "complete": covered == list(range(n)),
             "workers": [{"url": url, "partitions": a.get("partitions", [])} for url, a in parts],
         }
-
-    # -- peers (as streams.api asks them) ------------------------------------------------
-
-    async def _fan_out(self, request: web.Request) -> list[tuple[str, dict[str, Any]]]:
-        """Every other worker's local part. Raises PeerError naming the
-        first worker that failed."""
-        me = _ident(self.self_url)
-        peers = [m for m in self.members() if _ident(m.url) != me]
-        answers = await asyncio.gather(*(self._ask(m, request) for m in peers), return_exceptions=True)
-        out = []
-        for m, a in zip(peers, answers, strict=True):
-            if isinstance(a, BaseException):
-                raise a
-            out.append((m.url, a))
-        return out
-
-    async def _ask(self, member: Member, request: web.Request) -> dict[str, Any]:
-        """``GET /api/screen?scope=local`` on a peer with the caller's token.
-        Raises PeerError: 502 unreachable, refused token, another status or
-        no JSON; 503 the peer recovers; 504 no answer within
-        ``peer_timeout``."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.peer_timeout))
-        headers = {}
-        if "Authorization" in request.headers:
-            headers["Authorization"] = request.headers["Authorization"]
-        url = URL(member.url).with_path(PATH).with_query({"scope": "local"})
-        try:
-            async with self._session.get(url, headers=headers, allow_redirects=False) as r:
-                if r.status == 401:
-                    raise PeerError(502, f"worker {member.url} refused the token: every worker of the group "
-                                         "needs the same LEADSLA_API_TOKEN")
-                if r.status == 503:
-                    raise PeerError(503, f"worker {member.url} is recovering its state (start-up or "
-                                         "rebalance); try again")
-                if r.status != 200:
-                    raise PeerError(502, f"worker {member.url} answered {r.status}")
-                try:
-                    body = await r.json(content_type=None)
-                except ValueError:
-                    raise PeerError(502, f"worker {member.url} answered something that is not JSON") from None
-                if not isinstance(body, dict):
-                    raise PeerError(502, f"worker {member.url} answered something that is not a screen part")
-                return body
-        except TimeoutError:
-            raise PeerError(504, f"worker {member.url} did not answer within "
-                                 f"{self.settings.peer_timeout:g} s (LEADSLA_PEER_TIMEOUT)") from None
-        except aiohttp.ClientError as exc:
-            raise PeerError(502, f"worker {member.url} cannot be reached ({exc.__class__.__name__})") from None
-
-
-def _ident(url: str) -> tuple[str, int]:
-    """A worker's identity in the group: host and port of its URL."""
-    u = URL(url)
-    return ((u.host or "").lower(), u.port or 80)
-
 
 def aiohttp_routes(app: web.Application, screen: Screen) -> None:
     """Add the screen's routes to a bare aiohttp application (tests)."""
