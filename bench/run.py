@@ -49,12 +49,17 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_events(n: int) -> list[dict[str, Any]]:
-    gen = TrafficGenerator(load_policies(EXAMPLE_POLICIES), seed=11)
+def make_events(n: int, policies_file: Path) -> list[dict[str, Any]]:
+    """A backlog of ``n`` events in time order: one history over 30 days with
+    enough leads, cut at ``n`` (concatenated histories would replay the
+    month several times, most of it behind the watermark)."""
+    gen = TrafficGenerator(load_policies(policies_file), seed=11)
     now = time.time_ns() // 1000
-    out: list[dict[str, Any]] = []
+    leads = max(1, n // 4)
+    out = gen.history(now, days=30, leads=leads)
     while len(out) < n:
-        out.extend(gen.history(now, days=30, leads=2000))
+        leads *= 2
+        out = gen.history(now, days=30, leads=leads)
     return out[:n]
 
 
@@ -87,14 +92,14 @@ async def drain(bootstrap: str, topic: str, n: int, handle: Any) -> tuple[float,
         await c.stop()
 
 
-def stage_engine(settings: Settings) -> tuple[Engine, Any]:
+def stage_engine(settings: Settings, policies_file: Path) -> tuple[Engine, Any]:
     class NullSink:
-        def persist(self, *a: Any) -> None: ...
-        def outcome(self, *a: Any) -> None: ...
-        def dead_letter(self, *a: Any) -> None: ...
-        def window(self, *a: Any) -> None: ...
+        """Every record the engine writes (changelogs, outcomes, reports) goes nowhere."""
 
-    policies = load_policies(EXAMPLE_POLICIES)
+        def __getattr__(self, name: str) -> Any:
+            return lambda *a, **k: None
+
+    policies = load_policies(policies_file)
     engine = Engine(settings, policies, Metrics(CollectorRegistry(), policies, 200, 500), {}, {}, NullSink())
 
     def handle(partition: int, r: Any) -> None:
@@ -164,15 +169,17 @@ def main() -> int:
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--listen", default="127.0.0.1:19192")
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
+    ap.add_argument("--policies", type=Path, default=EXAMPLE_POLICIES,
+                    help="the policies file for the traffic, the engine and the worker (default: the example)")
     ap.add_argument("--skip-worker", action="store_true")
     ap.add_argument("--worker-env", action="append", default=[], metavar="LEADSLA_X=VALUE",
                     help="a setting for the B6 worker (repeatable)")
     args = ap.parse_args()
 
     print(f"generating {args.events} events …", file=sys.stderr)
-    events = make_events(args.events)
+    events = make_events(args.events, args.policies)
     topic = f"bench-{uuid.uuid4().hex[:8]}"
-    results: dict[str, Any] = {"events": args.events, "partitions": args.partitions}
+    results: dict[str, Any] = {"events": args.events, "partitions": args.partitions, "policies": str(args.policies)}
     with EmbeddedBroker(args.listen):
         asyncio.run(ensure_topics(args.listen, [topic, f"{topic}-dlq", f"{topic}-outcomes"], args.partitions))
         t0 = time.perf_counter()
@@ -189,7 +196,7 @@ def main() -> int:
         for name, handle in stages.items():
             secs, cpu = asyncio.run(drain(args.listen, topic, args.events, handle))
             results[name] = {"seconds": secs, "events_per_s": args.events / secs, "cpu_us_per_event": cpu * US / args.events}
-        engine, handle = stage_engine(settings)
+        engine, handle = stage_engine(settings, args.policies)
         secs, cpu = asyncio.run(drain(args.listen, topic, args.events, handle))
         t1 = time.perf_counter()
         # What the timer would do once the backlog is read: decide what is due.
@@ -201,7 +208,7 @@ def main() -> int:
                                            "final_tick_s": time.perf_counter() - t1,
                                            "leads": len(engine.store), "peak_rss_mib": rss_mib()}
         if not args.skip_worker:
-            extra = dict(kv.split("=", 1) for kv in args.worker_env)
+            extra = {"LEADSLA_POLICIES": str(args.policies.resolve()), **dict(kv.split("=", 1) for kv in args.worker_env)}
             results["B6 leadsla run"] = worker_stage(args.listen, topic, args.events, args.partitions, extra)
             results["B6 leadsla run"]["settings"] = extra
 
