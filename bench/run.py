@@ -138,7 +138,9 @@ def worker_stage(bootstrap: str, topic: str, n: int, partitions: int, extra: dic
                 if total >= n:
                     done = (time.perf_counter(), total, _proc_cpu(proc.pid))
                     break
-                time.sleep(0.2)
+                # Once a second: each scrape renders every series, which a
+                # faster poll would make a noticeable part of what is measured.
+                time.sleep(1.0)
             if first is None or done is None:
                 return {"error": "worker did not finish"}
             rss = _proc_rss_mib(proc.pid)

@@ -11,7 +11,7 @@ from leadsla.dashboards.alerts import PIPELINE_DOWN, SLA_ALERTS, TARGET_ALERTS, 
 
 # Example team routes; replace with your sales teams (the `team` of events).
 EXAMPLE_TEAMS = ("na_east", "na_west", "emea")
-PIPELINE_ALERTS = ("TargetDown", "MetricsAbsent", "WorkerNotReady", "ConsumerLagGrowing", "DeadLetters")
+PIPELINE_ALERTS = ("TargetDown", "MetricsAbsent", "WorkerNotReady", "ConsumerLagGrowing", "DeadLetters", "PoliciesDiffer")
 
 
 def _any(alerts: tuple[str, ...]) -> str:

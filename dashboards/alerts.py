@@ -14,6 +14,7 @@ from leadsla.dashboards.slo import (
     JOB,
     LAG_GROWING_FOR,
     NO_EVENTS_FOR,
+    POLICIES_DIFFER_FOR,
     PREFIX,
     REVIEW_FOR,
     TARGET_FORECAST_FOR,
@@ -228,6 +229,12 @@ def pipeline_group(base: str) -> dict[str, Any]:
                    "A leadsla worker is not processing.",
                    "{{ $labels.instance }} has not finished recovering its state or lost its partitions "
                    "(rebalancing) for 5 minutes.", base, for_="5m"),
+            _alert("PoliciesDiffer",
+                   f"count by (job, app_id) (count by (job, app_id, fingerprint) (leadsla_policies_info{{{j}}})) > 1",
+                   "warning",
+                   "leadsla workers of one group decide by different policies.",
+                   "{{ $value }} different policies files are in use by the workers of {{ $labels.app_id }}: each "
+                   "decides the partitions it owns by its own file.", base, for_=POLICIES_DIFFER_FOR),
             _alert("NoEventsInBusinessHours",
                    "job:leadsla_events:increase30m == 0 and on (job) job:leadsla_calendar_open:max == 1",
                    "warning",

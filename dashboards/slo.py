@@ -98,6 +98,8 @@ BREACH_WINDOW = "10m"  # a breach alert stays up this long after the last breach
 NO_EVENTS_FOR = "30m"  # no accepted event for this long, while a calendar is open
 LAG_GROWING_FOR = "15m"
 DEAD_LETTERS_WINDOW = "10m"
+# Longer than a rolling restart that brings a new policies file to every worker.
+POLICIES_DIFFER_FOR = "10m"
 
 # Follow-up depth policies. Their clocks run for days, so a day is the
 # shortest window that holds enough decisions to judge; it must be one of

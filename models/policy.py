@@ -10,10 +10,12 @@ matching, at-risk warnings, objectives and the restart rule.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import math
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -386,6 +388,35 @@ class PolicySet:
 
     def by_name(self, name: str) -> Policy:
         return self._by_name[name]  # type: ignore[attr-defined, no-any-return]
+
+
+def fingerprint(ps: PolicySet) -> str:
+    """What the policies mean, as 12 hex digits: the first 48 bits of the
+    SHA-256 of a canonical JSON form of every policy and target (calendars,
+    goals in µs, selectors, periods…), in file order. Comments, layout,
+    ``defaults:`` written out or inherited, quoting and the file's path do
+    not change it; any change to what a clock or target does does. Workers
+    of one group must all show the same (leadsla_policies_info)."""
+    body = json.dumps([_canonical(ps.policies), _canonical(ps.targets)], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-ready and independent of hash order: dataclasses by field,
+    sets sorted, dates and times in ISO 8601."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value) if not f.name.startswith("_")}
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
 
 
 # -- loading, with positions in errors -------------------------------------------

@@ -24,7 +24,7 @@ from faust.serializers import codecs
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from leadsla.models.policy import PolicySet
+from leadsla.models.policy import PolicySet, fingerprint
 from leadsla.streams.api import (
     Api,
     advertised_url,
@@ -181,7 +181,8 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         except (AssertionError, KeyError, AttributeError, ConsumerNotStarted):
             return None  # not assigned (any more), or the consumer is not running yet
 
-    metrics = Metrics(registry, policies, settings.max_team_labels, settings.max_rep_labels)
+    metrics = Metrics(registry, policies, settings.max_team_labels, settings.max_rep_labels, app_id=settings.app_id)
+    log.info("deciding by %s: policies fingerprint %s", policies.source, fingerprint(policies))
     sink = KafkaSink(
         lambda: app.producer._ensure_producer(),  # type: ignore[attr-defined]  # aiokafka's producer, once the app runs
         leads.changelog_topic.get_topic_name(),
@@ -305,6 +306,7 @@ def _pages(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:
     views; streams.api). /metrics and /ready never need the token."""
     quiet_unparsable_requests()
     settings = engine.settings
+    policies_fingerprint = fingerprint(engine.policies)
     api = Api(engine.views, engine.policies, settings, str(app.conf.canonical_url),
               lambda: faust_members(app, settings.input_topic), lambda: engine.ready)
 
@@ -337,7 +339,8 @@ def _pages(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:
 
     @app.page("/ready")
     async def ready_page(web: Any, request: Any) -> Any:
-        return web.json({"ready": engine.ready, "partitions": sorted(engine.runtimes)}, status=200 if engine.ready else 503)
+        return web.json({"ready": engine.ready, "partitions": sorted(engine.runtimes), "policies": policies_fingerprint},
+                        status=200 if engine.ready else 503)
 
     @app.page("/leads/{lead_id}")
     async def lead_page(web: Any, request: Any, lead_id: str) -> Any:

@@ -460,6 +460,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 def cmd_policies(args: argparse.Namespace) -> int:
     from leadsla.dashboards.alerts import burn_tier_warnings
+    from leadsla.models.policy import fingerprint
     from leadsla.streams.settings import EXAMPLE_POLICIES
 
     path = args.file or EXAMPLE_POLICIES
@@ -467,6 +468,7 @@ def cmd_policies(args: argparse.Namespace) -> int:
     n, t = len(policies.policies), len(policies.targets)
     print(f"{path}: {n} polic{'y' if n == 1 else 'ies'}" + (f", {t} target{'' if t == 1 else 's'}" if t else ""))
     print(describe(policies))
+    print(f"  fingerprint {fingerprint(policies)} (every worker of one group must show the same)")
     # A lax objective is a valid file: say which burn-rate tiers are capped,
     # but keep the exit status for real errors.
     for line in burn_tier_warnings(policies):

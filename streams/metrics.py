@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from leadsla.models.events import EVENT_TYPES
-from leadsla.models.policy import PolicySet
+from leadsla.models.policy import PolicySet, fingerprint
 from leadsla.streams.codec import REASONS
 from leadsla.streams.sink import SINK_TOPICS
 
@@ -51,7 +51,8 @@ class LabelGuard:
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry, policies: PolicySet, max_teams: int, max_reps: int = 0) -> None:
+    def __init__(self, registry: CollectorRegistry, policies: PolicySet, max_teams: int, max_reps: int = 0,
+                 app_id: str = "leadsla") -> None:
         self.registry = registry
         self.team = LabelGuard(max_teams)
         # Reps are labels only on the breach counter, for routing alerts to a
@@ -77,6 +78,10 @@ class Metrics:
         self.handoffs = Counter("leadsla_handoffs_total", "Leads handed off to sales, by team.", ["team"], registry=r)
         self.sink_errors = Counter("leadsla_sink_send_errors_total", "Records the Kafka producer refused or could not deliver, after retries: each is missing from its topic (outcomes, dead_letters, lead_changelog, window_changelog).", ["topic"], registry=r)
         self.dead_letters_truncated = Counter("leadsla_dead_letters_truncated_total", "Dead letters too large for the producer, sent with their value cut (headers truncated, original-size, original-sha256).", registry=r)
+        # One series per worker: workers of one group (app_id) that show
+        # different fingerprints decide under different rules.
+        self.policies_info = Gauge("leadsla_policies_info", "1, labelled with the app id and the fingerprint of the policies this worker decides by (leadsla policies prints it).", ["app_id", "fingerprint"], registry=r)
+        self.policies_info.labels(app_id, fingerprint(policies)).set(1)
         # Pre-bound children for label sets known up front.
         self._events = {t: self.events.labels(type=t) for t in EVENT_TYPES}
         self._rejected = {reason: self.rejected.labels(reason=reason) for reason in REASONS}

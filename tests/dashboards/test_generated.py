@@ -87,7 +87,7 @@ def test_target_figures_are_summed_over_workers_and_goals_taken_once() -> None:
 
 EXAMPLE_ALERTS = ("DeadlineBreached", "ClocksAtRisk", "ErrorBudgetBurn", "TargetBehindPace", "TargetForecastMiss",
                   "TargetDown", "MetricsAbsent", "WorkerNotReady", "NoEventsInBusinessHours", "ConsumerLagGrowing",
-                  "DeadLetters", "DepthBreaches", "AgreementUnderReview")
+                  "DeadLetters", "DepthBreaches", "AgreementUnderReview", "PoliciesDiffer")
 
 
 @pytest.mark.parametrize(("files", "expected"), [

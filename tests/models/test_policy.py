@@ -19,6 +19,7 @@ from leadsla.models.policy import (
     STOP,
     PolicyError,
     Selector,
+    fingerprint,
     load_policies,
     parse_policies,
 )
@@ -1059,3 +1060,49 @@ def test_a_holiday_in_another_format_names_the_expected_one(written: str) -> Non
         parse_policies(text, source="p.yaml")
     assert str(info.value).startswith("p.yaml:4:16: calendars.office.holidays[0]: not a date: ")
     assert str(info.value).endswith("; write it as YYYY-MM-DD, such as 2026-12-25")
+
+
+# -- fingerprint: what the policies mean, not how the file spells it -------------
+
+_FP_A = """
+# the office
+calendars:
+  office: {timezone: Europe/Berlin, hours: {mon-fri: "09:00-17:00"}, holidays: [2026-12-25, 2026-12-24]}
+defaults: {calendar: office}
+policies:
+  - name: first_touch
+    start: lead.handed_off
+    stop: [lead.contact_attempt, lead.connected]
+    goal: 1h
+"""
+
+_FP_B = """
+calendars:
+  office:
+    hours: {mon-fri: "09:00-17:00"}
+    holidays: [2026-12-24, 2026-12-25]
+    timezone: "Europe/Berlin"
+policies:
+  - goal: PT1H
+    name: first_touch
+    stop: [lead.contact_attempt, lead.connected]
+    start: [lead.handed_off]
+    calendar: office
+"""
+
+
+def test_fingerprint_ignores_layout_comments_order_of_keys_and_defaults() -> None:
+    a, b = parse_policies(_FP_A, source="a.yaml"), parse_policies(_FP_B, source="/etc/leadsla/b.yaml")
+    assert fingerprint(a) == fingerprint(b)
+    assert len(fingerprint(a)) == 12 and int(fingerprint(a), 16) >= 0
+
+
+@pytest.mark.parametrize("change", [
+    ("goal: 1h", "goal: 2h"),
+    ('"09:00-17:00"', '"09:00-18:00"'),
+    ("2026-12-24]", "2026-12-31]"),
+    ("lead.connected]", "lead.connected, lead.disqualified]"),
+])
+def test_fingerprint_changes_with_what_a_clock_does(change: tuple[str, str]) -> None:
+    old, new = change
+    assert fingerprint(parse_policies(_FP_A)) != fingerprint(parse_policies(_FP_A.replace(old, new)))

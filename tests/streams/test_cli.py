@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from leadsla.models.policy import fingerprint, load_policies
 from leadsla.streams import cli
 from leadsla.streams.cli import main
 from leadsla.streams.settings import EXAMPLE_POLICIES, Settings
@@ -114,6 +115,7 @@ def test_policies_without_a_file_describes_the_example(capsys: pytest.CaptureFix
         "2026-12-25, 2027-01-01, 2027-05-31, 2027-07-05",
         "  target mql_volume: 100 leads per month (America/New_York) by lead.mql; value by persona (director 50, "
         "executive 100, manager 40, otherwise 10), value goal 4000",
+        f"  fingerprint {fingerprint(load_policies(EXAMPLE_POLICIES))} (every worker of one group must show the same)",
     ]
 
 
@@ -132,6 +134,7 @@ def test_policies_with_the_contract_minimal_file(tmp_path: Path, capsys: pytest.
         f"{path}: 1 policy",
         "  first_touch: lead.handed_off -> lead.contact_attempt, lead.connected, lead.disqualified, lead.recycled "
         "within 1h (wall-clock time); objective 95.0%, at risk at 80%; restarts on a new start",
+        f"  fingerprint {fingerprint(load_policies(path))} (every worker of one group must show the same)",
     ]
 
 
@@ -314,6 +317,7 @@ def test_policies_show_selector_matches_and_calendar_hours(tmp_path: Path, capsy
         "at 80%",
         "  calendar support: Europe/Berlin; mon-thu 09:00-12:00, fri 09:00-12:00 and 13:00-24:00, sat closed, "
         "sun 10:00-14:00; holidays none",
+        f"  fingerprint {fingerprint(load_policies(path))} (every worker of one group must show the same)",
     ]
 
 

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 import leadsla.streams.metrics as metrics_mod
+from leadsla.models.policy import fingerprint
 from leadsla.streams.metrics import ELAPSED_BUCKETS, NONE, OTHER, LabelGuard, Metrics, RuntimeCollector
 from leadsla.streams.sink import SINK_TOPICS
 
@@ -179,7 +180,16 @@ def test_no_lead_id_or_person_in_any_label() -> None:
         "lead.qualified", "lead.disqualified", "lead.recycled", "opportunity.created", "deal.won", "deal.lost",
         "malformed", "invalid", "unknown_type", "too_large", "processing_error", "met", "breached", "first_touch", "disposition",
         "emea", "apac", "none", "0", "1h", "1d", "24x7", "open",
+        "leadsla", fingerprint(r.engine.policies),  # leadsla_policies_info: the app id and the fingerprint
     } | set(SINK_TOPICS) | {floatToGoString(b) for b in ELAPSED_BUCKETS} | {"+Inf"}
+
+
+def test_policies_info_names_the_app_and_the_fingerprint() -> None:
+    r = Rig(TWO, wall=T0)
+    fp = fingerprint(r.engine.policies)
+    assert r.sample("leadsla_policies_info", app_id="leadsla", fingerprint=fp) == 1.0
+    assert [s.labels for s in families(r.exposition())["leadsla_policies_info"].samples] == [
+        {"app_id": "leadsla", "fingerprint": fp}]
 
 
 def test_runtime_collector_gauges(monkeypatch: pytest.MonkeyPatch) -> None:
