@@ -226,6 +226,14 @@ class KafkaSink:
                     if topic == self._outcomes:
                         outcomes.append(future)
 
+    async def settle(self) -> None:
+        """Wait for a drain in progress to hand over its records, then drain
+        what is queued: afterwards every record queued so far is with the
+        producer (whose own stop or flush delivers it)."""
+        async with self._draining:
+            pass
+        await self.drain()
+
     async def _refused(self, producer: Any, record: Record, exc: Exception) -> None:
         """The slow path of a record ``send`` raised ``exc`` for: cut a dead
         letter too large, retry a transient error, count the rest."""

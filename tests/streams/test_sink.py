@@ -424,3 +424,33 @@ async def test_an_outcome_is_delivered_before_the_state_that_records_its_decisio
     sink.persist(0, "L1", LeadEntry(0, LeadState()))
     await sink.drain()
     assert order[:3] == ["send outcomes", "delivered outcomes", "send leads-changelog"]
+
+
+async def test_settle_waits_for_a_drain_in_progress_then_hands_over_what_is_queued() -> None:
+    # The timer's drain has taken the queue and waits on the producer (its
+    # buffer is full); the worker stops meanwhile. A plain drain would find
+    # the queue empty and return, and the producer would close under the
+    # records still being handed over.
+    release = asyncio.Event()
+
+    class SlowProducer(FakeProducer):
+        async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                       partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]:
+            await release.wait()
+            return await super().send(topic, value=value, key=key, partition=partition, headers=headers)
+
+    producer = SlowProducer()
+    sink = make_sink(producer)
+    sink.outcome("lead-1", b'{"outcome": "met"}')
+    sink.outcome("lead-2", b'{"outcome": "met"}')
+    timer = asyncio.ensure_future(sink.drain())
+    await asyncio.sleep(0)
+    assert sink.queue == []  # taken by the timer's drain
+    stopping = asyncio.ensure_future(sink.settle())
+    await asyncio.sleep(0)
+    assert not stopping.done()  # the records are not with the producer yet
+    sink.outcome("lead-3", b'{"outcome": "breached"}')  # queued meanwhile
+    release.set()
+    await asyncio.wait_for(stopping, 5)
+    assert timer.done()
+    assert [key for _, key, *_ in producer.sent] == [b"lead-1", b"lead-2", b"lead-3"]
