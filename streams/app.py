@@ -39,6 +39,8 @@ from leadsla.streams.health import watch_broker
 from leadsla.streams.ledger import Ledger
 from leadsla.streams.metrics import LedgerCollector, Metrics, RuntimeCollector
 from leadsla.streams.offsets import GapReader, GroupOffsets
+from leadsla.streams.recovery import ChangelogReader
+from leadsla.streams.recovery import install as install_changelog_reader
 from leadsla.streams.screen import mount as mount_screen
 from leadsla.streams.screen import with_screen_paths
 from leadsla.streams.settings import Settings
@@ -104,12 +106,16 @@ class Monitor:
     sink: KafkaSink
 
 
-def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRegistry | None = None) -> Monitor:
-    registry = registry or CollectorRegistry()
-    problem = exposure_problem(settings)  # before anything starts (the CLI checks first, in one line)
-    if problem is not None:
-        raise ValueError(problem)
-    app = faust.App(
+def _request_timeout(settings: Settings) -> float:
+    """Faust's broker_request_timeout (seconds): three sessions, at least 30 s."""
+    return max(30.0, settings.session_timeout * 3)
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    """The Faust app with leadsla's settings: memory tables, no standbys,
+    the group timeouts, and batch sizes for a worker that writes its own
+    records (see ``KafkaSink``)."""
+    return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap()}",
         store="memory://",
@@ -128,12 +134,26 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_rebalance_timeout=settings.rebalance_timeout,
-        broker_request_timeout=max(30.0, settings.session_timeout * 3),
+        broker_request_timeout=_request_timeout(settings),
         broker_commit_interval=settings.commit_interval,
         producer_max_batch_size=1 if settings.single_record_batches else 16384,
         stream_buffer_maxsize=4096,
         broker_max_poll_records=1000,
     )
+
+
+@dataclass
+class _Tables:
+    """The app's changelog-backed tables, all co-partitioned with lead-events."""
+
+    leads: Any
+    windows: Any
+    deliveries: Any
+    period_cells: Any
+    ledger: Any
+
+
+def _tables(app: faust.App, settings: Settings) -> _Tables:
     leads = app.Table(
         "leads",
         partitions=settings.partitions,
@@ -162,12 +182,43 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         key_type=str,
         help="Met and breached clocks per policy, team, period and partition (summed on read).",
     )
-    ledger_table = app.Table(
+    ledger = app.Table(
         "period-ledger",
         partitions=settings.partitions,
         key_type=str,
         help="Each judged level's open periods, strikes and points, and the partitions' closed-through times.",
     )
+    return _Tables(leads, windows, deliveries, period_cells, ledger)
+
+
+def _stop_before_the_producer(app: faust.App, sink: KafkaSink) -> asyncio.Event:
+    """An event set when the worker stops, before Faust stops its producer,
+    after which every record the sink had queued is with the producer (whose
+    stop delivers it). Faust stops its timers only after its producer: a
+    timer pass then decided clocks whose records could no longer be written.
+    The timer checks the event before each pass."""
+    stopping = asyncio.Event()
+    producer_service: Any = app.producer
+    faust_producer_stop = producer_service.on_stop
+
+    async def producer_stop() -> None:
+        stopping.set()
+        await sink.settle()
+        await faust_producer_stop()
+
+    producer_service.on_stop = producer_stop
+    return stopping
+
+
+def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRegistry | None = None) -> Monitor:
+    registry = registry or CollectorRegistry()
+    problem = exposure_problem(settings)  # before anything starts (the CLI checks first, in one line)
+    if problem is not None:
+        raise ValueError(problem)
+    app = _faust_app(settings)
+    tables = _tables(app, settings)
+    leads, windows, deliveries = tables.leads, tables.windows, tables.deliveries
+    period_cells, ledger_table = tables.period_cells, tables.ledger
     reports_topic = app.topic(settings.reports_topic, partitions=settings.partitions, key_type=bytes,
                               value_type=bytes, key_serializer="raw", value_serializer="raw")
     events_topic = app.topic(settings.input_topic, partitions=settings.partitions, key_type=bytes, value_type=bytes,
@@ -194,6 +245,11 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         periods=(period_cells.changelog_topic.get_topic_name(), settings.reports_topic, settings.periods_topic),
     )
     gaps = GapReader(settings.bootstrap(), settings.input_topic, settings.rebalance_timeout)
+    # Faust bounds the recovery step the reader runs in by the request timeout.
+    changelogs = ChangelogReader(app, settings.bootstrap(), budget_s=0.8 * _request_timeout(settings),
+                                 request_timeout_s=settings.rebalance_timeout)
+    if settings.direct_recovery:
+        install_changelog_reader(app, changelogs)
 
     async def read_gap(partition: int, first: int, end: int) -> None:
         try:
@@ -251,10 +307,12 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
             ledger.handle(message.partition, message.key, message.value)
             await sink.drain()
 
+    stopping = _stop_before_the_producer(app, sink)
+
     @app.timer(settings.timer_interval, name="leadsla.deadlines")
     async def deadlines() -> None:
         # Decide in slices so a burst of due clocks never stalls consumption.
-        while True:
+        while not stopping.is_set():
             engine.tick()
             await sink.drain()
             if not engine.pending():
@@ -285,9 +343,12 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
     leads.on_recover(rebuild)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
-    async def close_offsets(sender: Any, **kwargs: Any) -> None:
+    async def shutting_down(sender: Any, **kwargs: Any) -> None:
+        stopping.set()
+        await sink.settle()
         await offsets.stop()
         await gaps.stop()
+        await changelogs.stop()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
@@ -357,3 +418,4 @@ def _pages(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:
             return no
         clocks = engine.views.rep_queue(rep)
         return web.json({"rep": rep, "partitions": sorted(engine.runtimes), "open_clocks": clocks})
+

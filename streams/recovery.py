@@ -1,0 +1,173 @@
+"""Table recovery at the speed of a fetch.
+
+After every assignment Faust's recovery reads each active changelog
+partition from where the table stands to the partition's end, one record at
+a time through its stream machinery: about 2,000 records a second here
+(``bench/recovery.py``), so 50,000 leads took close to a minute to come
+back. It also takes the end from ListOffsets, which the embedded broker
+answers wrongly after multi-record batches (recovery would stop early).
+
+``ChangelogReader`` does that reading first, with a client of its own (no
+group, nothing committed): whole fetches, decoded with each table's own
+schema and applied with the table's own ``apply_changelog_batch``, up to the
+high watermark the fetch responses carry. It then tells Faust's recovery
+that those partitions are up to date, and Faust goes on exactly as after its
+own reading (``on_recover`` callbacks, seeking the input partitions, resuming
+the streams). Whatever the reader has not finished within its time budget
+(Faust bounds this step by ``broker_request_timeout``), Faust reads itself,
+from where the reader stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.tables.recovery import Recovery
+
+log = logging.getLogger("leadsla")
+
+# Records per fetch call; whole batches are applied at once.
+FETCH_RECORDS = 20_000
+
+
+class _Change:
+    """What a table's ``apply_changelog_batch`` reads of an event: the decoded
+    key and value, and the message (raw ``value``: None is a tombstone;
+    ``partition``)."""
+
+    __slots__ = ("key", "message", "value")
+
+    def __init__(self, key: Any, value: Any, message: Any) -> None:
+        self.key, self.value, self.message = key, value, message
+
+
+class ChangelogReader:
+    """Reads active changelog partitions into their tables for Faust's
+    recovery (see the module's docstring).
+
+    ``bootstrap`` is ``host:port[,…]``; ``budget_s`` (seconds) bounds one
+    catch-up, after which Faust's own recovery reads the rest;
+    ``request_timeout_s`` is the client's request timeout."""
+
+    def __init__(self, app: Any, bootstrap: str, budget_s: float, request_timeout_s: float = 10.0) -> None:
+        self._app = app
+        self._bootstrap = bootstrap
+        self._budget = budget_s
+        self._timeout = request_timeout_s
+        self._client: AIOKafkaConsumer | None = None
+        self.records = 0  # changelog records applied since start (all catch-ups)
+
+    async def catch_up(self, recovery: Any, tps: set[Any], offsets: MutableMapping[Any, int]) -> None:
+        """Apply every record of ``tps`` (Faust TPs of changelog topics) from
+        ``offsets[tp]`` (the last offset applied, read again as Faust does;
+        0 or -1 for none) to the table of
+        each, up to the partition's high watermark; advance ``offsets`` and
+        Faust's ``active_highwaters`` as it goes, so that whatever is left (the
+        budget ran out, a rebalance cancelled the step) is read from there.
+        Never raises for the broker being away (Faust reads everything then);
+        cancellation propagates."""
+        if not tps:
+            return
+        try:
+            client = await self._started()
+        except Exception as exc:  # Faust's own recovery reads everything
+            log.warning("could not read the changelogs directly (%s); Faust's recovery reads them",
+                        exc.__class__.__name__)
+            return
+        loop = asyncio.get_running_loop()
+        started, deadline = time.monotonic(), loop.time() + self._budget
+        by_tp = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}
+        client.assign(list(by_tp))
+        for ktp, tp in by_tp.items():
+            # Faust's offsets are the last offset applied, and it seeks to it
+            # (reading it again is harmless); a fresh partition's is 0 or -1.
+            client.seek(ktp, max(0, offsets[tp]))
+        decoders = {tp: self._decoder(recovery.tp_to_table[tp]) for tp in tps}
+        highwaters = recovery.active_highwaters
+        pending, applied = set(by_tp), 0
+        try:
+            while pending:
+                got = await client.getmany(*pending, timeout_ms=200, max_records=FETCH_RECORDS)
+                for ktp, records in got.items():
+                    tp = by_tp[ktp]
+                    decode = decoders[tp]
+                    batch = [decode(r) for r in records]
+                    # No await between applying and recording it: a
+                    # cancellation never leaves them apart.
+                    recovery.tp_to_table[tp].apply_changelog_batch(batch)
+                    offsets[tp] = records[-1].offset
+                    applied += len(records)
+                for ktp in list(pending):
+                    hw = client.highwater(ktp)
+                    if hw is None or await client.position(ktp) < hw:
+                        continue
+                    tp = by_tp[ktp]
+                    pending.discard(ktp)
+                    offsets[tp] = max(offsets[tp], hw - 1)
+                    if highwaters.get(tp) is None or highwaters[tp] < hw - 1:
+                        highwaters[tp] = hw - 1  # the broker's ListOffsets can be behind the fetch's
+                if pending and loop.time() > deadline:
+                    log.warning("changelogs: %d partition(s) not read within %.0f s; Faust's recovery reads the rest",
+                                len(pending), self._budget)
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the broker went away: Faust reads the rest
+            log.warning("changelogs: reading stopped (%s); Faust's recovery reads the rest", exc.__class__.__name__)
+        finally:
+            client.assign([])
+            self.records += applied
+        took = time.monotonic() - started
+        log.info("changelogs: %d record(s) of %d partition(s) read in %.1f s", applied, len(tps), took)
+
+    def _decoder(self, table: Any) -> Any:
+        schema = table.changelog_topic.schema
+        app = self._app
+        loads_key, loads_value = app.serializers.loads_key, app.serializers.loads_value
+
+        def decode(record: Any) -> _Change:
+            key = schema.loads_key(app, record, loads=loads_key)
+            value = None if record.value is None else schema.loads_value(app, record, loads=loads_value)
+            return _Change(key, value, record)
+
+        return decode
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._client is None:
+            client = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+                                      request_timeout_ms=int(self._timeout * 1000),
+                                      max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
+            await client.start()
+            self._client = client
+        return self._client
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.stop()
+
+
+_faust_build_offsets = Recovery._build_offsets
+
+
+async def _build_offsets(self: Any, consumer: Any, tps: Any, destination: Any, title: str) -> None:
+    """Faust's ``Recovery._build_offsets`` (where reading starts), then, for
+    the active partitions of an app with a ``ChangelogReader``, the reading
+    itself."""
+    await _faust_build_offsets(self, consumer, tps, destination, title)
+    reader = getattr(self.app, "leadsla_changelog_reader", None)
+    if title == "active" and reader is not None:
+        await reader.catch_up(self, set(tps), destination)
+
+
+Recovery._build_offsets = _build_offsets  # type: ignore[method-assign]
+
+
+def install(app: Any, reader: ChangelogReader) -> None:
+    """Let ``reader`` do the changelog reading of ``app``'s recoveries."""
+    app.leadsla_changelog_reader = reader
