@@ -565,12 +565,25 @@ async def _feed(items: Iterable[Good | Bad], blocking: bool, stop: asyncio.Event
             stopped.cancel()
 
 
+def _own_stdin() -> IO[bytes]:
+    """Standard input through a buffer of its own (a duplicate of its file
+    descriptor). The thread that reads a pipe is still blocked in a read
+    when a signal ends the command; were that read on ``sys.stdin``'s own
+    buffer, the interpreter's shutdown would find that buffer's lock held
+    and abort (SIGABRT) instead of exiting 130."""
+    try:
+        fd = os.dup(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):  # no real descriptor (replaced in tests)
+        return sys.stdin.buffer
+    return os.fdopen(fd, "rb")
+
+
 def open_input(path: str, binary: bool, encoding: str) -> tuple[IO[Any], IO[bytes], int | None]:
     """Open ``path`` (``-``: standard input) for reading: (the stream — bytes
     or text in ``encoding`` — the underlying byte stream for positions, and
     its size in bytes when it is a regular file). Raises EventIOError."""
     if path == "-":
-        raw: IO[bytes] = sys.stdin.buffer
+        raw = _own_stdin()
         size = None
     else:
         try:
