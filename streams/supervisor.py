@@ -118,16 +118,19 @@ def run_workers(argv: Sequence[str], workers: int, base_port: int, data_dir: Pat
                 elif p is None and now >= due[i]:
                     start(i)
     finally:
-        for p in procs:
-            if p is not None and p.poll() is None:
+        # One after another, each leaving the group before the next stops:
+        # the embedded broker's group coordinator was seen to stall a later
+        # join for minutes after several members left in the same instant.
+        for p in reversed(procs):
+            if p is None:
+                continue
+            if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in procs:
-            if p is not None:
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
         # The children's last lines (their summaries) are still in the pipes.
         for t in relays:
             t.join(timeout=5)
