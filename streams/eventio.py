@@ -655,17 +655,9 @@ def publish_file(
 
         async def go() -> PublishStats:
             # Ctrl-C or SIGTERM: stop reading, deliver what was read, report it.
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            sigs = (signal.SIGINT, signal.SIGTERM)
-            for sig in sigs:
-                loop.add_signal_handler(sig, stop.set)
-            try:
+            with _stopped_by_signals() as stop:
                 stats = await publish(items, bootstrap, topic, report, progress=bar, position=_Position(raw),
                                       blocking_input=size is None, stop=stop)
-            finally:
-                for sig in sigs:
-                    loop.remove_signal_handler(sig)
             stats.interrupted = stop.is_set()
             return stats
 
@@ -805,6 +797,22 @@ async def _getmany(consumer: AIOKafkaConsumer, stop: asyncio.Event) -> dict[Topi
     return fetch.result()  # type: ignore[no-any-return]
 
 
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[asyncio.Event]:
+    """An event that Ctrl-C (SIGINT) or SIGTERM sets while the block runs,
+    handled by the running event loop (no KeyboardInterrupt mid-send)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    for sig in sigs:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield stop
+    finally:
+        for sig in sigs:
+            loop.remove_signal_handler(sig)
+
+
 def read_until_interrupted(
     bootstrap: str, topic: str, handle: Callable[[Record], None], follow: bool
 ) -> tuple[int, bool]:
@@ -813,16 +821,8 @@ def read_until_interrupted(
     handled, whether a signal ended it). Raises EventIOError."""
 
     async def go() -> tuple[int, bool]:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        sigs = (signal.SIGINT, signal.SIGTERM)
-        for sig in sigs:
-            loop.add_signal_handler(sig, stop.set)
-        try:
+        with _stopped_by_signals() as stop:
             n = await read_records(bootstrap, topic, handle, follow=follow, stop=stop)
-        finally:
-            for sig in sigs:
-                loop.remove_signal_handler(sig)
         return n, stop.is_set()
 
     with quiet_kafka_logs():
