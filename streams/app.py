@@ -245,10 +245,11 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         periods=(period_cells.changelog_topic.get_topic_name(), settings.reports_topic, settings.periods_topic),
     )
     gaps = GapReader(settings.bootstrap(), settings.input_topic, settings.rebalance_timeout)
-    # Faust bounds the recovery step the reader runs in by the request timeout.
-    changelogs = ChangelogReader(app, settings.bootstrap(), budget_s=0.8 * _request_timeout(settings),
-                                 request_timeout_s=settings.rebalance_timeout)
+    changelogs = None
     if settings.direct_recovery:
+        # Faust bounds the recovery step the reader runs in by the request timeout.
+        changelogs = ChangelogReader(app, settings.bootstrap(), budget_s=0.8 * _request_timeout(settings),
+                                     request_timeout_s=settings.rebalance_timeout)
         install_changelog_reader(app, changelogs)
 
     async def read_gap(partition: int, first: int, end: int) -> None:
@@ -348,7 +349,8 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         await sink.settle()
         await offsets.stop()
         await gaps.stop()
-        await changelogs.stop()
+        if changelogs is not None:
+            await changelogs.stop()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:

@@ -115,9 +115,7 @@ class ChangelogReader:
                     log.warning("changelogs: %d partition(s) not read within %.0f s; Faust's recovery reads the rest",
                                 len(pending), self._budget)
                     break
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the broker went away: Faust reads the rest
+        except Exception as exc:  # the broker went away: Faust reads the rest (cancellation is no Exception)
             log.warning("changelogs: reading stopped (%s); Faust's recovery reads the rest", exc.__class__.__name__)
         finally:
             client.assign([])
