@@ -75,7 +75,61 @@ class Calendar:
             total += min(b, end_us) - max(a, start_us)
         return total
 
+    def add_days(self, start_us: int, days: int) -> int:
+        """The same business instant ``days`` open days after ``start_us``
+        (epoch µs, UTC): the deadline of a goal in business days (``3bd``).
+
+        The business instant of ``start_us`` is its open day (the day it
+        falls in, or the next open day when it falls after that day's hours
+        or on a closed day) and the business time already spent in that day.
+        The result is the instant with that much business time spent in the
+        open day ``days`` later; a shorter day (a half-day) ends at its
+        closing. Monday 10:00 in a Monday–Friday 09:00–18:00 calendar plus 3
+        is Thursday 10:00; Friday 20:00 plus 1 is Tuesday 09:00. An always-open
+        calendar counts 24 h per day. Raises ``ValueError`` for a calendar with
+        no open hours within ``MAX_CLOSED_DAYS`` days.
+        """
+        if self.always_open:
+            return start_us + days * DAY_US
+        day, ivs = self._open_day(self._local_date(start_us))
+        while ivs[-1][1] <= start_us:  # that day's hours are over: the next open day
+            day, ivs = self._open_day(day + timedelta(days=1))
+        offset = sum(min(b, start_us) - a for a, b in ivs if a < start_us)
+        for _ in range(days):
+            day, ivs = self._open_day(day + timedelta(days=1))
+        for a, b in ivs:
+            if offset < b - a:
+                return a + offset
+            offset -= b - a
+        return ivs[-1][1]
+
+    def nominal_day_us(self) -> int:
+        """An open day's length (µs) on average over the week: the weekly open
+        hours divided by the open weekdays (24 h for an always-open calendar).
+        What one business day means where a single figure is needed (a goal
+        in business days as seconds, on dashboards)."""
+        if self.always_open:
+            return DAY_US
+        lengths = []
+        for ranges in self.hours:
+            total = 0
+            for start, end in ranges:
+                end_s = 86_400 if end is None else end.hour * 3600 + end.minute * 60 + end.second
+                total += max(0, end_s - (start.hour * 3600 + start.minute * 60 + start.second))
+            if total:
+                lengths.append(total)
+        return round(sum(lengths) / len(lengths)) * US if lengths else DAY_US
+
     # -- intervals --------------------------------------------------------------
+
+    def _open_day(self, day: date) -> tuple[date, tuple[tuple[int, int], ...]]:
+        """``day`` or, when it is closed, the next open day, with its intervals."""
+        for _ in range(MAX_CLOSED_DAYS + 1):
+            ivs = self.day_intervals(day)
+            if ivs:
+                return day, ivs
+            day += timedelta(days=1)
+        raise ValueError(f"calendar {self.name!r} has no open hours for {MAX_CLOSED_DAYS} days")
 
     def _intervals_from(self, t_us: int) -> Iterator[tuple[int, int]]:
         """Open intervals, in order, that end after ``t_us``. Touching intervals

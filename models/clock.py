@@ -101,6 +101,10 @@ class Clock:
     attempts: int = 0  # depth policies: attempts in the open cycle, or the last decided one
     first_outcome: str | None = None  # the first cycle's decision: what a won deal's revenue is linked to
     corrected_at: int = 0  # the stop a correction of the last decided cycle found (0: not corrected)
+    # The open (or last) cycle's goal in business µs, fixed when it started:
+    # a goal in business days is longer over a weekend. 0 in state written
+    # before it was kept: the policy's goal_us then.
+    goal: int = 0
 
     @property
     def decided(self) -> int:
@@ -167,6 +171,7 @@ class Decision:
     # Depth policies: attempts made, when the clock was decided without the
     # lead being reached (by enough attempts, a give-up or the goal passing).
     attempts: int | None = None
+    goal_us: int = field(default=0, compare=False)  # the cycle's goal in business µs (0: the policy's goal_us)
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +419,77 @@ def next_wake(st: LeadState) -> int | None:
         if wake is None or t < wake:
             wake = t
     return wake
+
+
+@dataclass(frozen=True, slots=True)
+class Rebased:
+    """A running or paused clock that a changed policies file moved (see
+    ``rebase``): its goal and deadline before and after, business µs and
+    epoch µs (``old_goal`` 0: not known, state from before goals were kept).
+    ``removed``: the policy is gone and the clock was closed."""
+
+    policy: str
+    old_goal: int
+    new_goal: int
+    old_deadline: int
+    new_deadline: int
+    removed: bool = False
+
+
+def rebase(st: LeadState, policies: PolicySet) -> list[Rebased]:
+    """Bring a recovered lead's open clocks under the policies in force now.
+
+    The rule for a file changed between runs (the README's "A changed
+    policies file"): **the new goal applies from each clock's start**. A
+    running clock's goal, deadline and at-risk instant are computed again from
+    its start with the policy as it is now (its goal, calendar and at-risk
+    share; business time already counted before a pause stays counted), so a
+    clock already past the new goal is breached by the next timer pass, at
+    the new deadline. A paused clock takes the new goal and ``max_pause``
+    and gets its deadline when it resumes. A clock whose policy left the file
+    is closed without a decision: no outcome record (the agreement it
+    measured is gone), off the gauges at once. Selectors apply to the events
+    that arrive from then on; decided cycles are never touched.
+
+    Changes ``st`` in place and returns one ``Rebased`` per clock it moved
+    (none when the policies did not change: the deadlines come out the same).
+    """
+    out: list[Rebased] = []
+    for name in list(st.clocks):
+        c = st.clocks[name]
+        policy = _policy(policies, name)
+        if policy is None:
+            if c.status != IDLE:
+                out.append(Rebased(name, c.goal, 0, c.deadline, 0, removed=True))
+            del st.clocks[name]
+            continue
+        if c.status == IDLE:
+            continue
+        goal = policy.goal_from(c.started_at)
+        old_goal, old_deadline = c.goal, c.deadline
+        c.goal = goal
+        if c.status == RUNNING:
+            _set_deadlines(c, policy, c.resumed_at)
+        else:
+            c.pause_limit = policy.max_pause_us or 0
+        if (goal != old_goal and old_goal) or c.deadline != old_deadline:
+            out.append(Rebased(name, old_goal, goal, old_deadline, c.deadline))
+    names = set(policies.names)
+    # Buffered and logged events keep the roles they were given on arrival:
+    # a removed policy's roles go with it (roles for a policy added since
+    # are not given to events already received).
+    st.buffer = [_without_removed(x, names) for x in st.buffer]
+    st.log = [_without_removed(x, names) for x in st.log]
+    if any(n not in names for n in st.shown):
+        _finish(st, policies, Transition())
+    return out
+
+
+def _without_removed(item: Buffered, names: set[str]) -> Buffered:
+    t, tie, etype, roles, team, rep = item
+    if all(n in names for n, _ in roles):
+        return item
+    return (t, tie, etype, tuple(r for r in roles if r[0] in names), team, rep)
 
 
 def restore_shown(st: LeadState, policies: PolicySet) -> None:
@@ -698,10 +774,17 @@ def _attempt(st: LeadState, c: Clock, policy: Policy, lead_id: str, t: int, w: i
             _correct(c, policy, lead_id, t, w, now, res)
 
 
+def _goal(c: Clock, policy: Policy) -> int:
+    """The cycle's goal in business µs (state from before it was kept: the policy's)."""
+    return c.goal or policy.goal_us
+
+
 def _set_deadlines(c: Clock, policy: Policy, t: int) -> None:
-    remaining = max(0, policy.goal_us - c.consumed)
+    """Deadline and at-risk instant of a cycle that (re)starts counting at ``t``."""
+    goal = _goal(c, policy)
+    remaining = max(0, goal - c.consumed)
     c.deadline = policy.calendar.add(t, remaining)
-    risk_left = round(policy.goal_us * policy.at_risk) - c.consumed
+    risk_left = round(goal * policy.at_risk) - c.consumed
     c.at_risk_at = policy.calendar.add(t, risk_left) if risk_left > 0 else t
 
 
@@ -727,6 +810,7 @@ def _start(
         c.at_risk = c.paused = False
         c.hold, c.opened_at, c.attempts = 0, t, 0
         c.team, c.rep = team or st.owner_team, rep or st.owner_rep
+        c.goal = policy.goal_from(t)
         _set_deadlines(c, policy, t)
         res.started.append(ClockStarted(policy.name, c.team, c.rep, c.cycle))
         # A stop at the same instant applied just before (a smaller tie).
@@ -746,6 +830,7 @@ def _start(
     if policy.on_restart == "restart" and t > c.started_at and c.status == RUNNING:
         c.started_at, c.resumed_at, c.consumed = t, t, 0
         c.at_risk = False
+        c.goal = policy.goal_from(t)
         _set_deadlines(c, policy, t)
 
 
@@ -760,7 +845,7 @@ def _stop(st: LeadState, c: Clock, policy: Policy, lead_id: str, t: int, w: int,
             _correct(c, policy, lead_id, t, w, now, res)
         else:
             c.last_open = False
-            res.late_stops.append(LateStop(policy.name, c.team, policy.goal_us + policy.calendar.elapsed(c.last_deadline, t)))
+            res.late_stops.append(LateStop(policy.name, c.team, _goal(c, policy) + policy.calendar.elapsed(c.last_deadline, t)))
 
 
 def _correct(c: Clock, policy: Policy, lead_id: str, t: int, w: int, now: int, res: Transition) -> None:
@@ -774,6 +859,7 @@ def _correct(c: Clock, policy: Policy, lead_id: str, t: int, w: int, now: int, r
         Decision(
             lead_id, policy.name, CORRECTED, cycle, c.last_started, c.last_deadline, now, w, t, corrected_elapsed,
             c.team, c.rep, False, decision_id(lead_id, policy.name, c.last_started, CORRECTED, cycle),
+            goal_us=_goal(c, policy),
         )
     )
 
@@ -797,7 +883,7 @@ def _decide(
         Decision(
             lead_id, name, outcome, c.cycle, c.started_at, c.deadline, now, w, stopped_at, elapsed,
             c.team, c.rep, c.at_risk, decision_id(lead_id, name, c.started_at, "decided", c.cycle),
-            c.attempts if depth is not None else None,
+            c.attempts if depth is not None else None, c.goal,
         )
     )
     c.status = IDLE

@@ -24,13 +24,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leadsla.models.calendar import ALWAYS_OPEN, MAX_CLOSED_DAYS, WEEKDAYS, Calendar
-from leadsla.models.durations import DurationError, parse_duration_us
+from leadsla.models.durations import DurationError, format_duration_us, parse_duration_us
 from leadsla.models.events import EVENT_TYPES, MATCH_FIELDS, LeadEvent
 
 MAX_POLICY_FILE_BYTES = 1 << 20
 # Goals and pauses beyond ten years are typing mistakes, and a deadline past
 # year 9999 could not even be written in an outcome record.
 MAX_DURATION_US = 3650 * 86_400 * 1_000_000
+MAX_BUSINESS_DAYS = 2600  # ten years of five-day weeks
+_BUSINESS_DAYS = re.compile(r"(\d+)\s*bd")
 MAX_POLICY_VALUES = 100_000  # keys, values and items, aliases expanded; real files hold hundreds
 _NAME = r"^[a-z0-9_]+$"
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -101,12 +103,21 @@ class CalendarSpec(_Strict):
     holidays: list[date] = Field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class BusinessDays:
+    """A goal written in business days (``3bd``): the same business instant
+    ``days`` open days of the policy's calendar later."""
+
+    days: int
+
+
 class PolicySpec(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
     name: Annotated[str, Field(pattern=_NAME, max_length=100)]
     description: str = ""
     start: Selectors
     stop: Selectors
-    goal: int  # microseconds, parsed from a duration string
+    goal: int | BusinessDays  # microseconds, parsed from a duration string; or Nbd
     calendar: str = "24x7"
     pause: Selectors = Field(default_factory=list)
     resume: Selectors = Field(default_factory=list)
@@ -133,7 +144,12 @@ class PolicySpec(_Strict):
 
     @field_validator("goal", mode="before")
     @classmethod
-    def _goal(cls, v: Any) -> int:
+    def _goal(cls, v: Any) -> int | BusinessDays:
+        if isinstance(v, str) and (bd := _BUSINESS_DAYS.fullmatch(v.strip())):
+            days = int(bd.group(1))
+            if not 1 <= days <= MAX_BUSINESS_DAYS:
+                raise ValueError(f"a goal in business days must be 1bd to {MAX_BUSINESS_DAYS}bd")
+            return BusinessDays(days)
         try:
             us = parse_duration_us(v)
         except DurationError as exc:
@@ -275,6 +291,7 @@ class Policy:
     period_timezone: str = "UTC"
     review_after: int = 3
     points: int = 1
+    goal_days: int | None = None  # a goal written in business days (Nbd); goal_us is then nominal
 
     @property
     def is_depth(self) -> bool:
@@ -283,7 +300,23 @@ class Policy:
 
     @property
     def goal_seconds(self) -> float:
+        """The goal in business seconds; for a goal in business days its
+        nominal length (``goal_days`` × the calendar's average open day)."""
         return self.goal_us / 1_000_000
+
+    @property
+    def goal_text(self) -> str:
+        """The goal as a person writes it: ``3bd`` or ``1h30m``."""
+        return f"{self.goal_days}bd" if self.goal_days is not None else format_duration_us(self.goal_us)
+
+    def goal_from(self, start_us: int) -> int:
+        """The goal in business µs of a clock that starts (or restarts) at
+        ``start_us`` (epoch µs): ``goal_us``, or for a goal in business days
+        the business time from the start to the same business instant
+        ``goal_days`` open days later (it varies with weekends and holidays)."""
+        if self.goal_days is None:
+            return self.goal_us
+        return self.calendar.elapsed(start_us, self.calendar.add_days(start_us, self.goal_days))
 
     def __post_init__(self) -> None:
         # Per event type, the (role, selector) pairs that can apply, in role
@@ -543,12 +576,15 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
         if not _known_zone(spec.period_timezone):
             tz_at = ("defaults", "period_timezone") if "period_timezone" in inherited else ("policies", i, "period_timezone")
             raise fail(tz_at, f"unknown IANA time zone {spec.period_timezone!r}")
+        cal = calendars[spec.calendar]
+        goal = spec.goal
         policies.append(
             Policy(
                 name=spec.name,
                 description=spec.description,
-                goal_us=spec.goal,
-                calendar=calendars[spec.calendar],
+                goal_us=goal if isinstance(goal, int) else goal.days * cal.nominal_day_us(),
+                goal_days=None if isinstance(goal, int) else goal.days,
+                calendar=cal,
                 selectors={
                     role: tuple(Selector(s.type, _compile_match(s.match)) for s in getattr(spec, role))
                     for role in ROLES

@@ -89,7 +89,7 @@ def outcome_record(d: Decision, goal_us: int) -> bytes:
         "deadline": format_timestamp_us(d.deadline),
         "decided_at": format_timestamp_us(d.decided_at),
         "watermark": format_timestamp_us(d.watermark),
-        "goal_seconds": goal_us / 1_000_000,
+        "goal_seconds": (d.goal_us or goal_us) / 1_000_000,
         "stopped_at": None if d.stopped_at is None else format_timestamp_us(d.stopped_at),
         "elapsed_seconds": None if d.elapsed_us is None else d.elapsed_us / 1_000_000,
         "team": d.team,
