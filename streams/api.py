@@ -464,7 +464,11 @@ def openapi_document() -> dict[str, Any]:
         "state": {"type": "string", "enum": ["running", "paused", "pending", "decided", "idle"]},
         "cycle": {"type": "integer", "description": "cycles begun so far"},
         "team": _STR, "rep": _STR,
-        "goal_seconds": {"type": "number"},
+        "goal": {"type": "string", "description": "the policy's goal as written: 1h, 2d, 3bd (business days)"},
+        "calendar": {**_STR, "description": "the policy's business calendar; null: 24x7. Under a calendar every "
+                                            "*_seconds figure is business seconds"},
+        "goal_seconds": {"type": "number", "description": "the open cycle's goal in business seconds (a goal in "
+                                                          "business days is longer over a weekend)"},
         "started_at": _TS, "deadline": _TS,
         "at_risk": {"type": "boolean"},
         "elapsed_seconds": {**_NUM, "description": "business seconds of the open or pending cycle, as of as_of"},
@@ -511,7 +515,8 @@ def openapi_document() -> dict[str, Any]:
         "state": {"type": "string", "enum": ["running", "paused", "pending"]},
         "partition": {"type": "integer"}, "team": _STR, "rep": _STR, "started_at": _TS, "deadline": _TS,
         "at_risk": {"type": "boolean"}, "elapsed_seconds": _NUM, "remaining_seconds": _NUM,
-        "overdue": {"type": "boolean"},
+        "overdue": {"type": "boolean"}, "goal_seconds": {"type": "number"},
+        "calendar": {**_STR, "description": "business calendar (null: 24x7); seconds are business seconds"},
     })
     workers = {"type": "array", "items": _obj({"url": {"type": "string"},
                                                "partitions": {"type": "array", "items": {"type": "integer"}}})}

@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any
 
 from leadsla.models import clock
 from leadsla.models.clock import LeadState
+from leadsla.models.durations import format_duration_us
 from leadsla.models.policy import PolicySet
 from leadsla.streams import windows
 from leadsla.streams.codec import (
@@ -110,6 +112,7 @@ class Engine:
                 self._flush_periods(old)
             self.runtimes[p] = PartitionRuntime(p, positions.get(p))
         team = self.metrics.team
+        changes = PolicyChanges()
         for lead_id, entry in list(self.store.items()):
             rt = self.runtimes.get(entry.partition)
             if rt is None or entry.partition not in wanted:
@@ -118,6 +121,10 @@ class Engine:
             if entry.legacy:
                 clock.restore_shown(st, self.policies)
                 entry.legacy = False
+            moved = clock.rebase(st, self.policies)
+            if moved:
+                changes.add(moved, self.wall_us())
+                self.sink.persist(entry.partition, lead_id, entry)
             rt.saw(st.last_event_at)
             for name, (t, rep, status, risk) in st.shown.items():
                 if name in self.effects.goals:
@@ -144,6 +151,8 @@ class Engine:
         now = self.wall_us()
         for p in wanted:
             self._watermark(self.runtimes[p], now)
+        for line in changes.lines(self.policies):
+            log.warning(line)
         self.ready = True
         log.info("owning partitions %s: %d leads indexed", sorted(wanted), sum(len(self.runtimes[p].index) for p in wanted))
 
@@ -331,3 +340,41 @@ class Engine:
             if due is not None and due <= rt.watermark:
                 return True
         return False
+
+
+class PolicyChanges:
+    """What a changed policies file did to the running clocks of recovered
+    leads (``clock.rebase``), summed per policy for the start-up log: one
+    line per policy, never a lead id."""
+
+    def __init__(self) -> None:
+        # policy -> [clocks moved, already past the new deadline, removed, old goals (µs)]
+        self._by_policy: dict[str, list[Any]] = {}
+
+    def add(self, moved: list[clock.Rebased], now_us: int) -> None:
+        """Count one lead's moved clocks; ``now_us`` is the wall clock (epoch µs)."""
+        for r in moved:
+            row = self._by_policy.setdefault(r.policy, [0, 0, 0, set()])
+            if r.removed:
+                row[2] += 1
+                continue
+            row[0] += 1
+            row[1] += r.new_deadline < now_us
+            if r.old_goal and len(row[3]) < 4:
+                row[3].add(r.old_goal)
+
+    def lines(self, policies: PolicySet) -> list[str]:
+        """The log lines, one per policy, in name order."""
+        out = []
+        for name, (n, past, removed, old_goals) in sorted(self._by_policy.items()):
+            if removed:
+                out.append(f"policy {name} is no longer in the policies file: {removed} running clock(s) "
+                           "closed without a decision")
+                continue
+            policy = policies.by_name(name)
+            was = ", ".join(format_duration_us(g) for g in sorted(old_goals))
+            what = f"goal {was} -> {policy.goal_text}" if was and was != policy.goal_text else "deadlines moved"
+            out.append(f"policy {name} changed since the recovered state ({what}): the goal in force applies "
+                       f"from each clock's start; {n} running clock(s) moved, {past} already past the new "
+                       "deadline (breached by the next timer pass)")
+        return out

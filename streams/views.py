@@ -353,6 +353,9 @@ def clock_view(st: LeadState, policy: Policy, now_us: int) -> dict[str, Any]:
     seconds of the open (or pending) cycle as of ``now_us``; remaining is 0
     and ``overdue`` true once the goal is used up (the breach is decided
     when the watermark passes the deadline, one allowed lateness later).
+    ``goal_seconds`` is the open cycle's goal in business seconds (a goal in
+    business days, ``goal``, gives each cycle its own); ``calendar`` names
+    the policy's business calendar (None: 24x7, every second counts).
     ``paused_spans`` come from the lead's recent event log (the last
     events; an open span has ``to`` None). ``decision`` is the last decided
     cycle: outcome, start, deadline, end, elapsed (None when it was paused:
@@ -365,8 +368,11 @@ def clock_view(st: LeadState, policy: Policy, now_us: int) -> dict[str, Any]:
     c = st.clocks.get(name)
     shown = st.shown.get(name)
     goal = policy.goal_us
+    if c is not None and c.status in (clock.RUNNING, clock.PAUSED) and c.goal:
+        goal = c.goal
     out: dict[str, Any] = {
         "policy": name, "state": "idle", "cycle": 0 if c is None else c.cycle, "team": None, "rep": None,
+        "goal": policy.goal_text, "calendar": None if policy.calendar.always_open else policy.calendar.name,
         "goal_seconds": goal / 1_000_000, "started_at": None, "deadline": None, "at_risk": False,
         "elapsed_seconds": None, "remaining_seconds": None, "overdue": False, "paused_spans": [],
         "judged_not_before": None, "attempts": None, "min_attempts": policy.min_attempts, "decision": None,
@@ -404,7 +410,8 @@ def clock_view(st: LeadState, policy: Policy, now_us: int) -> dict[str, Any]:
         out.update(state="pending", team=shown[0], rep=shown[1])
         if start is not None:
             elapsed = policy.calendar.elapsed(start, now_us)
-            out.update(started_at=ts(start), deadline=ts(policy.calendar.add(start, goal)))
+            goal = policy.goal_from(start)
+            out.update(started_at=ts(start), deadline=ts(policy.calendar.add(start, goal)), goal_seconds=goal / 1_000_000)
         if policy.is_depth:
             out["attempts"] = 0
     if elapsed is not None:
@@ -497,8 +504,9 @@ class QueueScan:
                     score = (0 if risk else _NOT_AT_RISK) + st.clocks[name].deadline - NEVER
                 elif status == pending:
                     start = _pending_start(st, name, st.clocks[name].floor if name in st.clocks else NEVER)
+                    pol = e.policies.by_name(name)
                     score = _NOT_AT_RISK + (_NO_DEADLINE if start is None else
-                                            e.policies.by_name(name).calendar.add(start, goals[name]) - NEVER)
+                                            pol.calendar.add(start, pol.goal_from(start)) - NEVER)
                 else:  # paused: the deadline is frozen until it resumes
                     score = (0 if risk else _NOT_AT_RISK) + _NO_DEADLINE
                 if worst is not None and score > worst:
@@ -514,7 +522,8 @@ class QueueScan:
     def answer(self) -> dict[str, Any]:
         """``{total, clocks: [...]}``: the ``limit`` most urgent rows, each
         ``{lead_id, policy, state, partition, team, rep, started_at,
-        deadline, at_risk, elapsed_seconds, remaining_seconds, overdue}``."""
+        deadline, at_risk, elapsed_seconds, remaining_seconds, overdue,
+        goal_seconds, calendar}`` (business seconds under ``calendar``; None: 24x7)."""
         e = self._e
         rows = []
         now = e.wall_us()
@@ -527,7 +536,7 @@ class QueueScan:
                          "team": v["team"], "rep": v["rep"], "started_at": v["started_at"],
                          "deadline": v["deadline"], "at_risk": v["at_risk"],
                          "elapsed_seconds": v["elapsed_seconds"], "remaining_seconds": v["remaining_seconds"],
-                         "overdue": v["overdue"]})
+                         "overdue": v["overdue"], "goal_seconds": v["goal_seconds"], "calendar": v["calendar"]})
         return {"total": self.total, "clocks": rows}
 
 

@@ -3,6 +3,7 @@ dead letters, gauges, recovery, state GC, windows, timer slices, lead view."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -878,3 +879,76 @@ targets:
     assert [(k, reason, error) for k, _, reason, error in r.sink.dead] == [
         (b"old", "invalid", "occurred_at 0001-01-01T00:10:00Z is before 1970-01-01T00:00:00Z")]
     assert r.sample("leadsla_events_total", type="lead.mql") == 1
+
+
+# -- a policies file changed between runs ------------------------------------------
+
+
+THREE_HOURS = MINIMAL_YAML.replace("goal: 1h ", "goal: 3h ")
+
+
+def test_a_goal_changed_between_runs_is_applied_from_each_clock_start(caplog: pytest.LogCaptureFixture) -> None:
+    r1 = Rig(THREE_HOURS, wall=T0 + 2 * H)
+    r1.live()
+    r1.send("A", "lead.handed_off", T0, "a-h", team="emea")  # 2 h ago, under a 3 h goal: running
+    r1.send("B", "lead.handed_off", T0 + 90 * M, "b-h", team="emea")  # 30 min ago: running either way
+    r1.engine.tick()
+    assert r1.sink.summary() == []
+
+    # The SLA meeting shortened the goal to 1 h; the worker starts again with it.
+    r2 = Rig(MINIMAL_YAML, wall=T0 + 2 * H, store=_recovered(r1))
+    r2.hw[0] = r1.next_offset[0]
+    with caplog.at_level(logging.WARNING, logger="leadsla"):
+        r2.engine.rebuild([0], {0: r1.next_offset[0]})
+    (line,) = [rec.getMessage() for rec in caplog.records if "changed since the recovered state" in rec.getMessage()]
+    assert line == ("policy first_touch changed since the recovered state (goal 3h -> 1h): the goal in force "
+                    "applies from each clock's start; 2 running clock(s) moved, 1 already past the new deadline "
+                    "(breached by the next timer pass)")
+    assert "A" not in line and "B" not in line.replace("(breached", "")
+    # The view, the index and the gauges follow the new goal before any decision.
+    view = r2.engine.views.lead("A")
+    assert view is not None
+    assert (view["clocks"]["first_touch"]["deadline"]) == format_timestamp_us(T0 + H)
+    assert {p for p, _, _ in r2.sink.persisted} == {0}
+    assert sorted(lead for _, lead, _ in r2.sink.persisted) == ["A", "B"]
+
+    # The handoffs arrived late (at T0 + 2 h): each clock is judged no earlier
+    # than one allowed lateness after its arrival, then by its new deadline.
+    r2.wall.now += 3 * S
+    r2.engine.tick()
+    (rec,) = r2.sink.records()
+    assert (rec["lead_id"], rec["outcome"], rec["deadline"], rec["goal_seconds"]) == (
+        "A", "breached", format_timestamp_us(T0 + H), 3600.0)
+    assert r2.sample("leadsla_sla_open_clocks", policy="first_touch", team="emea") == 1.0
+    assert r2.engine.views.lead("B")["clocks"]["first_touch"]["deadline"] == format_timestamp_us(T0 + 150 * M)
+
+    # A third start with the same file: nothing moves, nothing is logged again.
+    caplog.clear()
+    r3 = Rig(MINIMAL_YAML, wall=T0 + 2 * H, store=_recovered(r2))
+    with caplog.at_level(logging.WARNING, logger="leadsla"):
+        r3.engine.rebuild([0], {0: r1.next_offset[0]})
+    assert [rec for rec in caplog.records if "changed since" in rec.getMessage()] == []
+    assert r3.sink.persisted == []
+
+
+def test_a_policy_removed_between_runs_closes_its_clocks(caplog: pytest.LogCaptureFixture) -> None:
+    both = MINIMAL_YAML + """\
+  - name: disposition
+    start: lead.handed_off
+    stop: lead.qualified
+    goal: 2d
+"""
+    r1 = Rig(both, wall=T0 + 10 * M)
+    r1.live()
+    r1.send("A", "lead.handed_off", T0, "a-h", team="emea")
+    r2 = Rig(MINIMAL_YAML, wall=T0 + 10 * M, store=_recovered(r1))
+    r2.hw[0] = r1.next_offset[0]
+    with caplog.at_level(logging.WARNING, logger="leadsla"):
+        r2.engine.rebuild([0], {0: r1.next_offset[0]})
+    assert [rec.getMessage() for rec in caplog.records if "no longer" in rec.getMessage()] == [
+        "policy disposition is no longer in the policies file: 1 running clock(s) closed without a decision"]
+    assert set(r2.store["A"].state.clocks) == {"first_touch"}
+    assert r2.engine.views.snapshot()["open"] == {"first_touch": {"emea": 1}}
+    r2.wall.now = T0 + 3 * 24 * H
+    r2.engine.tick()
+    assert r2.sink.summary() == [("A", "first_touch", "breached")]
