@@ -8,12 +8,10 @@ its line number and reason instead, and the valid lines go out keyed by
 their ``lead_id``. Input is JSON lines, or a CSV export mapped to event
 fields (``CsvMapping``).
 
-Reading uses a consumer without a group, assigned every partition by hand:
-nothing is committed and no worker's consumer group is joined or
-rebalanced. The end of a partition is the high watermark carried by fetch
-responses (the embedded broker's ListOffsets answer can be too low after a
-multi-record batch), so a read without ``follow`` stops at the records
-that existed when it started.
+Reading is ``topic_reader.read_topic``'s: a consumer without a group
+(nothing is committed, no worker's consumer group is joined or rebalanced)
+that reads each partition to the end the fetch responses report, so a read
+without ``follow`` stops at the records that existed when it started.
 """
 
 from __future__ import annotations
@@ -40,13 +38,14 @@ from typing import IO, Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from leadsla.models.durations import format_duration_us
 from leadsla.models.events import format_timestamp_us
 from leadsla.streams.codec import MALFORMED, TOO_LARGE, Rejection, decode
 from leadsla.streams.history import Progress
+from leadsla.streams.topic_reader import Record, TopicReadError, read_topic
 
 # aiokafka logs every failed connection attempt as an ERROR line; a failure
 # is reported once, as an EventIOError.
@@ -689,114 +688,6 @@ def quiet_kafka_logs() -> contextlib.AbstractContextManager[None]:
 # -- reading outcomes and dead letters ----------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One Kafka record as read: ``partition``, ``offset``, ``timestamp``
-    (epoch ms, the broker's or producer's), ``key`` and ``value`` bytes (or
-    None), ``headers`` as (name, bytes) pairs."""
-
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-async def read_records(
-    bootstrap: str,
-    topic: str,
-    handle: Callable[[Record], None],
-    *,
-    follow: bool = False,
-    stop: asyncio.Event | None = None,
-    request_timeout: float = 10.0,
-    idle_timeout: float = 60.0,
-) -> int:
-    """Call ``handle`` with every record of ``topic``, each partition in
-    offset order (partitions interleaved), from the earliest offset.
-    Without ``follow``: up to the end each partition had when reading began,
-    then return. With ``follow``: then keep waiting for new records until
-    ``stop`` is set. Returns the records handled. Joins no consumer group and
-    commits nothing.
-
-    Raises EventIOError when the topic does not exist, or (without
-    ``follow``) when the end is not reached because no fetch answered for
-    ``idle_timeout`` seconds.
-    """
-    stop = stop or asyncio.Event()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", request_timeout_ms=int(request_timeout * 1000))
-    try:
-        await consumer.start()
-    except KafkaError as exc:
-        raise EventIOError(f"cannot read {topic} at {bootstrap}: {exc}") from None
-    count = 0
-    try:
-        topics = await consumer.topics()
-        parts = consumer.partitions_for_topic(topic) if topic in topics else None
-        if not parts:
-            raise EventIOError(f"the broker at {bootstrap} has no topic {topic}")
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        begin = await consumer.beginning_offsets(tps)
-        listed = await consumer.end_offsets(tps)
-        for tp in tps:
-            consumer.seek(tp, begin[tp])
-        # Where each partition ends for a read without follow: the larger of
-        # ListOffsets' answer and the first high watermark a fetch brings
-        # (learned before the records of that fetch are handled).
-        end: dict[TopicPartition, int] = {tp: begin[tp] for tp in tps if listed[tp] <= begin[tp]}
-        pending = {tp for tp in tps if tp not in end}
-        if not follow and end:
-            consumer.pause(*end)
-        answered = time.monotonic()
-        while not stop.is_set() and (follow or pending):
-            batch = await _getmany(consumer, stop)
-            for tp in list(pending):
-                high = consumer.highwater(tp)
-                if high is None:
-                    continue
-                answered = time.monotonic()
-                end.setdefault(tp, max(high, listed[tp]))
-            for tp, recs in batch.items():
-                limit = None if follow else end.get(tp)
-                for r in recs:
-                    if limit is not None and r.offset >= limit:
-                        break
-                    handle(Record(r.partition, r.offset, r.timestamp, r.key, r.value, tuple(r.headers or ())))
-                    count += 1
-            for tp in list(pending):
-                if tp in end and await consumer.position(tp) >= end[tp]:
-                    pending.discard(tp)
-                    if not follow:
-                        consumer.pause(tp)
-            if not follow and pending and time.monotonic() - answered > idle_timeout:
-                raise EventIOError(f"no answer from {bootstrap} for {idle_timeout:.0f}s while reading {topic}")
-    except KafkaError as exc:
-        raise EventIOError(f"reading {topic} at {bootstrap} failed: {exc}") from None
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-    return count
-
-
-async def _getmany(consumer: AIOKafkaConsumer, stop: asyncio.Event) -> dict[TopicPartition, list[Any]]:
-    """One fetch of at most half a second, cut short when ``stop`` is set."""
-    fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=500, max_records=5000))
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-    if not fetch.done():
-        fetch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await fetch
-        return {}
-    return fetch.result()  # type: ignore[no-any-return]
-
-
 @contextlib.contextmanager
 def _stopped_by_signals() -> Iterator[asyncio.Event]:
     """An event that Ctrl-C (SIGINT) or SIGTERM sets while the block runs,
@@ -816,17 +707,24 @@ def _stopped_by_signals() -> Iterator[asyncio.Event]:
 def read_until_interrupted(
     bootstrap: str, topic: str, handle: Callable[[Record], None], follow: bool
 ) -> tuple[int, bool]:
-    """Run :func:`read_records` in its own event loop with aiokafka's log
-    quiet; Ctrl-C (SIGINT) and SIGTERM end the read cleanly. Returns (records
-    handled, whether a signal ended it). Raises EventIOError."""
+    """Call ``handle`` with every record of ``topic`` (``topic_reader.read_topic``:
+    no group, nothing committed, each partition from its earliest offset to
+    the end it had when reading began; with ``follow``, then new records as
+    they come) in its own event loop with aiokafka's log quiet. Ctrl-C
+    (SIGINT) and SIGTERM end the read cleanly. Returns (records handled,
+    whether a signal ended it). Raises EventIOError when the topic does not
+    exist or cannot be read to its end."""
 
     async def go() -> tuple[int, bool]:
         with _stopped_by_signals() as stop:
-            n = await read_records(bootstrap, topic, handle, follow=follow, stop=stop)
-        return n, stop.is_set()
+            read = await read_topic(bootstrap, topic, handle, follow=follow, stop=stop)
+        return read.records, read.stopped
 
     with quiet_kafka_logs():
-        return asyncio.run(go())
+        try:
+            return asyncio.run(go())
+        except TopicReadError as exc:
+            raise EventIOError(str(exc)) from None
 
 
 # -- what is printed ------------------------------------------------------------------
@@ -988,7 +886,7 @@ def dead_letter_row(rec: Record) -> str:
 
 
 def outcome_printer(out: TextIO, f: Filters, table: bool, flush: bool = True) -> Callable[[Record], None]:
-    """A ``handle`` for :func:`read_records` that prints the outcome records
+    """A ``handle`` for :func:`read_until_interrupted` that prints the outcome records
     passing ``f`` to ``out``: JSON lines (the record's object as written), or
     table lines (the caller prints ``table_header``); ``flush`` after each
     one. A value that is not a JSON object is noted on stderr with its
@@ -1009,7 +907,7 @@ def outcome_printer(out: TextIO, f: Filters, table: bool, flush: bool = True) ->
 
 
 def dead_letter_printer(out: TextIO, f: Filters, table: bool, flush: bool = True) -> Callable[[Record], None]:
-    """A ``handle`` for :func:`read_records` that prints the dead letters
+    """A ``handle`` for :func:`read_until_interrupted` that prints the dead letters
     passing ``f`` to ``out``: JSON lines (:func:`dead_letter_dict`) or table
     lines; ``flush`` after each one."""
 
