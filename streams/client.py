@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from leadsla.models.durations import format_duration_us
+from leadsla.streams.console import clock_duration
 
 DEFAULT_API = "http://127.0.0.1:6066"
 TIMEOUT_S = 15.0  # a worker may itself wait for its peers (LEADSLA_PEER_TIMEOUT, 5 s)
@@ -76,10 +76,6 @@ def queue(base: str, team: str | None = None, rep: str | None = None, policy: st
     return get(base, "/api/queue", params)  # type: ignore[no-any-return]
 
 
-def _seconds(s: float | None) -> str:
-    return "-" if s is None else format_duration_us(round(s) * 1_000_000)
-
-
 # Lead ids, teams and reps come from upstream events: never let one move the
 # cursor, colour the terminal or break a line. Control characters become "?".
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -115,7 +111,8 @@ def lead_text(a: dict[str, Any]) -> str:
             last += ", no stop yet"
         state = c["state"] + (" (overdue)" if c["overdue"] else "") + (" at risk" if c["at_risk"] else "")
         rows.append([c["policy"], state, c["started_at"] or "-", c["deadline"] or "-",
-                     _seconds(c["elapsed_seconds"]), _seconds(c["remaining_seconds"]), last])
+                     clock_duration(c["elapsed_seconds"], c.get("calendar")),
+                     clock_duration(c["remaining_seconds"], c.get("calendar")), last])
     out = [head, _table(["POLICY", "STATE", "STARTED", "DEADLINE", "ELAPSED", "REMAINING", "LAST DECISION"], rows)]
     for c in a["clocks"]:
         for span in c["paused_spans"]:
@@ -135,7 +132,8 @@ def queue_text(a: dict[str, Any]) -> str:
                                    "; some partitions had no owner to answer (a rebalance): try again")
     body = _table(["LEAD", "POLICY", "STATE", "TEAM", "REP", "DEADLINE", "REMAINING", "AT RISK"], [
         [r["lead_id"], r["policy"], r["state"] + (" (overdue)" if r["overdue"] else ""), r["team"] or "-",
-         r["rep"] or "-", r["deadline"] or "-", _seconds(r["remaining_seconds"]), "yes" if r["at_risk"] else ""]
+         r["rep"] or "-", r["deadline"] or "-", clock_duration(r["remaining_seconds"], r.get("calendar")),
+         "yes" if r["at_risk"] else ""]
         for r in a["clocks"]])
     shown = len(a["clocks"])
     foot = f"{shown} of {a['total']} open clocks" + ("" if shown == a["total"] else f" (--limit {a['limit']})")

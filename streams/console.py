@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from leadsla.models.durations import format_duration_us
+
 if TYPE_CHECKING:
     from leadsla.streams.app import Monitor
     from leadsla.streams.metrics import Metrics
@@ -282,3 +284,29 @@ def attach(monitor: Monitor, out: IO[str] | None, interval: float | None = None)
             log.debug("last reading failed: %s", exc.__class__.__name__)
 
     return console
+
+
+def clock_duration(seconds: float | None, calendar: str | None) -> str:
+    """A clock's elapsed or remaining time as people read it.
+
+    ``seconds`` is SLA time (business seconds under a calendar; None: no
+    such time, shown ``-``). ``calendar`` is the name of the policy's
+    business calendar, or None for a clock that runs around the clock.
+    Under a calendar a day of the clock is not 24 hours, so the time is
+    whole business hours and minutes, never days, rounded to the nearest
+    minute and marked ``bh``: ``38h bh``, ``2h05m bh``, ``45m bh`` (``<1m
+    bh`` for a few seconds). Around the clock it is the ``1d14h`` spelling
+    of whole seconds used everywhere else. The team screen spells it the
+    same way."""
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    if calendar is None:
+        return format_duration_us(round(seconds) * 1_000_000)
+    minutes = round(seconds / 60)
+    if minutes == 0:
+        return "<1m bh" if seconds > 0 else "0m bh"
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return f"{minutes}m bh"
+    return f"{hours}h bh" if not minutes else f"{hours}h{minutes:02d}m bh"

@@ -14,6 +14,7 @@ from leadsla.streams.console import (
     Console,
     PolicyCounts,
     Reading,
+    clock_duration,
     counter_total,
     is_terminal,
     status_line,
@@ -251,3 +252,24 @@ def test_the_demo_plan_has_live_work_at_any_hour(hour: str) -> None:
     assert parse_timestamp_us(str(mine[-1]["occurred_at"])) == now - 50 * M
     first = next(e for at, e in plan.future if e["lead_id"] == plan.showcase)
     assert (first["type"], first["occurred_at"]) == ("lead.contact_attempt", f"2026-11-29T{hour}:45Z")
+
+
+@pytest.mark.parametrize(("seconds", "calendar", "text"), [
+    (38 * 3600, "emea", "38h bh"),            # a day and a half of 24 h would be 1d14h: never days
+    (2 * 3600 + 5 * 60, "emea", "2h05m bh"),
+    (2 * 3600 + 5 * 60 + 29, "emea", "2h05m bh"),  # to the nearest minute
+    (2 * 3600 + 5 * 60 + 31, "emea", "2h06m bh"),
+    (45 * 60, "emea", "45m bh"),
+    (3599.9, "emea", "1h bh"),
+    (200 * 3600, "emea", "200h bh"),
+    (20, "emea", "<1m bh"),
+    (0, "emea", "0m bh"),
+    (38 * 3600, None, "1d14h"),                 # 24x7: as before
+    (2 * 3600 + 5 * 60 + 7.4, None, "2h5m7s"),
+    (0, None, "0s"),
+    (None, "emea", "-"),
+    (None, None, "-"),
+])
+def test_clock_durations_under_a_calendar_are_business_hours(seconds: float | None, calendar: str | None,
+                                                             text: str) -> None:
+    assert clock_duration(seconds, calendar) == text
