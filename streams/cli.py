@@ -356,7 +356,34 @@ def _calendar_text(cal: Any) -> str:
     return f"  calendar {cal.name}: {cal.timezone}; {week}; holidays {holidays}"
 
 
+_DAY_US = 86_400_000_000
+
+
+def goal_text(policy: Any) -> tuple[str, str | None]:
+    """A policy's goal as written, and what it means when that can surprise.
+
+    ``policy`` needs ``goal_us`` (µs) and ``calendar`` (``always_open``,
+    ``name``); ``goal_days`` (N for a goal written ``Nbd``) is read where
+    the policy has it. Returns (``3bd`` or ``1h30m``, None), or for a goal of
+    whole days under a business calendar, where a day is 24 business hours
+    and not an open day, (``3d``, ``goal 3d = 72 business hours under
+    calendar emea (for 3 business days write 3bd)``)."""
+    days = getattr(policy, "goal_days", None)
+    if days is not None:
+        return f"{days}bd", None
+    text = format_duration_us(policy.goal_us)
+    cal = policy.calendar
+    if cal.always_open or policy.goal_us % _DAY_US:
+        return text, None
+    n = policy.goal_us // _DAY_US
+    return text, (f"goal {text} = {n * 24} business hours under calendar {cal.name} "
+                  f"(for {n} business day{'' if n == 1 else 's'} write {n}bd)")
+
+
 def describe(policies: PolicySet) -> str:
+    """What a policies file means, one indented line per policy (and a
+    second one where its goal needs explaining), calendar and target: the
+    text of ``leadsla policies`` and of the banner of ``run``."""
     rows = []
     for p in policies.policies:
         starts = _selectors_text(p.selectors["start"])
@@ -375,11 +402,14 @@ def describe(policies: PolicySet) -> str:
             gives = _selectors_text(p.selectors["give_up"])
             extra.append(f"depth: met by {p.min_attempts} x {attempts} or reaching the lead"
                          + (f"; breached if given up ({gives}) first" if gives else ""))
+        goal, meaning = goal_text(p)
         rows.append(
-            f"  {p.name}: {starts} -> {stops} within {format_duration_us(p.goal_us)} "
+            f"  {p.name}: {starts} -> {stops} within {goal} "
             f"({'wall-clock time' if p.calendar.always_open else 'business hours of ' + p.calendar.name + ', ' + p.calendar.timezone}); "
             f"objective {p.objective:.1%}, at risk at {p.at_risk:.0%}" + (f"; {'; '.join(extra)}" if extra else "")
         )
+        if meaning is not None:
+            rows.append(f"    {meaning}")
     for cal in sorted(policies.calendars.values(), key=lambda c: c.name):
         if not cal.always_open:
             rows.append(_calendar_text(cal))

@@ -496,3 +496,41 @@ def test_the_demo_swaps_calendars_only_with_its_own_broker(
     assert notes == [note]
     assert (got.policies[0].calendar.name == "demo_24x7") is swapped
     assert (got is policies) is not swapped
+
+
+def test_policies_say_what_a_goal_in_days_means_under_a_calendar(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "calendars:\n  emea:\n    timezone: Europe/Berlin\n    hours: {mon-fri: \"09:00-17:00\"}\n"
+        "policies:\n"
+        "  - {name: days, start: lead.handed_off, stop: lead.connected, goal: 3d, calendar: emea}\n"
+        "  - {name: business_days, start: lead.handed_off, stop: lead.connected, goal: 3bd, calendar: emea}\n"
+        "  - {name: hours, start: lead.handed_off, stop: lead.connected, goal: 36h, calendar: emea}\n"
+        "  - {name: wall, start: lead.handed_off, stop: lead.connected, goal: 2d}\n"
+    )
+    assert main(["policies", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    days = lines.index(next(x for x in lines if x.startswith("  days:")))
+    assert " within 3d (business hours of emea, Europe/Berlin)" in lines[days]
+    assert lines[days + 1] == "    goal 3d = 72 business hours under calendar emea (for 3 business days write 3bd)"
+    assert lines[days + 2].startswith("  business_days: lead.handed_off -> lead.connected within 3bd (")
+    assert lines[days + 3].startswith("  hours: ") and " within 1d12h (" in lines[days + 3]
+    assert lines[days + 4].startswith("  wall: ") and " within 2d (wall-clock time)" in lines[days + 4]
+    assert sum("business hours under calendar" in x for x in lines) == 1
+
+
+def test_the_explanation_does_not_need_goal_days(tmp_path: Path) -> None:
+    """A policy object from before business days were written ``Nbd`` (no
+    ``goal_days``) still gets the explanation from its goal in µs."""
+    from types import SimpleNamespace
+
+    path = tmp_path / "p.yaml"
+    path.write_text("calendars:\n  emea:\n    hours: {mon-fri: \"09:00-17:00\"}\n"
+                    "policies:\n  - {name: a, start: lead.handed_off, stop: lead.connected, goal: 1d, "
+                    "calendar: emea}\n")
+    p = load_policies(path).policies[0]
+    bare = SimpleNamespace(goal_us=p.goal_us, calendar=p.calendar)
+    assert cli.goal_text(bare) == ("1d", "goal 1d = 24 business hours under calendar emea "
+                                         "(for 1 business day write 1bd)")
+    assert cli.goal_text(SimpleNamespace(goal_us=p.goal_us, calendar=p.calendar, goal_days=2)) == ("2bd", None)
