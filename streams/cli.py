@@ -231,10 +231,11 @@ def parser() -> argparse.ArgumentParser:
                                       "is 3 customers, not 4.")
     calc.add_argument("--quota", required=True, metavar="Q", help="sales revenue quota for the period")
     calc.add_argument("--marketing-share", required=True, metavar="S",
-                      help="the part of the quota marketing's leads bring, a fraction in (0, 1] (0.6 is 60%%)")
+                      help="the part of the quota marketing's leads bring, in (0, 1]: a fraction or a "
+                           "percentage (0.6 or 60%%)")
     calc.add_argument("--deal-size", required=True, metavar="D", help="average revenue per won customer")
     calc.add_argument("--close-rate", required=True, metavar="R",
-                      help="won customers per lead, a fraction in (0, 1] (0.25 is 25%%)")
+                      help="won customers per lead, in (0, 1]: a fraction or a percentage (0.25 or 25%%)")
     calc.add_argument("--days", default="30", metavar="N", help="days in the period (default 30)")
     calc.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     calc.add_argument("--write-target", metavar="NAME",
@@ -513,6 +514,26 @@ def _days(text: str) -> int:
     return int(t)
 
 
+def _share(text: str, flag: str, example: str) -> Any:
+    """A share or rate as given: ``0.6`` stays text (the calculator reads it
+    exactly), ``60%`` (or ``60 %``) becomes the exact decimal 0.60. Raises
+    CliError for a percentage whose number is not a finite decimal;
+    ``example`` shows both forms in that message (``0.6 or 60%``)."""
+    from decimal import MAX_EMAX, MIN_EMIN, Decimal, InvalidOperation, localcontext
+
+    t = text.strip()
+    if not t.endswith("%"):
+        return text
+    try:
+        number = Decimal(t[:-1].strip())
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite():
+        raise CliError(f"{flag}: must be a number or a percentage ({example}), got {text!r}")
+    with localcontext(Emax=MAX_EMAX, Emin=MIN_EMIN):
+        return number.scaleb(-2)  # exact: only the exponent changes, whatever the size (the calculator bounds it)
+
+
 def cmd_calculate(args: argparse.Namespace) -> int:
     import orjson
 
@@ -522,7 +543,8 @@ def cmd_calculate(args: argparse.Namespace) -> int:
     if args.write_target is not None and args.policies is None:
         raise CliError("--write-target needs --policies FILE: the file to write the goal into")
     try:
-        goal = lead_goal(args.quota, args.marketing_share, args.deal_size, args.close_rate, _days(args.days))
+        goal = lead_goal(args.quota, _share(args.marketing_share, "--marketing-share", "0.6 or 60%"), args.deal_size,
+                         _share(args.close_rate, "--close-rate", "0.25 or 25%"), _days(args.days))
     except FunnelError as exc:
         raise CliError(f"--{exc.name.replace('_', '-')}: {exc.problem}") from None
     print(orjson.dumps(goal.as_dict()).decode() if args.json else goal_text(goal))

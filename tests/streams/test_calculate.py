@@ -116,6 +116,38 @@ def test_bad_values_are_one_line_and_exit_2(change: tuple[str, str], message: st
     assert err.startswith(message)
 
 
+@pytest.mark.parametrize(("share", "rate"), [("60%", "25%"), ("60 %", "25.0%"), ("0.6", "0.25")])
+def test_shares_and_rates_may_be_percentages(share: str, rate: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["calculate", "--quota", "1000", "--marketing-share", share, "--deal-size", "100",
+                          "--close-rate", rate, "--json"], capsys)
+    assert (code, err) == (0, "")
+    got = json.loads(out)
+    assert (got["marketing_share"], got["close_rate"], got["customers_needed"], got["leads_needed"]) == (
+        0.6, 0.25, 6, 24)
+
+
+def test_a_tiny_percentage_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["calculate", "--quota", "1000", "--marketing-share", "100%", "--deal-size", "100",
+                        "--close-rate", "0.001%", "--json"], capsys)
+    assert code == 0
+    assert json.loads(out)["leads_needed"] == 1_000_000  # 10 customers at 1 in 100,000
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--marketing-share", "150%", "leadsla: --marketing-share: must be more than 0 and at most 1"),
+    ("--marketing-share", "%", "leadsla: --marketing-share: must be a number or a percentage (0.6 or 60%), got '%'"),
+    ("--close-rate", "ten%", "leadsla: --close-rate: must be a number or a percentage (0.25 or 25%), got 'ten%'"),
+    ("--close-rate", "nan%", "leadsla: --close-rate: must be a number or a percentage (0.25 or 25%), got 'nan%'"),
+])
+def test_a_bad_percentage_is_one_line(flag: str, value: str, message: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    argv = list(GUIDE)
+    argv[argv.index(flag) + 1] = value
+    code, out, err = run(argv, capsys)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and err.startswith(message), err
+
+
 def test_a_missing_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["calculate", "--quota", "5000"])
