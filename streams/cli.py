@@ -240,7 +240,8 @@ def parser() -> argparse.ArgumentParser:
     calc.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     calc.add_argument("--write-target", metavar="NAME",
                       help="write leads needed as the goal of target NAME in --policies (added, delivered by "
-                           "lead.mql, if the file has no such target); comments and layout are kept")
+                           "lead.mql, if the file has no such target), scaled to the target's period when --days "
+                           "is not one (a weekly target gets ceil(leads x 7 / N)); comments and layout are kept")
     calc.add_argument("--policies", type=Path, help="the policies file --write-target edits")
     calc.add_argument("--broker", help="accepted like every command's; the calculator reads nothing from Kafka "
                                        "[LEADSLA_BROKER]")
@@ -549,13 +550,18 @@ def cmd_calculate(args: argparse.Namespace) -> int:
         raise CliError(f"--{exc.name.replace('_', '-')}: {exc.problem}") from None
     print(orjson.dumps(goal.as_dict()).decode() if args.json else goal_text(goal))
     if args.write_target is not None:
-        from leadsla.streams.policy_edit import EditError, write_target_goal
+        from leadsla.streams.policy_edit import EditError, goal_for_period, target_period, write_target_goal
 
+        # The target's goal is for its own period (a week's share of a
+        # 30-day figure, not all of it).
         try:
-            done = write_target_goal(args.policies, args.write_target, goal.leads_needed)
+            period = target_period(args.policies, args.write_target)
+            target_goal, how = goal_for_period(goal.leads_needed, goal.days, period)
+            done = write_target_goal(args.policies, args.write_target, target_goal)
         except EditError as exc:
             raise CliError(str(exc)) from None
-        print(f"{done} target {args.write_target}: goal {goal.leads_needed} in {args.policies}", file=sys.stderr)
+        print(f"{done} target {args.write_target}: goal {target_goal} leads per {period}{how} in {args.policies}",
+              file=sys.stderr)
     return 0
 
 
