@@ -355,7 +355,13 @@ class CsvRows:
         return ev
 
     def __iter__(self) -> Iterator[Good | Bad]:
+        """The rows as ``Good`` or ``Bad``. Raises EventIOError for bytes
+        that are not text in the encoding, and for a local time (no UTC
+        offset) without ``--timezone`` before any row was good: such an
+        export has them on every row, so one message replaces one rejection
+        per row, and nothing has been sent yet."""
         reader = self._reader
+        good = explained = False
         while True:
             first = reader.line_num + 1
             try:
@@ -383,7 +389,15 @@ class CsvRows:
             out = check_value(first, value, self.limits)
             if isinstance(out, Bad) and self.zone is None and isinstance(ev.get("occurred_at"), str) \
                     and _NAIVE.fullmatch(ev["occurred_at"].strip()):
-                out = Bad(out.line, out.reason, out.error + " (a local time: read it in a zone with --timezone)")
+                if not good:
+                    shown = _CONTROL.sub("?", ev["occurred_at"].strip())[:40]
+                    raise EventIOError(f"line {first}: occurred_at {shown!r} has no UTC offset: give --timezone "
+                                       "ZONE (an IANA name such as Europe/Berlin, or UTC) to read the file's local "
+                                       "times in it; no event was sent")
+                if not explained:  # a mixed file: say it once, on its first local time
+                    out = Bad(out.line, out.reason, out.error + " (a local time: read it in a zone with --timezone)")
+                    explained = True
+            good = good or isinstance(out, Good)
             yield out
 
 

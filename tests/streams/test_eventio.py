@@ -185,6 +185,42 @@ def test_csv_bad_rows_keep_file_line_numbers() -> None:
     assert values(out)[0]["rep"] == "two\nlines"
 
 
+def test_csv_local_times_without_timezone_are_one_error_up_front(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "export.csv"
+    f.write_text("lead_id,type,occurred_at\n" + "".join(f"L{i},lead.created,2026-11-29 10:{i:02d}\n"
+                                                        for i in range(50)))
+    assert main(["publish", "--dry-run", str(f)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == ("leadsla: line 2: occurred_at '2026-11-29 10:00' has no UTC offset: give --timezone ZONE "
+                   "(an IANA name such as Europe/Berlin, or UTC) to read the file's local times in it; "
+                   "no event was sent\n")
+
+
+def test_csv_local_times_after_bad_rows_still_stop_before_anything_is_sent() -> None:
+    text = ("lead_id,type,occurred_at\n"
+            ",lead.created,2026-11-29T10:00:00Z\n"     # line 2: no lead_id, reported
+            "L1,lead.created,\n"                       # line 3: no occurred_at, reported
+            "L2,lead.created,2026-11-29 10:00\n")      # line 4: a local time: the file needs --timezone
+    got = iter(rows(text))
+    assert [b.line for b in (next(got), next(got))] == [2, 3]
+    with pytest.raises(EventIOError, match=r"^line 4: occurred_at '2026-11-29 10:00' has no UTC offset"):
+        next(got)
+
+
+def test_csv_local_times_after_sent_rows_explain_once() -> None:
+    text = ("lead_id,type,occurred_at\n"
+            "L1,lead.created,2026-11-29T10:00:00Z\n"
+            "L2,lead.created,2026-11-29 10:00\n"
+            "L3,lead.created,2026-11-29 11:00\n")
+    out = list(rows(text))
+    assert [(o.line, isinstance(o, Good)) for o in out] == [(2, True), (3, False), (4, False)]
+    assert out[1].error.endswith("(a local time: read it in a zone with --timezone)")  # type: ignore[union-attr]
+    assert "--timezone" not in out[2].error  # type: ignore[union-attr]
+    assert out[2].error.startswith("occurred_at: must be an RFC 3339 timestamp with an offset")  # type: ignore[union-attr]
+
+
 def test_csv_amount_that_is_not_a_number_is_the_workers_rejection() -> None:
     (out,) = list(rows("lead_id,type,occurred_at,amount\nL1,deal.won,2026-11-29T10:00:00Z,12 EUR\n"))
     assert out == Bad(2, "invalid", "amount: Input should be a valid number")
