@@ -277,7 +277,8 @@ def parser() -> argparse.ArgumentParser:
     qu = sub.add_parser("queue", help="open clocks, the most urgent first, from a running worker's query API",
                         description="List open and pending clocks of every worker, at-risk first, then by "
                                     "deadline. The token comes from LEADSLA_API_TOKEN.")
-    qu.add_argument("--team", help="only this team's clocks")
+    qu.add_argument("--team", help="only this team's clocks; a team with no open clocks and none decided this "
+                                   "period on any worker is reported with the teams there are (exit status 1)")
     qu.add_argument("--rep", help="only this rep's clocks")
     qu.add_argument("--policy", help="only this policy's clocks")
     qu.add_argument("--limit", type=int, help="at most this many rows (default 100)")
@@ -705,13 +706,23 @@ def cmd_lead(args: argparse.Namespace) -> int:
 def cmd_queue(args: argparse.Namespace) -> int:
     import orjson
 
-    from leadsla.streams.client import ApiError, api_base, printable, queue, queue_text
+    from leadsla.streams.client import ApiError, api_base, printable, queue, queue_text, unknown_team
 
     try:
-        answer = queue(api_base(args.api), args.team, args.rep, args.policy, args.limit)
+        base = api_base(args.api)
+        answer = queue(base, args.team, args.rep, args.policy, args.limit)
     except ApiError as exc:
         raise CliError(printable(str(exc), 300)) from None
-    print(orjson.dumps(answer).decode() if args.json else queue_text(answer))
+    # An empty queue for a team no worker has heard of is most often a typo:
+    # say so (exit 1) rather than report an idle team.
+    problem = None
+    if args.team is not None and not answer["clocks"] and answer.get("complete", True):
+        problem = unknown_team(base, args.team)
+    if problem is None or args.json:
+        print(orjson.dumps(answer).decode() if args.json else queue_text(answer))
+    if problem is not None:
+        print(f"leadsla: {problem}", file=sys.stderr)
+        return 1
     return 0
 
 

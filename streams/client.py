@@ -76,6 +76,39 @@ def queue(base: str, team: str | None = None, rep: str | None = None, policy: st
     return get(base, "/api/queue", params)  # type: ignore[no-any-return]
 
 
+def unknown_team(base: str, team: str) -> str | None:
+    """Why ``team`` names no team, or None when some worker knows it.
+
+    Asked after a queue filtered by ``team`` came back empty and complete.
+    A team is known when ``GET /api/compliance`` (every worker, each
+    policy's current period) has a row for it: open clocks or clocks decided
+    this period. The message lists the teams with open clocks and a close
+    spelling, e.g. ``no team 'emae' on any worker: …; teams with open
+    clocks: emea, na_east (did you mean 'emea'?)``. None too when the
+    compliance answer is incomplete (a rebalance) or cannot be had: then
+    nothing can be said for sure. Raises nothing."""
+    import difflib
+
+    try:
+        answer = get(base, "/api/compliance")
+        rows = [(str(r["team"]), int(r.get("open") or 0)) for r in answer["policies"]]
+    except (ApiError, KeyError, TypeError, ValueError):
+        return None
+    if not answer.get("complete", True):
+        return None
+    seen = {t for t, _ in rows}
+    if team in seen:
+        return None
+    busy = sorted({t for t, n in rows if n > 0})
+    text = (f"no team {printable(team, CELL_MAX)!r} on any worker: no open clocks and none decided this "
+            f"period; teams with open clocks: {printable(', '.join(busy), 500) or 'none'}")
+    by_fold = {t.casefold(): t for t in sorted(seen)}
+    close = difflib.get_close_matches(team.casefold(), list(by_fold), n=1, cutoff=0.6)
+    if close:
+        text += f" (did you mean {printable(by_fold[close[0]], CELL_MAX)!r}?)"
+    return text
+
+
 # Lead ids, teams and reps come from upstream events: never let one move the
 # cursor, colour the terminal or break a line. Control characters become "?".
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

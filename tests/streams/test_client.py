@@ -1,10 +1,16 @@
-"""``leadsla lead`` and ``leadsla queue`` tables (streams.client): business
-time under a calendar in business hours, wall-clock time otherwise."""
+"""``leadsla lead`` and ``leadsla queue`` (streams.client): business time
+under a calendar in business hours, wall-clock time otherwise; a team no
+worker knows is an error, against a stand-in query API."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
+
+from leadsla.streams.cli import main
 from leadsla.streams.client import lead_text, queue_text
 
 
@@ -44,3 +50,104 @@ def test_queue_shows_remaining_business_time_in_business_hours() -> None:
     lines = queue_text({"clocks": [row, wall], "total": 2, "limit": 100, "complete": True}).splitlines()
     assert lines[1].split()[0] == "L1" and lines[1].split()[-2:] == ["38h", "bh"]
     assert lines[2].split()[0] == "L2" and lines[2].split()[-1] == "1d14h"
+
+
+# -- leadsla queue --team: a team no worker knows ---------------------------------------
+
+
+class _Api:
+    """A stand-in query API on a free port: canned answers by path, and the
+    queries it was asked."""
+
+    def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
+        import http.server
+        import threading
+        import urllib.parse
+
+        asked: list[tuple[str, dict[str, list[str]]]] = []
+        self.asked = asked
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                url = urllib.parse.urlsplit(self.path)
+                asked.append((url.path, urllib.parse.parse_qs(url.query)))
+                body = json.dumps(answers[url.path]).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+EMPTY = {"total": 0, "limit": 100, "clocks": [], "complete": True, "partitions": [0, 1], "workers": []}
+
+
+def _compliance(*rows: tuple[str, str, int, int]) -> dict[str, Any]:
+    return {"period": None, "complete": True, "targets": [], "policies": [
+        {"policy": p, "team": t, "period": "2026-11", "met": met, "breached": 0, "open": n}
+        for p, t, met, n in rows]}
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., _Api]]:
+    monkeypatch.delenv("LEADSLA_API_TOKEN", raising=False)
+    made: list[_Api] = []
+
+    def make(queue: dict[str, Any], compliance: dict[str, Any]) -> _Api:
+        made.append(_Api({"/api/queue": queue, "/api/compliance": compliance}))
+        return made[-1]
+
+    yield make
+    for a in made:
+        a.close()
+
+
+def test_queue_for_a_team_no_worker_knows_is_an_error_naming_the_teams(
+        api: Callable[..., _Api], capsys: pytest.CaptureFixture[str]) -> None:
+    a = api(EMPTY, _compliance(("first_touch", "emea", 3, 2), ("first_touch", "na_east", 0, 5),
+                               ("disposition", "apac", 4, 0)))
+    assert main(["queue", "--team", "emae", "--api", a.url]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == ("leadsla: no team 'emae' on any worker: no open clocks and none decided this period; "
+                   "teams with open clocks: emea, na_east (did you mean 'emea'?)\n")
+    assert [path for path, _ in a.asked] == ["/api/queue", "/api/compliance"]
+
+
+def test_queue_for_a_known_team_without_open_clocks_is_no_error(
+        api: Callable[..., _Api], capsys: pytest.CaptureFixture[str]) -> None:
+    a = api(EMPTY, _compliance(("first_touch", "apac", 4, 0)))
+    assert main(["queue", "--team", "apac", "--api", a.url]) == 0
+    assert capsys.readouterr() == ("no open clocks\n", "")
+
+
+def test_queue_without_a_team_or_with_some_partitions_unanswered_asks_nothing_more(
+        api: Callable[..., _Api], capsys: pytest.CaptureFixture[str]) -> None:
+    a = api(EMPTY, _compliance())
+    assert main(["queue", "--api", a.url]) == 0
+    b = api({**EMPTY, "complete": False}, _compliance())
+    assert main(["queue", "--team", "ghost", "--api", b.url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "no open clocks" and out[1].startswith("no open clocks; some partitions had no owner")
+    assert [path for path, _ in a.asked + b.asked] == ["/api/queue", "/api/queue"]
+
+
+def test_queue_json_for_an_unknown_team_prints_the_answer_and_exits_1(
+        api: Callable[..., _Api], capsys: pytest.CaptureFixture[str]) -> None:
+    a = api(EMPTY, _compliance())
+    assert main(["queue", "--team", "ghost", "--json", "--api", a.url]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["clocks"] == []
+    assert err == ("leadsla: no team 'ghost' on any worker: no open clocks and none decided this period; "
+                   "teams with open clocks: none\n")
