@@ -540,7 +540,7 @@ def parse_policies(text: str, source: str = "<policies>") -> PolicySet:
             # A key the policy took from defaults: is fixed there, so the
             # error points there, not at every policy that inherits it.
             loc = (("defaults",) if loc and loc[0] in inherited else base) + loc
-            msg = err["msg"].removeprefix("Value error, ")
+            msg = _plain(err, loc[-1] if loc else "")
             if err["type"] == "extra_forbidden":
                 msg = _unknown_key(loc[-1], _known_keys(loc[:-1]))
             elif err["type"].startswith("date"):
@@ -735,6 +735,37 @@ def _unknown_key(key: str, known: Collection[str], known_label: str = "known key
 _SELECTOR_KEYS = frozenset(ROLES)
 _PER_POLICY = frozenset(("name", "description", START, STOP))
 _DEFAULTABLE = frozenset(PolicySpec.model_fields) - _PER_POLICY
+
+
+# Keys whose value is a share of 1; a figure above 1 there is a percentage.
+_SHARES = frozenset(("objective", "at_risk", "pace_margin"))
+
+
+def _plain(err: Any, key: object) -> str:
+    """A pydantic error as a sentence for the person who wrote the file:
+    what the value must be, with the value written the way that works."""
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "string_pattern_mismatch" and key == "name":
+        return f"{value!r} is not a valid name: use lowercase letters, digits and _ only, such as first_touch"
+    bounds = {"greater_than_equal": "at least", "greater_than": "more than", "less_than_equal": "at most",
+              "less_than": "less than"}
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "")
+        if isinstance(limit, float) and limit == int(limit):
+            limit = int(limit)
+        if key in _SHARES:
+            hint = f"write {value / 100:g} for {value:g}%" if number and 1 < value <= 100 and value == int(value) \
+                else "such as 0.9 for 90%"
+            return f"must be {bounds[kind]} {limit}: a share of 1, {hint} (got {value!r})"
+        return f"must be {bounds[kind]} {limit} (got {value!r})"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', 'one of the allowed values')} (got {value!r})"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"must be a whole number (got {value!r})"
+    if kind in ("float_parsing", "float_type"):
+        return f"must be a number (got {value!r})"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _known_keys(mapping: tuple[Any, ...]) -> Collection[str]:

@@ -414,7 +414,7 @@ ERRORS = [
     (
         "bad name",
         _TWO.format(goal="1h").replace("name: second", "name: Second-One"),
-        "p.yaml:6:5: policies[1].name: String should match pattern '^[a-z0-9_]+$'",
+        "p.yaml:6:5: policies[1].name: 'Second-One' is not a valid name: use lowercase letters, digits and _ only, such as first_touch",
     ),
     (
         "unknown calendar",
@@ -476,12 +476,12 @@ ERRORS = [
     (
         "at_risk out of range",
         _TWO.format(goal="1h") + "    at_risk: 1.5\n",
-        "p.yaml:10:5: policies[1].at_risk: Input should be less than 1",
+        "p.yaml:10:5: policies[1].at_risk: must be less than 1: a share of 1, such as 0.9 for 90%",
     ),
     (
         "bad on_restart",
         _TWO.format(goal="1h") + "    on_restart: sometimes\n",
-        "p.yaml:10:5: policies[1].on_restart: Input should be 'keep' or 'restart'",
+        "p.yaml:10:5: policies[1].on_restart: must be 'keep' or 'restart'",
     ),
     (
         "unknown default",
@@ -903,9 +903,9 @@ def test_unknown_keys_name_the_closest_known_key(case: str, text: str, message: 
 
 
 DEFAULTS_ERRORS = [
-    ("out of range", "  at_risk: 1.5\n", "p.yaml:2:3: defaults.at_risk: Input should be less than 1"),
+    ("out of range", "  at_risk: 1.5\n", "p.yaml:2:3: defaults.at_risk: must be less than 1: a share of 1, such as 0.9 for 90% (got 1.5)"),
     ("unknown calendar", "  calendar: office\n", "p.yaml:2:3: defaults.calendar: unknown calendar 'office'; defined: 24x7"),
-    ("bad on_restart", "  on_restart: sometimes\n", "p.yaml:2:3: defaults.on_restart: Input should be 'keep' or 'restart'"),
+    ("bad on_restart", "  on_restart: sometimes\n", "p.yaml:2:3: defaults.on_restart: must be 'keep' or 'restart' (got 'sometimes')"),
     (
         "bad event type in a selector",
         "  pause: {type: lead.paused}\n  resume: lead.mql\n",
@@ -1106,3 +1106,26 @@ def test_fingerprint_ignores_layout_comments_order_of_keys_and_defaults() -> Non
 def test_fingerprint_changes_with_what_a_clock_does(change: tuple[str, str]) -> None:
     old, new = change
     assert fingerprint(parse_policies(_FP_A)) != fingerprint(parse_policies(_FP_A.replace(old, new)))
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("objective: 90", "policies[0].objective: must be at most 1: a share of 1, write 0.9 for 90% (got 90)"),
+    ("at_risk: 75", "policies[0].at_risk: must be less than 1: a share of 1, write 0.75 for 75% (got 75)"),
+    ("min_decisions: 0", "policies[0].min_decisions: must be at least 1 (got 0)"),
+    ("min_attempts: many", "policies[0].min_attempts: must be a whole number (got 'many')"),
+    ("period: day", "policies[0].period: must be 'month', 'week' or 'quarter' (got 'day')"),
+])
+def test_schema_errors_say_what_to_write(line: str, message: str) -> None:
+    text = f"policies:\n  - name: p\n    start: lead.handed_off\n    stop: lead.connected\n    goal: 1h\n    {line}\n"
+    with pytest.raises(PolicyError) as info:
+        parse_policies(text, source="p.yaml")
+    assert str(info.value) == f"p.yaml:6:5: {message}"
+
+
+def test_a_name_that_is_not_an_id_says_how_to_write_one() -> None:
+    with pytest.raises(PolicyError) as info:
+        parse_policies("policies:\n  - {name: First Touch, start: lead.handed_off, stop: lead.connected, goal: 1h}\n",
+                       source="p.yaml")
+    assert str(info.value).endswith(
+        "policies[0].name: 'First Touch' is not a valid name: use lowercase letters, digits and _ only, "
+        "such as first_touch")

@@ -45,9 +45,9 @@ def test_a_file_of_targets_alone_is_a_policies_file() -> None:
     ("extra", "message"),
     [
         ("    gaol: 3\n", "p.yaml:11:5: targets[0].gaol: unknown key 'gaol'; did you mean 'goal'?"),
-        ("    period: year\n", "p.yaml:11:5: targets[0].period: Input should be 'month', 'week' or 'quarter'"),
+        ("    period: year\n", "p.yaml:11:5: targets[0].period: must be 'month', 'week' or 'quarter' (got 'year')"),
         ("    timezone: Mars/Olympus\n", "p.yaml:11:5: targets[0].timezone: unknown IANA time zone 'Mars/Olympus'"),
-        ("    pace_margin: 1.5\n", "p.yaml:11:5: targets[0].pace_margin: Input should be less than 1"),
+        ("    pace_margin: 1.5\n", "p.yaml:11:5: targets[0].pace_margin: must be less than 1: a share of 1, such as 0.9 for 90% (got 1.5)"),
     ],
 )
 def test_target_errors_name_the_place(extra: str, message: str) -> None:
