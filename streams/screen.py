@@ -13,10 +13,11 @@ the worker asked merges every worker's part:
 - per target: the current period's deliveries by day (the waterfall), value,
   goal line and forecast (``TargetStatus``);
 - the period ledger: strikes, review and the last verdict per judged level
-  and the points per team (the leaderboard), read from the metrics the
-  ledger exposes on this worker (``LedgerCollector``: each level is kept by
+  (of which period, judged or not, and for a policy how many decisions the
+  period had) and the points per team (the leaderboard), read from the
+  ledger's table on this worker (``ledger_reader``: each level is kept by
   one worker, so the merge takes the highest strikes and sums the points,
-  as the README says of those metrics).
+  as the README says of the ledger's metrics).
 
 ``/`` and its two files are open: they hold no data. ``/api/screen`` holds
 no lead id but asks for the bearer token like the rest of the API. A peer
@@ -29,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -38,9 +39,11 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from leadsla.models.events import format_timestamp_us
-from leadsla.models.periods import period_of
-from leadsla.models.policy import PolicySet
+from leadsla.models.periods import MARKETING_TEAM, POLICY, TARGET, period_of
+from leadsla.models.policy import Policy, PolicySet
 from leadsla.streams.api import Member, PeerError, Peers, denied, error, faust_members, openapi_document
+from leadsla.streams.codec import parse_ledger_key
+from leadsla.streams.ledger import CLOSED
 from leadsla.streams.settings import Settings
 from leadsla.streams.targets import DAY_US
 
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     from leadsla.streams.engine import Engine
 
 PATH = "/api/screen"
+LEDGER_TABLE = "period-ledger"  # the Faust table streams.app keeps the ledger in
 SLICE = 20_000  # leads read between two yields to the event loop (today's decisions)
 # Today's decisions take a pass over every lead held (1-2 µs each): counted
 # at most this often per worker, however many screens ask.
@@ -63,51 +67,52 @@ FILES = {"screen.html": "text/html", "screen.css": "text/css", "screen.js": "tex
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
-# The ledger's metrics (README, Periods and accountability): per level, and points per team.
-_LEVEL_METRICS = ("leadsla_period_strikes", "leadsla_period_under_review", "leadsla_period_met",
-                  "leadsla_period_achieved")
-_POINTS = "leadsla_team_points"
-
-
 @dataclass(frozen=True, slots=True)
 class LedgerShare:
     """What one worker's ledger shows: ``levels`` as ``{kind, name, team,
-    strikes, under_review, last_met, last_achieved}`` (the last three None
-    before a first verdict; ``team`` "" for a target) and ``points`` per
-    leaderboard team."""
+    strikes, under_review, last_met, last_achieved, last_period,
+    last_judged}`` (the last five None before a first verdict; ``team`` ""
+    for a target) and ``points`` per leaderboard team."""
 
     levels: list[dict[str, Any]]
     points: dict[str, float]
 
 
-def ledger_from_registry(registry: CollectorRegistry) -> Callable[[], LedgerShare]:
-    """Read this worker's share of the period ledger from its metrics
-    registry: the same numbers ``/metrics`` shows (``leadsla_period_*``,
-    ``leadsla_team_points``). The ledger itself lives inside the Faust app;
-    its metrics are its public face, with documented merge rules."""
+def ledger_reader(store: Mapping[str, Any], owned: Callable[[], Iterable[int]],
+                  policies: PolicySet) -> Callable[[], LedgerShare]:
+    """Read this worker's share of the period ledger from the ledger's table
+    (``streams.ledger.Ledger``'s store: ``kind|name|team`` → entry) for the
+    report-topic partitions ``owned()`` names: the levels and points the
+    ledger's metrics show (``Ledger.levels``, ``LedgerCollector``: strikes,
+    review, the last verdict, points per team, targets' to marketing), and
+    what those metrics leave out: which period the last verdict is of and
+    whether it was judged at all. A policy's period with fewer decisions
+    than its ``min_decisions`` is not judged: the ledger records it as met
+    (it is no miss) but it is no achievement, and the screen must not show
+    it as one. Levels of a policy or target no longer in ``policies`` are
+    left out, as the metrics leave them out."""
+    names = {(POLICY, p.name) for p in policies.policies} | {(TARGET, t.name) for t in policies.targets}
 
     def read() -> LedgerShare:
-        levels: dict[tuple[str, str, str], dict[str, Any]] = {}
+        mine = set(owned())
+        levels: list[dict[str, Any]] = []
         points: dict[str, float] = {}
-        for family in registry.collect():
-            if family.name == _POINTS:
-                for s in family.samples:
-                    points[s.labels["team"]] = points.get(s.labels["team"], 0.0) + s.value
-            elif family.name in _LEVEL_METRICS:
-                for s in family.samples:
-                    key = (s.labels["kind"], s.labels["name"], s.labels["team"])
-                    level = levels.setdefault(key, {"kind": key[0], "name": key[1], "team": key[2], "strikes": 0,
-                                                    "under_review": None, "last_met": None,
-                                                    "last_achieved": None})
-                    if family.name == "leadsla_period_strikes":
-                        level["strikes"] = int(s.value)
-                    elif family.name == "leadsla_period_under_review":
-                        level["under_review"] = s.value >= 1
-                    elif family.name == "leadsla_period_met":
-                        level["last_met"] = s.value >= 1
-                    else:
-                        level["last_achieved"] = s.value
-        return LedgerShare(list(levels.values()), points)
+        for key, entry in list(store.items()):
+            if key.startswith(CLOSED) or entry.get("k") not in mine:
+                continue  # a closed-through report, or a standby copy of another worker's level
+            kind, name, team = parse_ledger_key(key)
+            if (kind, name) not in names:
+                continue
+            last = entry.get("last")
+            levels.append({"kind": kind, "name": name, "team": team, "strikes": int(entry["strikes"]),
+                           "under_review": None if last is None else bool(last["under_review"]),
+                           "last_met": None if last is None else bool(last["met"]),
+                           "last_achieved": None if last is None else last["achieved"],
+                           "last_period": None if last is None else last["period"],
+                           "last_judged": None if last is None else bool(last["judged"])})
+            board = MARKETING_TEAM if kind == TARGET else team
+            points[board] = points.get(board, 0.0) + float(entry["points"])
+        return LedgerShare(levels, points)
 
     return read
 
@@ -204,7 +209,13 @@ class Screen:
         ``{as_of, partitions, policies: [{policy, objective, open, at_risk,
         paused, today: {day, met, breached}}], targets: [{target, period,
         day, days, goal, value_goal, has_value, by_day, value_by_day,
-        forecast, value_forecast}], levels: [...], points: {team: n}}``.
+        forecast, value_forecast}], decided: [[policy, team, period, n]],
+        levels: [...], points: {team: n}}``.
+
+        ``decided`` counts the clocks decided (met or breached) per policy,
+        team label and period in the period cells these partitions still
+        hold (the current period and the one before): how many decisions a
+        period had, for a level whose last period was not judged.
 
         ``today`` counts each lead's last decided cycle of the policy when it
         ended today (local day of the policy's ``period_timezone``): a met
@@ -235,9 +246,14 @@ class Screen:
                             "value_goal": t.value_goal, "has_value": t.value_by is not None,
                             "by_day": list(st.by_day), "value_by_day": list(st.value_by_day),
                             "forecast": st.forecast, "value_forecast": st.value * pace})
+        decided: dict[tuple[str, str, str], int] = {}
+        for rt in e.runtimes.values():
+            for (policy, team, label, _), (met, breached) in rt.period_cells.items():
+                decided[policy, team, label] = decided.get((policy, team, label), 0) + int(met) + int(breached)
         share = self.ledger()
         return {"as_of": format_timestamp_us(now), "partitions": sorted(e.runtimes), "policies": policies,
-                "targets": targets, "levels": share.levels, "points": share.points}
+                "targets": targets, "decided": [[*k, n] for k, n in sorted(decided.items())],
+                "levels": share.levels, "points": share.points}
 
     async def _today_counts(self, now: int) -> dict[str, tuple[str, int, int]]:
         """{policy: (day, met, breached)} as of ``now``, counted again once
@@ -289,17 +305,30 @@ class Screen:
         [{target, period, day, days, goal, value_goal, delivered,
         value_delivered, goal_line, cumulative, by_day, value_by_day,
         forecast, value_forecast}], levels: [{kind, name, team, strikes,
-        review_after, under_review, last_met, last_achieved}], leaderboard:
-        [{team, points}], partitions, complete, workers}``. ``cumulative``
-        is delivered by the end of each day of the period through today;
+        review_after, min_decisions, under_review, last_met, last_achieved,
+        last_period, last_judged, last_decided}], leaderboard: [{team,
+        points}], partitions, complete, workers}``. ``cumulative`` is
+        delivered by the end of each day of the period through today;
         ``value_*`` are None for a target without ``value``. Levels come
-        under review first, then by strikes; the leaderboard by points."""
+        under review first, then by strikes; the leaderboard by points.
+
+        ``last_judged`` is False for a policy's period with fewer decisions
+        than ``min_decisions`` (None for a part from a worker that does not
+        say); ``last_decided`` is how many decisions the group's period
+        cells hold for the last period: the ledger's own count unless a
+        decision arrived after the period was judged. None for a target,
+        once the cells of that period are gone, and for a period not judged
+        whose cells now hold ``min_decisions`` or more (late decisions: the
+        count it was judged on is not known here)."""
         answers = [a for _, a in parts]
         policies: dict[str, dict[str, Any]] = {}
         targets: dict[str, dict[str, Any]] = {}
         levels: dict[tuple[str, str, str], dict[str, Any]] = {}
         points: dict[str, float] = {}
+        period_decided: dict[tuple[str, str, str], int] = {}
         for a in answers:
+            for policy, team, label, n in a.get("decided", ()):  # (absent from an older worker's part)
+                period_decided[policy, team, label] = period_decided.get((policy, team, label), 0) + n
             for p in a["policies"]:
                 have = policies.get(p["policy"])
                 if have is None:
@@ -353,11 +382,19 @@ class Screen:
         out_levels = []
         for lv in levels.values():
             try:
-                spec = (self.policies.by_name(lv["name"]) if lv["kind"] == "policy"
+                spec = (self.policies.by_name(lv["name"]) if lv["kind"] == POLICY
                         else self.policies.target(lv["name"]))
             except KeyError:
                 continue  # no longer in the policies file
-            out_levels.append({**lv, "review_after": spec.review_after})
+            period, judged = lv.get("last_period"), lv.get("last_judged")
+            min_decisions = spec.min_decisions if isinstance(spec, Policy) else None
+            decisions: int | None = None
+            if min_decisions is not None and period is not None:
+                decisions = period_decided.get((lv["name"], lv["team"], period))
+                if judged is False and decisions is not None and decisions >= min_decisions:
+                    decisions = None  # counted after the period was judged: not the count it was judged on
+            out_levels.append({**lv, "review_after": spec.review_after, "min_decisions": min_decisions,
+                               "last_period": period, "last_judged": judged, "last_decided": decisions})
         out_levels.sort(key=lambda lv: (not lv["under_review"], -lv["strikes"], lv["kind"], lv["name"], lv["team"]))
         covered = sorted({p for a in answers for p in a.get("partitions", ())})
         n = max([p + 1 for m in self.members() for p in m.partitions] + [self.settings.partitions])
@@ -396,9 +433,19 @@ def mount(app: Any, engine: Engine, registry: CollectorRegistry) -> Screen:
     """Serve the team screen from a Faust app: ``/`` (the page; it replaces
     Faust's ``{"status": "OK"}`` index), ``/screen/<file>`` and
     ``/api/screen``. Registered before the web server starts, so these
-    routes come first."""
+    routes come first.
+
+    The ledger is read from its table (``LEDGER_TABLE``), for the report
+    partitions this worker owns as an active (a standby copy holds other
+    workers' levels): it holds what the ledger's metrics in ``registry``
+    leave out (``ledger_reader``)."""
     settings = engine.settings
-    screen = Screen(engine, ledger_from_registry(registry), settings, str(app.conf.canonical_url),
+
+    def owned() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.reports_topic}
+
+    ledger = ledger_reader(app.tables[LEDGER_TABLE], owned, engine.policies)
+    screen = Screen(engine, ledger, settings, str(app.conf.canonical_url),
                     lambda: faust_members(app, settings.input_topic))
 
     @app.on_before_shutdown.connect
@@ -458,8 +505,17 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
         "kind": {"type": "string", "enum": ["policy", "target"]}, "name": {"type": "string"},
         "team": {"type": "string", "description": "team label; empty for a target"},
         "strikes": {"type": "integer"}, "review_after": {"type": "integer"},
+        "min_decisions": {"type": ["integer", "null"], "description": "a policy's period with fewer decisions is "
+                                                                       "not judged; null for a target"},
         "under_review": {"type": ["boolean", "null"]}, "last_met": {"type": ["boolean", "null"]},
         "last_achieved": nnum,
+        "last_period": {"type": ["string", "null"], "description": "the period of the last verdict"},
+        "last_judged": {"type": ["boolean", "null"],
+                        "description": "false: the last period had too few decisions to be judged (the ledger "
+                                       "counts it as met, with no points); null before a first verdict"},
+        "last_decided": {"type": ["integer", "null"],
+                         "description": "decisions in the last period, as the group's period cells hold them "
+                                        "(null for a target, or once they are gone)"},
     })
     ref = "#/components/schemas/"
     screen = obj({

@@ -351,16 +351,31 @@
       : [el("li", { class: "empty", text: "No period judged yet." })]));
     const rows = screen.levels.map((lv) => {
       const name = lv.kind === "policy" ? `${lv.name} · ${lv.team}` : `${lv.name} (target)`;
-      const last = lv.last_met === null ? "–" : lv.last_met ? "met" : "missed";
+      const [last, cls] = verdict(lv);
       return el("tr", { "data-kind": lv.kind, "data-name": lv.name, "data-team": lv.team,
-                        "data-under-review": lv.under_review ? "true" : "false" },
+                        "data-under-review": lv.under_review ? "true" : "false",
+                        "data-judged": lv.last_judged === false ? "false" : "true" },
         el("td", { text: name }),
         el("td", { class: "strikes" + (lv.strikes ? " bad" : ""), text: `${lv.strikes} / ${lv.review_after}` }),
-        el("td", { class: lv.last_met === null ? "muted" : lv.last_met ? "ok" : "bad", text: last }),
+        el("td", { class: "last " + cls, text: last }),
         el("td", {}, lv.under_review ? el("span", { class: "badge", text: "UNDER REVIEW" }) : null));
     });
     $("strikes-rows").replaceChildren(...(rows.length ? rows
       : [el("tr", {}, el("td", { class: "empty", colspan: 4, text: "No level judged yet." }))]));
+  }
+
+  // The last period's verdict of a level as [text, class]. A policy's period
+  // with fewer decisions than its min_decisions is not judged: the ledger
+  // counts it as met (it is no miss), but it is no achievement, so it is
+  // never shown as met, nor in the colour of one.
+  function verdict(lv) {
+    if (lv.last_met === null || lv.last_met === undefined) return ["–", "muted"];
+    if (lv.last_judged === false) {
+      const n = lv.last_decided === null || lv.last_decided === undefined
+        ? `fewer than ${fmt(lv.min_decisions)}` : `${fmt(lv.last_decided)} of ${fmt(lv.min_decisions)}`;
+      return [`not judged (${n} decisions)`, "muted"];
+    }
+    return lv.last_met ? ["met", "ok"] : ["missed", "bad"];
   }
 
   // -- every second -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
@@ -27,7 +28,7 @@ from leadsla.streams.screen import (
     Screen,
     aiohttp_routes,
     day_bounds,
-    ledger_from_registry,
+    ledger_reader,
     openapi_with_screen,
     with_screen_paths,
 )
@@ -35,6 +36,7 @@ from leadsla.streams.settings import Settings
 
 from .conftest import T0, H, M, Rig, S
 from .test_api import check
+from .test_periods import Reports
 
 POLICIES = """
 policies:
@@ -126,27 +128,91 @@ async def test_one_workers_part_counts_gauges_todays_decisions_and_the_waterfall
     assert t["value_forecast"] == pytest.approx(210 * 30 / (21 + (9 * 3600 + 5) / 86400))
 
 
-def test_the_ledger_is_read_from_the_metrics_it_exposes() -> None:
-    registry = CollectorRegistry()
-    levels = [
-        ("policy", "first_touch", "emea", {"strikes": 2, "points": 0, "last": {
-            "period": "2026-10", "met": False, "judged": True, "achieved": 0.5, "under_review": True}}),
-        ("policy", "first_touch", "apac", {"strikes": 0, "points": 3, "last": {
-            "period": "2026-10", "met": True, "judged": True, "achieved": 1.0, "under_review": False}}),
-        ("target", "mql_volume", "", {"strikes": 0, "points": 1, "last": None}),
-    ]
-    registry.register(LedgerCollector(lambda: levels, lambda: 0,
-                                      lambda kind, team: "marketing" if kind == "target" else team))
-    share = ledger_from_registry(registry)()
-    assert sorted(share.levels, key=lambda lv: lv["team"]) == [
-        {"kind": "target", "name": "mql_volume", "team": "", "strikes": 0, "under_review": None,
-         "last_met": None, "last_achieved": None},
+LEDGER_POLICIES = """
+policies:
+  - name: first_touch
+    start: lead.handed_off
+    stop: lead.contact_attempt
+    goal: 1h
+    objective: 0.5
+    min_decisions: 3
+    review_after: 3
+targets:
+  - name: mqls
+    deliver: lead.mql
+    goal: 2
+"""
+OCT = parse_timestamp_us("2026-10-01T00:00:00Z")
+
+
+def judged_october() -> tuple[Rig, Reports]:
+    """October judged by a real ledger (2 input partitions): apac met 3 of 3
+    (judged, met), emea met its only clock (1 decision of the 3 needed: not
+    judged), marketing delivered 1 of 2 (missed)."""
+    r = Rig(LEDGER_POLICIES, partitions=2)
+    rep = Reports(r)
+    for i in range(3):
+        at = OCT + (2 + i) * DAY
+        r.send(f"a{i}", "lead.handed_off", at, f"a{i}-h", team="apac", partition=i % 2)
+        r.send(f"a{i}", "lead.contact_attempt", at + 10 * M, f"a{i}-c", partition=i % 2)
+    r.send("e0", "lead.handed_off", OCT + 5 * DAY, "e0-h", team="emea", partition=1)
+    r.send("e0", "lead.contact_attempt", OCT + 5 * DAY + 5 * M, "e0-c", partition=1)
+    r.send("q0", "lead.mql", OCT + 7 * DAY, "q0", partition=0)
+    r.live(0)
+    r.live(1)
+    for _ in range(3):
+        r.wall.now += S
+        r.engine.tick()
+        rep.deliver()
+    return r, rep
+
+
+def test_the_ledger_is_read_from_its_table_for_the_partitions_owned() -> None:
+    r, rep = judged_october()
+    share = ledger_reader(rep.store, lambda: (0, 1), r.policies)()
+    assert sorted(share.levels, key=lambda lv: (lv["kind"], lv["team"])) == [
         {"kind": "policy", "name": "first_touch", "team": "apac", "strikes": 0, "under_review": False,
-         "last_met": True, "last_achieved": 1.0},
-        {"kind": "policy", "name": "first_touch", "team": "emea", "strikes": 2, "under_review": True,
-         "last_met": False, "last_achieved": 0.5},
+         "last_met": True, "last_achieved": 1.0, "last_period": "2026-10", "last_judged": True},
+        {"kind": "policy", "name": "first_touch", "team": "emea", "strikes": 0, "under_review": False,
+         "last_met": True, "last_achieved": 1.0, "last_period": "2026-10", "last_judged": False},
+        {"kind": "target", "name": "mqls", "team": "", "strikes": 1, "under_review": False,
+         "last_met": False, "last_achieved": 1.0, "last_period": "2026-10", "last_judged": True},
     ]
-    assert share.points == {"apac": 3.0, "emea": 0.0, "marketing": 1.0}
+    assert share.points == {"apac": 1.0, "emea": 0.0, "marketing": 0.0}
+    # The same as the ledger's metrics show (Ledger.levels, LedgerCollector).
+    registry = CollectorRegistry()
+    registry.register(LedgerCollector(lambda: rep.ledger.levels({0, 1}), lambda: 0, rep.ledger.points_team))
+    assert registry.get_sample_value("leadsla_period_strikes", {"kind": "target", "name": "mqls", "team": ""}) == 1
+    assert registry.get_sample_value("leadsla_team_points", {"team": "apac"}) == 1
+    # A worker reads the levels of the report partitions it owns, nothing else
+    # (a standby copy of the table holds the others).
+    halves = [ledger_reader(rep.store, lambda p=p: (p,), r.policies)().levels for p in (0, 1)]
+    assert sorted(str(lv) for lv in halves[0] + halves[1]) == sorted(str(lv) for lv in share.levels)
+    assert ledger_reader(rep.store, lambda: (), r.policies)() == LedgerShare([], {})
+
+
+async def test_a_period_with_too_few_decisions_is_not_judged_and_says_how_many() -> None:
+    r, rep = judged_october()
+    sc = Screen(r.engine, ledger_reader(rep.store, lambda: (0, 1), r.policies), Settings(partitions=2),
+                "http://127.0.0.1:1", lambda: [])
+    a = sc.merge([("http://127.0.0.1:1", await sc.local())])
+    levels = {(lv["kind"], lv["team"]): lv for lv in a["levels"]}
+    emea, apac, mqls = levels["policy", "emea"], levels["policy", "apac"], levels["target", ""]
+    # The sla-periods record says: decided 1, met_clocks 1, judged false.
+    (record,) = [x for x in map(orjson.loads, (v for _, v in r.sink.periods)) if x["team"] == "emea"]
+    assert (record["decided"], record["met_clocks"], record["judged"]) == (1, 1, False)
+    assert (emea["last_period"], emea["last_judged"], emea["last_decided"], emea["min_decisions"]) == \
+        ("2026-10", False, 1, 3)
+    assert (apac["last_period"], apac["last_judged"], apac["last_decided"], apac["min_decisions"]) == \
+        ("2026-10", True, 3, 3)
+    assert (mqls["last_judged"], mqls["last_decided"], mqls["min_decisions"]) == (True, None, None)
+    # Two breaches of October counted after October was judged: the cells no
+    # longer hold the count it was judged on, and the answer does not guess it.
+    november = parse_timestamp_us("2026-11-01T00:00:00Z")
+    r.engine.runtimes[0].decide(("first_touch", "emea", "2026-10", november), 0, 2)
+    a = sc.merge([("http://127.0.0.1:1", await sc.local())])
+    (emea,) = [lv for lv in a["levels"] if lv["team"] == "emea"]
+    assert (emea["last_judged"], emea["last_decided"]) == (False, None)
 
 
 # -- two workers over HTTP ------------------------------------------------------------------------

@@ -1,0 +1,216 @@
+"""The team screen as a TV shows it: the page at ``/`` in headless Chromium
+at 1920×1080, against one worker's query API and ``/api/screen`` served in
+process from a real Engine and a real period Ledger (no Kafka), the
+worker's wall clock fixed at a Tuesday afternoon. What the page says must be
+what the data means: a period too small to judge is not "met", an overdue
+clock says so, leads are whole, policies read as words, business-hours
+clocks show business time, and everything fits the screen. A screenshot is
+kept as a test artefact (``LEADSLA_TEST_ARTIFACTS``, default
+``tests/artifacts``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestServer
+
+from leadsla.streams.api import Api, Member, aiohttp_app
+from leadsla.streams.screen import Screen, aiohttp_routes, ledger_reader
+from leadsla.streams.settings import Settings
+
+from .conftest import H, M, Rig, S, ts
+from .test_periods import Reports
+
+playwright = pytest.importorskip("playwright.async_api", reason="the test extra installs playwright")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (scripts/test installs Debian's)")
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("LEADSLA_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+POLICIES = """
+calendars:
+  office:
+    timezone: UTC
+    hours:
+      mon-fri: "09:00-17:00"
+policies:
+  - name: emea_first_call
+    description: First call to a new lead
+    start: lead.handed_off
+    stop: [lead.contact_attempt, lead.connected]
+    goal: 1h
+    at_risk: 0.5
+    objective: 0.8
+    min_decisions: 3
+    review_after: 1
+  - name: demo_request_first_touch
+    calendar: office
+    start: lead.created
+    stop: lead.connected
+    goal: 30h
+    at_risk: 0.75
+    objective: 0.9
+targets:
+  - name: mql_volume
+    description: Marketing qualified leads
+    deliver: lead.mql
+    goal: 100
+"""
+NOW = ts("2026-11-24T14:00:00Z")  # a Tuesday, 14:00 UTC: the office is open (09:00-17:00)
+OCT = ts("2026-10-01T00:00:00Z")
+D = 24 * H
+OPEN_CALLS = 24  # more deadlines than a screen holds
+GREEN, DIM, RED = "rgb(61, 220, 132)", "rgb(169, 183, 198)", "rgb(255, 93, 93)"  # --ok, --dim, --bad
+
+
+def traffic(r: Rig) -> None:
+    """October (judged by the ledger) and now. Partition 0 is live; 1 and 2
+    are still reading a backlog, so their watermarks trail their event time
+    by the replay horizon (1 day) and clocks past their deadline stay open:
+    overdue, not yet breached."""
+    # October: apac met 3 of 3 (judged, met); emea met its only clock (1 of
+    # the 3 decisions needed: not judged); latam breached 3 (judged, missed).
+    for team, n, met in (("apac", 3, True), ("emea", 1, True), ("latam", 3, False)):
+        for i in range(n):
+            lead, at = f"oct-{team}-{i}", OCT + (3 + i) * D
+            r.send(lead, "lead.handed_off", at, f"{lead}-h", team=team, rep=f"{team}-rep", partition=0)
+            if met:
+                r.send(lead, "lead.contact_attempt", at + 10 * M, f"{lead}-c", partition=0)
+    # Now, 24x7: many open calls, the next one at risk.
+    for i in range(OPEN_CALLS):
+        r.send(f"call-{i:02d}", "lead.handed_off", NOW - (10 + i) * M, f"call-{i}-h", team="emea",
+               rep="emea-rep", partition=0)
+    r.send("risky-call", "lead.handed_off", NOW - 40 * M, "risky-h", team="apac", rep="apac-rep", partition=0)
+    # Overdue by 20 minutes, and (the only record of partition 2) by 6 days 4 hours.
+    r.send("late-call", "lead.handed_off", NOW - 80 * M, "late-h", team="emea", rep="emea-rep", partition=1)
+    r.send("ancient-call", "lead.handed_off", NOW - 6 * D - 5 * H, "ancient-h", team="emea", rep="emea-rep",
+           partition=2)
+    # Business hours (office, 09:00-17:00 on weekdays), goal 30 business hours:
+    # started today 09:30 -> 4h30m used, 25h30m left (Friday 15:30 on the wall clock);
+    # started Wednesday 18th 12:00 -> deadline today 10:00, over by 4 business hours.
+    r.send("demo-open", "lead.created", ts("2026-11-24T09:30:00Z"), "demo-open", team="emea", partition=0)
+    r.send("demo-late", "lead.created", ts("2026-11-18T12:00:00Z"), "demo-late", team="apac",
+           partition=1)
+    # MQLs this month: 13 in 23 days and 14 hours: a forecast of 16.5... leads.
+    for i in range(13):
+        r.send(f"mql-{i}", "lead.mql", ts("2026-11-02T10:00:00Z") + i * D, f"mql-{i}", partition=0)
+    r.send("recent", "lead.contact_attempt", NOW - M, "recent", partition=1)
+
+
+@dataclass
+class Worker:
+    rig: Rig
+    reports: Reports
+    server: TestServer
+    url: str
+
+    async def close(self) -> None:
+        await self.server.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_worker() -> Worker:
+    r = Rig(POLICIES, wall=NOW, partitions=3)
+    rep = Reports(r, partitions=3)
+    r.live(0)
+    traffic(r)
+    for _ in range(3):
+        r.wall.now += S
+        r.engine.tick()
+        rep.deliver()
+    r.wall.now = NOW
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings(web_port=port, partitions=3)
+    members = [Member(url, (0, 1, 2))]
+    api = Api(r.engine.views, r.policies, settings, url, lambda: members, lambda: r.engine.ready)
+    app = aiohttp_app(api)
+    aiohttp_routes(app, Screen(r.engine, ledger_reader(rep.store, lambda: (0, 1, 2), r.policies), settings, url,
+                               lambda: members))
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    return Worker(r, rep, server, url)
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[Worker]:
+    w = await start_worker()
+    yield w
+    await w.close()
+
+
+@pytest.fixture
+async def page(worker: Worker) -> AsyncIterator[Any]:
+    async with playwright.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            pg = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            pg.set_default_timeout(5000)
+            errors: list[str] = []
+            pg.on("pageerror", lambda exc: errors.append(str(exc)))
+            pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            await pg.goto(worker.url + "/")
+            await until(pg, "() => document.body.dataset.state === 'ok'", 20, "the page to show the numbers")
+            yield pg
+            assert errors == []
+        finally:
+            await browser.close()
+
+
+async def until(page: Any, script: str, timeout: float, what: str) -> None:
+    """Wait until ``script`` (a JS function expression) is truthy in the page
+    (evaluate, which the page's content security policy allows)."""
+    for _ in range(int(timeout * 10)):
+        if await page.evaluate(script):
+            return
+        await page.wait_for_timeout(100)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / name), full_page=False)
+
+
+async def test_the_scenario_is_what_the_page_tests_assume(worker: Worker) -> None:
+    """The data behind the page, as the query API and the ledger give it."""
+    q = worker.rig.engine.views.queue(limit=100)
+    rows = {row["lead_id"]: row for row in q["clocks"]}
+    assert q["total"] == OPEN_CALLS + 5
+    assert rows["late-call"]["overdue"] and rows["ancient-call"]["overdue"]
+    assert rows["demo-late"]["overdue"] and rows["demo-late"]["elapsed_seconds"] == 34 * 3600
+    assert (rows["demo-open"]["overdue"], rows["demo-open"]["remaining_seconds"]) == (False, 25.5 * 3600)
+    assert rows["demo-open"]["deadline"] == "2026-11-27T15:30:00Z"  # 3d 01:30 away on the wall clock
+    emea = [x for x in map(orjson.loads, (v for _, v in worker.rig.sink.periods)) if x["team"] == "emea"]
+    assert [(x["decided"], x["met_clocks"], x["judged"], x["met"]) for x in emea] == [(1, 1, False, True)]
+
+
+async def test_a_period_too_small_to_judge_is_not_shown_as_met(page: Any) -> None:
+    row = page.locator("#strikes-rows tr[data-name='emea_first_call'][data-team='emea']")
+    last = row.locator(".last")
+    assert await last.inner_text() == "not judged (1 of 3 decisions)"
+    assert await row.get_attribute("data-judged") == "false"
+    assert "ok" not in (await last.get_attribute("class") or "").split()
+    assert await last.evaluate("e => getComputedStyle(e).color") == DIM != GREEN
+    # Judged periods keep their verdict: apac met, latam missed.
+    apac = page.locator("#strikes-rows tr[data-name='emea_first_call'][data-team='apac'] .last")
+    latam = page.locator("#strikes-rows tr[data-name='emea_first_call'][data-team='latam'] .last")
+    assert (await apac.inner_text(), await latam.inner_text()) == ("met", "missed")
+    assert await apac.evaluate("e => getComputedStyle(e).color") == GREEN
+    await shot(page, "team-screen-page.png")
