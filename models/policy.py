@@ -434,11 +434,18 @@ def fingerprint(ps: PolicySet) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:12]
 
 
+# Fields added to Policy after fingerprints were first shown: left out while
+# they hold their default, so a file that does not use them keeps its
+# fingerprint across an upgrade (no LeadSlaPoliciesDiffer during a rollout).
+_ADDED_KEYS = frozenset(("goal_days",))
+
+
 def _canonical(value: Any) -> Any:
     """JSON-ready and independent of hash order: dataclasses by field,
     sets sorted, dates and times in ISO 8601."""
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value) if not f.name.startswith("_")}
+        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value)
+                if not f.name.startswith("_") and not (f.name in _ADDED_KEYS and getattr(value, f.name) == f.default)}
     if isinstance(value, dict):
         return {str(k): _canonical(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

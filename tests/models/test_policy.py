@@ -1129,3 +1129,17 @@ def test_a_name_that_is_not_an_id_says_how_to_write_one() -> None:
     assert str(info.value).endswith(
         "policies[0].name: 'First Touch' is not a valid name: use lowercase letters, digits and _ only, "
         "such as first_touch")
+
+
+def test_the_fingerprint_tells_business_days_from_the_same_nominal_hours() -> None:
+    from leadsla.models.policy import PolicySet, _canonical, fingerprint
+
+    def of(goal: str) -> PolicySet:
+        return parse_policies(
+            "calendars:\n  office: {hours: {mon-fri: '09:00-17:00'}}\n"
+            f"policies:\n  - {{name: p, start: lead.handed_off, stop: lead.connected, goal: {goal}, calendar: office}}\n")
+
+    assert of("2bd").policies[0].goal_us == of("16h").policies[0].goal_us
+    assert fingerprint(of("2bd")) != fingerprint(of("16h"))
+    # A file without business days is fingerprinted as before they existed.
+    assert "goal_days" not in _canonical(of("16h").policies[0])
