@@ -74,14 +74,13 @@
     return String(n).padStart(2, "0");
   }
 
-  // "1d 02:03:04", "02:03:04"; "-00:05:00" once past.
+  // A duration of wall-clock time, ms >= 0: "1d 02:03:04", "02:03:04".
   function countdown(ms) {
-    const neg = ms < 0;
-    let s = Math.floor(Math.abs(ms) / 1000);
+    let s = Math.floor(Math.max(0, ms) / 1000);
     const d = Math.floor(s / 86400);
     s -= d * 86400;
     const text = `${two(Math.floor(s / 3600))}:${two(Math.floor((s % 3600) / 60))}:${two(s % 60)}`;
-    return (neg ? "-" : "") + (d ? `${d}d ` : "") + text;
+    return (d ? `${d}d ` : "") + text;
   }
 
   // -- auth -------------------------------------------------------------------------
@@ -254,17 +253,32 @@
     r.dataset.value = decided ? String(met / decided) : "";
   }
 
+  // Overdue first (the oldest deadline first), then at risk, then the API's
+  // order (by deadline): a clock past its deadline on a partition whose
+  // watermark trails may not be flagged at risk, yet it is the most urgent.
+  function urgency(row) {
+    return isOverdue(row) ? 0 : row.at_risk ? 1 : 2;
+  }
+
+  function isOverdue(row) {
+    return row.overdue === true || row.remaining_seconds === 0;
+  }
+
   function renderDeadlines(queue) {
-    const items = queue.clocks.map((row) => {
-      const classes = [row.at_risk ? "at-risk" : "", row.overdue ? "overdue" : ""].filter(Boolean).join(" ");
-      const cd = el("span", { class: "countdown" });
-      if (row.deadline) cd.dataset.deadline = row.deadline;
-      else cd.textContent = row.state; // paused, or pending without a start yet
+    const rows = queue.clocks.map((row, i) => [row, i]).sort(([a, i], [b, j]) => {
+      const u = urgency(a) - urgency(b);
+      if (u) return u;
+      if (urgency(a) === 0 && a.deadline && b.deadline) return Date.parse(a.deadline) - Date.parse(b.deadline) || i - j;
+      return i - j;
+    }).map(([row]) => row);
+    const items = rows.map((row) => {
       const who = [row.team, row.rep].filter(Boolean).join(" · ");
-      return el("li", { class: classes || null, "data-lead": row.lead_id, "data-policy": row.policy },
-        cd,
+      return el("li", { "data-lead": row.lead_id, "data-policy": row.policy, "data-state": row.state,
+                        "data-deadline": row.deadline, "data-at-risk": row.at_risk ? "true" : "false",
+                        "data-overdue": isOverdue(row) ? "true" : "false" },
+        el("span", { class: "countdown" }),
         el("span", { class: "what" },
-          el("span", { class: "tag state", text: row.at_risk ? "AT RISK" : row.state }),
+          el("span", { class: "tag state" }),
           el("span", { class: "policy", text: row.policy }),
           who ? el("span", { class: "who", text: ` · ${who}` }) : null,
           el("span", { class: "lead", text: ` · ${row.lead_id}` })));
@@ -274,6 +288,28 @@
     $("queue-total").textContent = `${fmt(queue.total)} open${more > 0 ? ` · ${fmt(more)} more not shown` : ""}`;
     $("queue-total").dataset.value = String(queue.total);
     tick();
+  }
+
+  // One deadline row at worker time `now` (ms): its timer, tag and colour.
+  // A clock past its deadline (the API's overdue, or a live deadline that
+  // passed since) says OVERDUE and how long ago the deadline was, counting
+  // up: never a negative countdown.
+  function paint(li, now) {
+    const d = li.dataset;
+    const cd = li.querySelector(".countdown");
+    let overdue = d.overdue === "true";
+    if (d.deadline) {
+      const left = Date.parse(d.deadline) - now;
+      overdue = overdue || left < 0;
+      if (overdue) cd.replaceChildren(el("span", { class: "cap", text: "over" }), " ", countdown(Math.max(0, -left)));
+      else cd.textContent = countdown(left);
+    } else {
+      cd.textContent = d.state; // paused, or pending without a start yet
+    }
+    const atRisk = !overdue && d.atRisk === "true";
+    li.classList.toggle("overdue", overdue);
+    li.classList.toggle("at-risk", atRisk);
+    li.querySelector(".tag.state").textContent = overdue ? "OVERDUE" : atRisk ? "AT RISK" : d.state;
   }
 
   function renderTargets(targets) {
@@ -383,11 +419,7 @@
   function tick() {
     const now = Date.now() + skewMs;
     $("clock").textContent = timeOf(new Date(now));
-    for (const cd of document.querySelectorAll("#deadlines .countdown[data-deadline]")) {
-      const left = Date.parse(cd.dataset.deadline) - now;
-      cd.textContent = countdown(left);
-      cd.closest("li").classList.toggle("overdue", left < 0);
-    }
+    for (const li of document.querySelectorAll("#deadlines li[data-lead]")) paint(li, now);
   }
 
   setInterval(tick, 1000);

@@ -11,6 +11,7 @@ kept as a test artefact (``LEADSLA_TEST_ARTIFACTS``, default
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -214,3 +215,27 @@ async def test_a_period_too_small_to_judge_is_not_shown_as_met(page: Any) -> Non
     assert (await apac.inner_text(), await latam.inner_text()) == ("met", "missed")
     assert await apac.evaluate("e => getComputedStyle(e).color") == GREEN
     await shot(page, "team-screen-page.png")
+
+
+async def test_an_overdue_clock_says_overdue_and_counts_up_never_down(page: Any) -> None:
+    rows = page.locator("#deadlines li")
+    # Most urgent first: the overdue clocks, most overdue first, then the one at risk.
+    leads = [await li.get_attribute("data-lead") for li in (await rows.all())[:4]]
+    assert leads == ["ancient-call", "demo-late", "late-call", "risky-call"]
+    ancient = page.locator("#deadlines li[data-lead='ancient-call']")
+    tag = ancient.locator(".tag.state")
+    assert await tag.inner_text() == "OVERDUE"
+    assert await tag.evaluate("e => getComputedStyle(e).backgroundColor") == RED
+    timer = ancient.locator(".countdown")
+    before = await timer.inner_text()
+    # Its deadline passed 6 days 4 hours ago (the page runs a few seconds past NOW).
+    assert re.fullmatch(r"over 6d 04:00:0\d", before), before
+    assert await timer.evaluate("e => getComputedStyle(e).color") == RED
+    await until(page, f"() => document.querySelector(\"#deadlines li[data-lead='ancient-call'] .countdown\")"
+                      f".innerText > '{before}'", 3, "the time since the deadline to count up")
+    # The one at risk still counts down; no timer on the page is negative.
+    risky = page.locator("#deadlines li[data-lead='risky-call']")
+    assert await risky.locator(".tag.state").inner_text() == "AT RISK"
+    assert re.fullmatch(r"00:19:[45]\d", await risky.locator(".countdown").inner_text())
+    timers = await page.locator("#deadlines .countdown").all_inner_texts()
+    assert timers and not [t for t in timers if "-" in t or "−" in t]
