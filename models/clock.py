@@ -105,6 +105,7 @@ class Clock:
     # a goal in business days is longer over a weekend. 0 in state written
     # before it was kept: the policy's goal_us then.
     goal: int = 0
+    timing: int = 0  # Policy.timing of the policy the deadlines were set by (0: not known)
 
     @property
     def decided(self) -> int:
@@ -451,8 +452,9 @@ def rebase(st: LeadState, policies: PolicySet) -> list[Rebased]:
     measured is gone), off the gauges at once. Selectors apply to the events
     that arrive from then on; decided cycles are never touched.
 
-    Changes ``st`` in place and returns one ``Rebased`` per clock it moved
-    (none when the policies did not change: the deadlines come out the same).
+    Changes ``st`` in place and returns one ``Rebased`` per clock whose goal,
+    deadline or at-risk instant moved (none when what decides them did not
+    change: such clocks are skipped by their ``timing`` digest).
     """
     out: list[Rebased] = []
     for name in list(st.clocks):
@@ -463,16 +465,17 @@ def rebase(st: LeadState, policies: PolicySet) -> list[Rebased]:
                 out.append(Rebased(name, c.goal, 0, c.deadline, 0, removed=True))
             del st.clocks[name]
             continue
-        if c.status == IDLE:
-            continue
+        if c.status == IDLE or c.timing == policy.timing:
+            continue  # the same goal, calendar and shares: the same deadlines
+        c.timing = policy.timing
         goal = policy.goal_from(c.started_at)
-        old_goal, old_deadline = c.goal, c.deadline
+        old_goal, old_deadline, old_risk = c.goal, c.deadline, c.at_risk_at
         c.goal = goal
         if c.status == RUNNING:
             _set_deadlines(c, policy, c.resumed_at)
         else:
             c.pause_limit = policy.max_pause_us or 0
-        if (goal != old_goal and old_goal) or c.deadline != old_deadline:
+        if (goal != old_goal and old_goal) or c.deadline != old_deadline or c.at_risk_at != old_risk:
             out.append(Rebased(name, old_goal, goal, old_deadline, c.deadline))
     names = set(policies.names)
     # Buffered and logged events keep the roles they were given on arrival:
@@ -810,7 +813,7 @@ def _start(
         c.at_risk = c.paused = False
         c.hold, c.opened_at, c.attempts = 0, t, 0
         c.team, c.rep = team or st.owner_team, rep or st.owner_rep
-        c.goal = policy.goal_from(t)
+        c.goal, c.timing = policy.goal_from(t), policy.timing
         _set_deadlines(c, policy, t)
         res.started.append(ClockStarted(policy.name, c.team, c.rep, c.cycle))
         # A stop at the same instant applied just before (a smaller tie).

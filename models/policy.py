@@ -326,6 +326,18 @@ class Policy:
             for s in self.selectors.get(role, ()):
                 by_type.setdefault(s.type, []).append((role, s))
         object.__setattr__(self, "_by_type", {t: tuple(v) for t, v in by_type.items()})
+        # What a running clock's deadline depends on, as a 31-bit number a
+        # clock keeps: recovery recomputes a clock only when it differs.
+        timing = json.dumps(_canonical([self.goal_us, self.goal_days, self.calendar, self.at_risk, self.max_pause_us]),
+                            sort_keys=True, separators=(",", ":"))
+        object.__setattr__(self, "_timing", int.from_bytes(hashlib.sha256(timing.encode()).digest()[:4], "big") >> 1)
+
+    @property
+    def timing(self) -> int:
+        """A 31-bit digest (never 0) of what decides a running clock's deadline:
+        goal, calendar, at-risk share and max_pause. Equal digests, equal
+        deadlines (``clock.rebase`` skips such clocks)."""
+        return self._timing or 1  # type: ignore[attr-defined]
 
     def roles(self, event: LeadEvent) -> tuple[str, ...]:
         """The roles this event plays for this policy, in ``ROLE_ORDER``."""

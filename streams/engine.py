@@ -373,7 +373,8 @@ class PolicyChanges:
                 continue
             policy = policies.by_name(name)
             was = ", ".join(format_duration_us(g) for g in sorted(old_goals))
-            what = f"goal {was} -> {policy.goal_text}" if was and was != policy.goal_text else "deadlines moved"
+            what = f"goal {was} -> {policy.goal_text}" if was and was != policy.goal_text \
+                else "deadlines or at-risk instants moved"
             out.append(f"policy {name} changed since the recovered state ({what}): the goal in force applies "
                        f"from each clock's start; {n} running clock(s) moved, {past} already past the new "
                        "deadline (breached by the next timer pass)")

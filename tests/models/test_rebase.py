@@ -124,3 +124,14 @@ def test_business_days_rebase_from_the_clock_start() -> None:
     # Monday 11:00 Berlin, two open days later: Wednesday 11:00.
     assert lead.state.clocks["first_touch"].deadline == ts("2026-11-25T11:00:00+01:00")
     assert lead.state.clocks["first_touch"].goal == 16 * H
+
+
+def test_a_clock_keeps_the_timing_digest_of_its_policy_so_recovery_skips_unchanged_ones() -> None:
+    lead = started("3h")
+    same, changed = pol(policies("3h")), pol(policies("3h", "    at_risk: 0.5\n"))
+    assert lead.state.clocks["first_touch"].timing == same.by_name("first_touch").timing != 0
+    assert changed.by_name("first_touch").timing != same.by_name("first_touch").timing
+    moved = rebase(lead.state, changed)  # only the at-risk instant moves
+    assert moved == [Rebased("first_touch", 3 * H, 3 * H, T0 + 3 * H, T0 + 3 * H)]
+    assert lead.state.clocks["first_touch"].at_risk_at == T0 + 90 * M
+    assert lead.state.clocks["first_touch"].timing == changed.by_name("first_touch").timing
