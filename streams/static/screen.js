@@ -320,13 +320,16 @@
     }
     box.replaceChildren(...targets.map((t) => {
       const onPace = t.cumulative.length ? t.cumulative[t.cumulative.length - 1] >= t.goal_line : true;
+      // Leads are whole: what was delivered and the forecast round down, the
+      // goal line up (51.2 leads to be on pace means 52), so each figure
+      // agrees with the colour the exact value gives it.
       const figures = [
-        figure("Delivered", "delivered", t.delivered, t.goal, onPace ? "ok" : "risk"),
-        figure("Goal line today", "goal-line", t.goal_line, null, null),
-        figure("Forecast", "forecast", t.forecast, t.goal, t.forecast >= t.goal ? "ok" : "risk"),
+        figure("Delivered", "delivered", t.delivered, leadsDown, t.goal, onPace ? "ok" : "risk"),
+        figure("Goal line today", "goal-line", t.goal_line, leadsUp, null, null),
+        figure("Forecast", "forecast", t.forecast, leadsDown, t.goal, t.forecast >= t.goal ? "ok" : "risk"),
       ];
       if (t.value_delivered !== null) {
-        figures.push(figure("Value", "value", t.value_delivered, t.value_goal, null));
+        figures.push(figure("Value", "value", t.value_delivered, null, t.value_goal, null));
       }
       return el("div", { class: "target", "data-target": t.target },
         el("div", { class: "title", text: `${t.target} · ${t.period} · day ${t.day} of ${t.days}` }),
@@ -335,8 +338,16 @@
     }));
   }
 
-  function figure(label, key, value, of, cls) {
-    const v = el("div", { class: "value " + (cls || ""), "data-key": key, "data-value": value, text: fmt(value) });
+  // Whole leads from a float the API summed or divided (a sum of ones may
+  // come out as 2.9999999999: that is 3 leads).
+  const leadsDown = (n) => Math.floor(n + 1e-9);
+  const leadsUp = (n) => Math.ceil(n - 1e-9);
+
+  // One figure: `value` (kept exact in data-value) shown through `whole`
+  // (leadsDown or leadsUp for a count of leads; null for a weighted value).
+  function figure(label, key, value, whole, of, cls) {
+    const shown = whole && Number.isFinite(value) ? whole(value) : value;
+    const v = el("div", { class: "value " + (cls || ""), "data-key": key, "data-value": value, text: fmt(shown) });
     if (of !== null && of !== undefined) v.append(el("span", { class: "of", text: ` / ${fmt(of)}` }));
     return el("div", { class: "figure" }, el("div", { class: "label", text: label }), v);
   }

@@ -66,7 +66,7 @@ targets:
   - name: mql_volume
     description: Marketing qualified leads
     deliver: lead.mql
-    goal: 100
+    goal: 64
 """
 NOW = ts("2026-11-24T14:00:00Z")  # a Tuesday, 14:00 UTC: the office is open (09:00-17:00)
 OCT = ts("2026-10-01T00:00:00Z")
@@ -103,7 +103,8 @@ def traffic(r: Rig) -> None:
     r.send("demo-open", "lead.created", ts("2026-11-24T09:30:00Z"), "demo-open", team="emea", partition=0)
     r.send("demo-late", "lead.created", ts("2026-11-18T12:00:00Z"), "demo-late", team="apac",
            partition=1)
-    # MQLs this month: 13 in 23 days and 14 hours: a forecast of 16.5... leads.
+    # MQLs this month: 13 in 23 days and 14 hours, a forecast of 16.54 leads;
+    # the goal line on day 24 of 30 is at 51.2 leads.
     for i in range(13):
         r.send(f"mql-{i}", "lead.mql", ts("2026-11-02T10:00:00Z") + i * D, f"mql-{i}", partition=0)
     r.send("recent", "lead.contact_attempt", NOW - M, "recent", partition=1)
@@ -239,3 +240,22 @@ async def test_an_overdue_clock_says_overdue_and_counts_up_never_down(page: Any)
     assert re.fullmatch(r"00:19:[45]\d", await risky.locator(".countdown").inner_text())
     timers = await page.locator("#deadlines .countdown").all_inner_texts()
     assert timers and not [t for t in timers if "-" in t or "−" in t]
+
+
+async def test_counts_of_leads_are_whole_numbers(page: Any) -> None:
+    box = page.locator("#targets .target[data-target='mql_volume']")
+
+    async def figure(key: str) -> tuple[str, float]:
+        v = box.locator(f"[data-key='{key}']")
+        return await v.inner_text(), float(await v.get_attribute("data-value") or "nan")
+
+    # The figures' values are the API's; what they say is whole leads: what
+    # was delivered and the forecast rounded down (16.54 leads is 16), the
+    # goal line rounded up (51.2 leads to be on pace means 52).
+    assert await figure("delivered") == ("13 / 64", 13)
+    text, forecast = await figure("forecast")
+    assert (text, round(forecast, 2)) == ("16 / 64", 16.54)
+    text, line = await figure("goal-line")
+    assert (text, line) == ("52", 51.2)
+    for t in await box.locator("svg text").all_text_contents():
+        assert re.fullmatch(r"\d+|day \d+", t), t
