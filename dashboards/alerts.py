@@ -25,7 +25,6 @@ from leadsla.dashboards.slo import (
     error_budget,
     runbook,
 )
-from leadsla.models.durations import format_duration_us
 from leadsla.models.policy import Policy, PolicySet
 
 TARGET_ALERTS = ("TargetBehindPace", "TargetForecastMiss")
@@ -95,7 +94,7 @@ def _depth_alert(p: Policy, base: str) -> dict[str, Any]:
         "warning",
         f"Leads of {p.name} are not followed up as often as the SLA asks.",
         f"Depth policy {p.name} ({p.min_attempts} attempts, or the lead reached, within "
-        f"{format_duration_us(p.goal_us)}, objective {p.objective:.4g}) for team {{{{ $labels.team }}}}: "
+        f"{p.goal_text}, objective {p.objective:.4g}) for team {{{{ $labels.team }}}}: "
         f"{{{{ $value | humanizePercentage }}}} of the clocks decided in the last {w} breached, more than the "
         f"error budget of {_budget_text(p.objective)} (at least {p.min_decisions} decisions).",
         base,
@@ -130,7 +129,7 @@ def _burn_alert(p: Policy, tier: str, base: str) -> dict[str, Any]:
         "\n or ".join(clauses),
         severity,
         f"Lead SLA {p.name} is burning its error budget too fast.",
-        f"Policy {p.name} (goal {format_duration_us(p.goal_us)}, objective {p.objective:.4g}) for team "
+        f"Policy {p.name} (goal {p.goal_text}, objective {p.objective:.4g}) for team "
         "{{ $labels.team }}: {{ $value | humanizePercentage }} of decided clocks breached, "
         f"faster than the objective allows ({tier}: {windows}; at least {p.min_decisions} decisions)."
         + _capped_note(p.objective, tiers),

@@ -141,3 +141,14 @@ def test_generate_check_warns_and_keeps_its_exit_status(tmp_path: Path, capsys: 
     # The capped rule is what --check compares against.
     assert main(["generate", "--policies", str(path), "--out", str(out)]) == 0
     assert ">= 1.0" in yaml.safe_load((out / "prometheus/alerts.yml").read_text())["groups"][1]["rules"][0]["expr"]
+
+
+def test_alert_texts_give_a_goal_in_business_days_as_written() -> None:
+    from leadsla.dashboards.alerts import burn_group
+    from leadsla.models.policy import parse_policies
+
+    ps = parse_policies(
+        "calendars:\n  office: {hours: {mon-fri: '09:00-17:00'}}\n"
+        "policies:\n  - {name: disposition, start: lead.handed_off, stop: lead.qualified, goal: 2bd, calendar: office}\n")
+    (rule, *_) = burn_group(ps, "http://runbooks.example/")["rules"]
+    assert "Policy disposition (goal 2bd, objective 0.95)" in rule["annotations"]["description"]
