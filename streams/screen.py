@@ -117,6 +117,16 @@ def ledger_reader(store: Mapping[str, Any], owned: Callable[[], Iterable[int]],
     return read
 
 
+def labelled(name: str, description: str) -> dict[str, str]:
+    """``{label, description}`` of a policy or target: what a person reads
+    for it, its description (whitespace runs as one space) or else its name
+    with underscores as spaces (``demo_request_first_touch`` reads ``demo
+    request first touch``): words, so that a screen wraps it between words,
+    never inside one."""
+    text = " ".join(description.split())
+    return {"label": text or name.replace("_", " "), "description": text}
+
+
 def day_bounds(now_us: int, zone: str) -> tuple[str, int, int]:
     """The local day holding ``now_us`` in ``zone`` (IANA): its date
     (``2026-11-30``) and its bounds in epoch µs, [start, end)."""
@@ -300,17 +310,19 @@ class Screen:
         forecasts summed; a level kept by two workers for a moment (a
         rebalance) shows its highest strikes; points summed per team.
 
-        Shape: ``{as_of, policies: [{policy, objective, open, at_risk,
-        paused, today: {day, met, breached, decided, ratio}}], targets:
-        [{target, period, day, days, goal, value_goal, delivered,
-        value_delivered, goal_line, cumulative, by_day, value_by_day,
-        forecast, value_forecast}], levels: [{kind, name, team, strikes,
-        review_after, min_decisions, under_review, last_met, last_achieved,
-        last_period, last_judged, last_decided}], leaderboard: [{team,
-        points}], partitions, complete, workers}``. ``cumulative`` is
-        delivered by the end of each day of the period through today;
-        ``value_*`` are None for a target without ``value``. Levels come
-        under review first, then by strikes; the leaderboard by points.
+        Shape: ``{as_of, policies: [{policy, label, description,
+        objective, open, at_risk, paused, today: {day, met, breached,
+        decided, ratio}}], targets: [{target, label, description, period,
+        day, days, goal, value_goal, delivered, value_delivered, goal_line,
+        cumulative, by_day, value_by_day, forecast, value_forecast}],
+        levels: [{kind, name, label, team, strikes, review_after,
+        min_decisions, under_review, last_met, last_achieved, last_period,
+        last_judged, last_decided}], leaderboard: [{team, points}],
+        partitions, complete, workers}``. ``label`` is what a person reads
+        (``labelled``). ``cumulative`` is delivered by the end of each day
+        of the period through today; ``value_*`` are None for a target
+        without ``value``. Levels come under review first, then by
+        strikes; the leaderboard by points.
 
         ``last_judged`` is False for a policy's period with fewer decisions
         than ``min_decisions`` (None for a part from a worker that does not
@@ -363,7 +375,11 @@ class Screen:
             today = p["today"]
             decided = today["met"] + today["breached"]
             today.update(decided=decided, ratio=today["met"] / decided if decided else None)
-            out_policies.append(p)
+            try:
+                description = self.policies.by_name(p["policy"]).description
+            except KeyError:  # a peer's policies file has it, this worker's not (a rollout)
+                description = ""
+            out_policies.append({**p, **labelled(p["policy"], description)})
         out_targets = []
         for tg in self.policies.targets:
             t = targets.get(tg.name)
@@ -375,7 +391,7 @@ class Screen:
                 running += n
                 cumulative.append(running)
             has_value = t.pop("has_value")
-            out_targets.append({**t, "delivered": delivered,
+            out_targets.append({**t, **labelled(tg.name, tg.description), "delivered": delivered,
                                 "value_delivered": sum(t["value_by_day"]) if has_value else None,
                                 "value_forecast": t["value_forecast"] if has_value else None,
                                 "goal_line": t["goal"] * t["day"] / t["days"], "cumulative": cumulative})
@@ -393,7 +409,8 @@ class Screen:
                 decisions = period_decided.get((lv["name"], lv["team"], period))
                 if judged is False and decisions is not None and decisions >= min_decisions:
                     decisions = None  # counted after the period was judged: not the count it was judged on
-            out_levels.append({**lv, "review_after": spec.review_after, "min_decisions": min_decisions,
+            out_levels.append({**lv, "label": labelled(spec.name, spec.description)["label"],
+                               "review_after": spec.review_after, "min_decisions": min_decisions,
                                "last_period": period, "last_judged": judged, "last_decided": decisions})
         out_levels.sort(key=lambda lv: (not lv["under_review"], -lv["strikes"], lv["kind"], lv["name"], lv["team"]))
         covered = sorted({p for a in answers for p in a.get("partitions", ())})
@@ -481,8 +498,11 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     def obj(props: dict[str, Any]) -> dict[str, Any]:
         return {"type": "object", "properties": props, "required": list(props)}
 
+    labels = {"label": {"type": "string", "description": "what a person reads: the description, else the name's "
+                                                         "words (underscores as spaces)"},
+              "description": {"type": "string", "description": "from the policies file; empty without one"}}
     policy = obj({
-        "policy": {"type": "string"}, "objective": num,
+        "policy": {"type": "string"}, **labels, "objective": num,
         "open": {"type": "integer", "description": "clocks open now"},
         "at_risk": {"type": "integer", "description": "open clocks past their at-risk threshold"},
         "paused": {"type": "integer"},
@@ -492,7 +512,7 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                       "ratio": nnum}),
     })
     target = obj({
-        "target": {"type": "string"}, "period": {"type": "string"},
+        "target": {"type": "string"}, **labels, "period": {"type": "string"},
         "day": {"type": "integer", "description": "today's day of the period, 1 on its first"},
         "days": {"type": "integer"}, "goal": {"type": "integer"}, "value_goal": nnum,
         "delivered": num, "value_delivered": nnum,
@@ -503,6 +523,7 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     })
     level = obj({
         "kind": {"type": "string", "enum": ["policy", "target"]}, "name": {"type": "string"},
+        "label": labels["label"],
         "team": {"type": "string", "description": "team label; empty for a target"},
         "strikes": {"type": "integer"}, "review_after": {"type": "integer"},
         "min_decisions": {"type": ["integer", "null"], "description": "a policy's period with fewer decisions is "

@@ -28,6 +28,7 @@
   let lastOk = null;
   let refreshes = 0;
   let queue = null; // the last queue answer
+  let labels = new Map(); // policy name -> what a person reads (the last /api/screen answer)
 
   const $ = (id) => document.getElementById(id);
 
@@ -198,7 +199,14 @@
 
   // -- rendering ---------------------------------------------------------------------
 
+  // What a person reads for a policy or target: its description, else the
+  // words of its name (never the id, which a screen would break mid-word).
+  function labelOf(item, name) {
+    return item && item.label ? item.label : String(name).replace(/_/g, " ");
+  }
+
   function render(compliance, fresh, screen) {
+    labels = new Map(screen.policies.map((p) => [p.policy, labelOf(p, p.policy)]));
     renderCompliance(compliance, screen);
     if (fresh) renderDeadlines(fresh);
     renderTargets(screen.targets);
@@ -231,7 +239,7 @@
       const verdict = ratio === null ? "muted" : ratio >= sp.objective ? "ok" : "bad";
       const todayVerdict = sp.today.ratio === null ? "muted" : sp.today.ratio >= sp.objective ? "ok" : "bad";
       rows.push(el("tr", { "data-policy": sp.policy },
-        el("td", { text: sp.policy }),
+        el("td", { class: "name", text: labelOf(sp, sp.policy) }),
         el("td", {}, el("span", { class: "period-met ok", text: fmt(p.met) }), el("span", { class: "sep", text: " · " }),
           el("span", { class: "period-breached" + (p.breached ? " bad" : ""), text: fmt(p.breached) })),
         el("td", { class: "period-ratio" },
@@ -272,16 +280,15 @@
       return i - j;
     }).map(([row]) => row);
     const items = rows.map((row) => {
-      const who = [row.team, row.rep].filter(Boolean).join(" · ");
+      const meta = [row.team, row.rep, row.lead_id].filter(Boolean).join(" · ");
       return el("li", { "data-lead": row.lead_id, "data-policy": row.policy, "data-state": row.state,
                         "data-deadline": row.deadline, "data-at-risk": row.at_risk ? "true" : "false",
                         "data-overdue": isOverdue(row) ? "true" : "false" },
         el("span", { class: "countdown" }),
+        el("span", { class: "tag state" }),
         el("span", { class: "what" },
-          el("span", { class: "tag state" }),
-          el("span", { class: "policy", text: row.policy }),
-          who ? el("span", { class: "who", text: ` · ${who}` }) : null,
-          el("span", { class: "lead", text: ` · ${row.lead_id}` })));
+          el("span", { class: "policy", text: labels.get(row.policy) || labelOf(null, row.policy) }),
+          el("span", { class: "meta", text: meta })));
     });
     $("deadlines").replaceChildren(...(items.length ? items : [el("li", { class: "empty", text: "No open clocks." })]));
     const more = queue.total - queue.clocks.length;
@@ -332,7 +339,7 @@
         figures.push(figure("Value", "value", t.value_delivered, null, t.value_goal, null));
       }
       return el("div", { class: "target", "data-target": t.target },
-        el("div", { class: "title", text: `${t.target} · ${t.period} · day ${t.day} of ${t.days}` }),
+        el("div", { class: "title", text: `${labelOf(t, t.target)} · ${t.period} · day ${t.day} of ${t.days}` }),
         el("div", { class: "figures" }, ...figures),
         waterfall(t));
     }));
@@ -397,12 +404,12 @@
     $("leaderboard").replaceChildren(...(board.length ? board
       : [el("li", { class: "empty", text: "No period judged yet." })]));
     const rows = screen.levels.map((lv) => {
-      const name = lv.kind === "policy" ? `${lv.name} · ${lv.team}` : `${lv.name} (target)`;
+      const name = lv.kind === "policy" ? `${labelOf(lv, lv.name)} · ${lv.team}` : `${labelOf(lv, lv.name)} (target)`;
       const [last, cls] = verdict(lv);
       return el("tr", { "data-kind": lv.kind, "data-name": lv.name, "data-team": lv.team,
                         "data-under-review": lv.under_review ? "true" : "false",
                         "data-judged": lv.last_judged === false ? "false" : "true" },
-        el("td", { text: name }),
+        el("td", { class: "name", text: name }),
         el("td", { class: "strikes" + (lv.strikes ? " bad" : ""), text: `${lv.strikes} / ${lv.review_after}` }),
         el("td", { class: "last " + cls, text: last }),
         el("td", {}, lv.under_review ? el("span", { class: "badge", text: "UNDER REVIEW" }) : null));

@@ -41,6 +41,7 @@ from .test_periods import Reports
 POLICIES = """
 policies:
   - name: first_touch
+    description: "  First touch\n      within the hour  "
     start: lead.handed_off
     stop: [lead.contact_attempt, lead.connected]
     pause: lead.accepted
@@ -305,6 +306,13 @@ async def test_any_worker_answers_for_the_whole_group(group: Group) -> None:
             ("policy", "first_touch", "apac", 0, 2)]
         assert a["leaderboard"] == [{"team": "marketing", "points": 4.0}, {"team": "apac", "points": 3.0},
                                     {"team": "emea", "points": 0.0}]
+        # What a person reads: the description (its spaces as one), else the id's words.
+        assert [(p["policy"], p["label"], p["description"]) for p in a["policies"]] == [
+            ("first_touch", "First touch within the hour", "First touch within the hour"),
+            ("berlin_touch", "berlin touch", "")]
+        assert (t["label"], t["description"]) == ("mql volume", "")
+        assert [lv["label"] for lv in a["levels"]] == ["First touch within the hour", "mql volume",
+                                                       "First touch within the hour"]
     # The same numbers as the query API's for what both show.
     status, c = await fetch(f"{group.url(0)}/api/compliance")
     assert status == 200

@@ -259,3 +259,38 @@ async def test_counts_of_leads_are_whole_numbers(page: Any) -> None:
     assert (text, line) == ("52", 51.2)
     for t in await box.locator("svg text").all_text_contents():
         assert re.fullmatch(r"\d+|day \d+", t), t
+
+
+# The words of an element's text that the browser broke across two lines.
+BROKEN_WORDS = """e => {
+  const broken = [];
+  const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const m of node.data.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+      if (tops.size > 1) broken.push(m[0]);
+    }
+  }
+  return broken;
+}"""
+
+
+async def test_policies_read_as_their_description_or_as_words_never_broken_inside_one(page: Any) -> None:
+    names = {}
+    for row in await page.locator("#compliance-rows tr").all():
+        names[await row.get_attribute("data-policy")] = row.locator("td.name")
+    assert await names["emea_first_call"].inner_text() == "First call to a new lead"
+    assert await names["demo_request_first_touch"].inner_text() == "demo request first touch"
+    strikes = page.locator("#strikes-rows tr[data-name='emea_first_call'][data-team='emea'] td.name")
+    assert await strikes.inner_text() == "First call to a new lead · emea"
+    demo = page.locator("#deadlines li[data-lead='demo-late']")
+    assert await demo.locator(".policy").inner_text() == "demo request first touch"
+    assert await page.locator("#targets .target .title").first.inner_text() == \
+        "Marketing qualified leads · 2026-11 · day 24 of 30"
+    for selector in ("#compliance-rows td.name", "#strikes-rows td.name", "#deadlines .policy", "#targets .title"):
+        for e in await page.locator(selector).all():
+            assert await e.evaluate(BROKEN_WORDS) == [], selector
+    assert "_" not in await page.locator("main").inner_text()  # no id is shown where a name belongs
