@@ -310,16 +310,19 @@ class Screen:
         forecasts summed; a level kept by two workers for a moment (a
         rebalance) shows its highest strikes; points summed per team.
 
-        Shape: ``{as_of, policies: [{policy, label, description,
-        objective, open, at_risk, paused, today: {day, met, breached,
-        decided, ratio}}], targets: [{target, label, description, period,
+        Shape: ``{as_of, policies: [{policy, label, description, calendar,
+        goal_seconds, objective, open, at_risk, paused, today: {day, met,
+        breached, decided, ratio}}], targets: [{target, label, description, period,
         day, days, goal, value_goal, delivered, value_delivered, goal_line,
         cumulative, by_day, value_by_day, forecast, value_forecast}],
         levels: [{kind, name, label, team, strikes, review_after,
         min_decisions, under_review, last_met, last_achieved, last_period,
         last_judged, last_decided}], leaderboard: [{team, points}],
         partitions, complete, workers}``. ``label`` is what a person reads
-        (``labelled``). ``cumulative`` is delivered by the end of each day
+        (``labelled``); ``calendar`` names a policy's business-hours
+        calendar (None: 24x7, and for a policy this worker's file lacks),
+        whose clocks count business time, and ``goal_seconds`` is its goal
+        in business seconds (nominal for a goal in business days). ``cumulative`` is delivered by the end of each day
         of the period through today; ``value_*`` are None for a target
         without ``value``. Levels come under review first, then by
         strikes; the leaderboard by points.
@@ -376,10 +379,13 @@ class Screen:
             decided = today["met"] + today["breached"]
             today.update(decided=decided, ratio=today["met"] / decided if decided else None)
             try:
-                description = self.policies.by_name(p["policy"]).description
+                known: Policy | None = self.policies.by_name(p["policy"])
             except KeyError:  # a peer's policies file has it, this worker's not (a rollout)
-                description = ""
-            out_policies.append({**p, **labelled(p["policy"], description)})
+                known = None
+            out_policies.append({**p, **labelled(p["policy"], "" if known is None else known.description),
+                                 "calendar": None if known is None or known.calendar.always_open
+                                 else known.calendar.name,
+                                 "goal_seconds": None if known is None else known.goal_seconds})
         out_targets = []
         for tg in self.policies.targets:
             t = targets.get(tg.name)
@@ -502,7 +508,11 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                                                          "words (underscores as spaces)"},
               "description": {"type": "string", "description": "from the policies file; empty without one"}}
     policy = obj({
-        "policy": {"type": "string"}, **labels, "objective": num,
+        "policy": {"type": "string"}, **labels,
+        "calendar": {"type": ["string", "null"],
+                     "description": "the business-hours calendar its clocks count in; null: 24x7 (wall-clock time)"},
+        "goal_seconds": {**nnum, "description": "the goal in business seconds (nominal for a goal in business days)"},
+        "objective": num,
         "open": {"type": "integer", "description": "clocks open now"},
         "at_risk": {"type": "integer", "description": "open clocks past their at-risk threshold"},
         "paused": {"type": "integer"},

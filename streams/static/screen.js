@@ -16,7 +16,8 @@
   // The queue is a pass over every lead each worker holds: asked every third
   // refresh (the countdowns tick here in between).
   const QUEUE_EVERY = 3;
-  const QUEUE_ROWS = 12;
+  // More rows than a screen holds: the list shows as many as fit.
+  const QUEUE_ROWS = 40;
   const TOKEN_KEY = "leadsla.screen.token";
   const SVG_NS = "http://www.w3.org/2000/svg";
   const nf = new Intl.NumberFormat("en");
@@ -29,6 +30,7 @@
   let refreshes = 0;
   let queue = null; // the last queue answer
   let labels = new Map(); // policy name -> what a person reads (the last /api/screen answer)
+  let policyInfo = new Map(); // policy name -> its /api/screen entry (calendar, goal_seconds)
 
   const $ = (id) => document.getElementById(id);
 
@@ -82,6 +84,13 @@
     s -= d * 86400;
     const text = `${two(Math.floor(s / 3600))}:${two(Math.floor((s % 3600) / 60))}:${two(s % 60)}`;
     return (d ? `${d}d ` : "") + text;
+  }
+
+  // Business seconds as hours and minutes, never days (a business day is
+  // not 24 hours): "12h05m bh", "52h00m bh" (the unit in a span of its own).
+  function businessTime(seconds) {
+    const m = Math.floor(Math.max(0, seconds) / 60);
+    return el("span", { class: "bh" }, `${Math.floor(m / 60)}h${two(m % 60)}m `, el("span", { class: "unit", text: "bh" }));
   }
 
   // -- auth -------------------------------------------------------------------------
@@ -207,6 +216,7 @@
 
   function render(compliance, fresh, screen) {
     labels = new Map(screen.policies.map((p) => [p.policy, labelOf(p, p.policy)]));
+    policyInfo = new Map(screen.policies.map((p) => [p.policy, p]));
     renderCompliance(compliance, screen);
     if (fresh) renderDeadlines(fresh);
     renderTargets(screen.targets);
@@ -281,8 +291,20 @@
     }).map(([row]) => row);
     const items = rows.map((row) => {
       const meta = [row.team, row.rep, row.lead_id].filter(Boolean).join(" · ");
+      const info = policyInfo.get(row.policy) || {};
+      // A clock under a business-hours calendar shows the server's business
+      // seconds (the queue's figures, as `leadsla queue` shows them): a
+      // wall-clock countdown to its deadline would count nights and weekends.
+      const calendar = row.calendar !== undefined ? row.calendar : info.calendar;
+      const goal = row.goal_seconds !== undefined ? row.goal_seconds : info.goal_seconds;
+      const business = calendar && row.remaining_seconds !== null && row.remaining_seconds !== undefined;
       return el("li", { "data-lead": row.lead_id, "data-policy": row.policy, "data-state": row.state,
-                        "data-deadline": row.deadline, "data-at-risk": row.at_risk ? "true" : "false",
+                        "data-deadline": business ? null : row.deadline,
+                        "data-calendar": business ? calendar : null,
+                        "data-remaining": business ? row.remaining_seconds : null,
+                        "data-over": business && goal !== null && goal !== undefined
+                          ? Math.max(0, row.elapsed_seconds - goal) : null,
+                        "data-at-risk": row.at_risk ? "true" : "false",
                         "data-overdue": isOverdue(row) ? "true" : "false" },
         el("span", { class: "countdown" }),
         el("span", { class: "tag state" }),
@@ -305,7 +327,14 @@
     const d = li.dataset;
     const cd = li.querySelector(".countdown");
     let overdue = d.overdue === "true";
-    if (d.deadline) {
+    if (d.calendar) {
+      if (overdue) {
+        cd.replaceChildren(el("span", { class: "cap", text: "over" }), " ",
+                           d.over === undefined ? "" : businessTime(Number(d.over)));
+      } else {
+        cd.replaceChildren(businessTime(Number(d.remaining)));
+      }
+    } else if (d.deadline) {
       const left = Date.parse(d.deadline) - now;
       overdue = overdue || left < 0;
       if (overdue) cd.replaceChildren(el("span", { class: "cap", text: "over" }), " ", countdown(Math.max(0, -left)));

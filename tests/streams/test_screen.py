@@ -310,6 +310,7 @@ async def test_any_worker_answers_for_the_whole_group(group: Group) -> None:
         assert [(p["policy"], p["label"], p["description"]) for p in a["policies"]] == [
             ("first_touch", "First touch within the hour", "First touch within the hour"),
             ("berlin_touch", "berlin touch", "")]
+        assert [(p["calendar"], p["goal_seconds"]) for p in a["policies"]] == [(None, 3600), (None, 86400)]
         assert (t["label"], t["description"]) == ("mql volume", "")
         assert [lv["label"] for lv in a["levels"]] == ["First touch within the hour", "mql volume",
                                                        "First touch within the hour"]

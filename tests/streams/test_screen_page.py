@@ -294,3 +294,25 @@ async def test_policies_read_as_their_description_or_as_words_never_broken_insid
         for e in await page.locator(selector).all():
             assert await e.evaluate(BROKEN_WORDS) == [], selector
     assert "_" not in await page.locator("main").inner_text()  # no id is shown where a name belongs
+
+
+async def test_a_business_hours_clock_shows_business_time_never_a_wall_clock_countdown(page: Any) -> None:
+    # 25h30m of the goal's 30 business hours left (the API's remaining_seconds),
+    # while its deadline is 3 days 1 hour 30 minutes away on the wall clock.
+    demo = page.locator("#deadlines li[data-lead='demo-open']")
+    timer = demo.locator(".countdown")
+    assert await timer.inner_text() == "25h30m bh"
+    assert await demo.locator(".tag.state").inner_text() == "running"
+    late = page.locator("#deadlines li[data-lead='demo-late']")
+    assert await late.locator(".countdown").inner_text() == "over 4h00m bh"  # 34 of 30 business hours used
+    assert await late.locator(".tag.state").inner_text() == "OVERDUE"
+    # Business time is the server's figure: it does not tick here (the office
+    # may be closed), while a 24x7 clock keeps its live countdown.
+    risky = page.locator("#deadlines li[data-lead='risky-call'] .countdown")
+    before = await risky.inner_text()
+    await until(page, f"() => document.querySelector(\"#deadlines li[data-lead='risky-call'] .countdown\")"
+                      f".innerText !== '{before}'", 3, "the 24x7 countdown to tick")
+    assert await timer.inner_text() == "25h30m bh"
+    for li in await page.locator("#deadlines li[data-calendar]").all():
+        assert re.fullmatch(r"(over )?\d+h\d\dm bh", await li.locator(".countdown").inner_text())
+    assert await page.locator("#deadlines li[data-calendar]").count() == 2
