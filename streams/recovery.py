@@ -16,6 +16,15 @@ own reading (``on_recover`` callbacks, seeking the input partitions, resuming
 the streams). Whatever the reader has not finished within its time budget
 (Faust bounds this step by ``broker_request_timeout``), Faust reads itself,
 from where the reader stopped.
+
+Faust's recovery also remembers, per changelog partition, the offset its
+table has read to, and stops the worker with a ``ConsistencyError`` when a
+later recovery finds the changelog ending before that offset. A broker that
+keeps its data in memory comes back with empty changelogs after a restart,
+so every worker that had recovered from them would stop. The tables still
+hold their state in memory, so such a partition is read from its start
+instead (``forget_read_offsets`` when the broker is known to have come back
+empty; the same at every recovery for any changelog found shorter).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -150,13 +159,53 @@ class ChangelogReader:
             await client.stop()
 
 
+def forget_read_offsets(app: Any, topics: Iterable[str]) -> int:
+    """Make the next recovery of ``app`` read every partition of the changelog
+    ``topics`` from its start (the tables keep what they hold, and reading
+    their own records again changes nothing). For changelogs that a broker
+    lost: Faust would otherwise resume at the offset it had read to, past
+    the end of the new topic, and stop the worker. Returns the number of
+    partitions reset."""
+    recovery = app.tables.recovery
+    wanted = set(topics)
+    reset = 0
+    for offsets in (recovery.active_offsets, recovery.standby_offsets):
+        for tp in [tp for tp in offsets if tp.topic in wanted]:
+            offsets[tp] = -1  # Faust's "nothing read yet": it seeks to offset 0
+            reset += 1
+    return reset
+
+
+def restart_shortened(recovery: Any, tps: Iterable[Any], offsets: MutableMapping[Any, int | None]) -> list[Any]:
+    """Reset to -1 (read from the start) the ``offsets`` of ``tps`` that lie
+    past the end of their changelog partition as ``recovery.active_highwaters``
+    has it (the last offset; -1 when empty): the changelog was lost or
+    truncated since this worker read it. Returns those partitions, sorted,
+    and logs them in one WARNING line."""
+    highwaters = recovery.active_highwaters
+    shortened = sorted(tp for tp in tps
+                       if offsets.get(tp) is not None and highwaters.get(tp) is not None
+                       and offsets[tp] > highwaters[tp])  # type: ignore[operator]
+    if shortened:
+        log.warning("changelogs: %s end before the offsets this worker had read them to (%s): the broker lost "
+                    "them; the tables keep their state and read them from the start",
+                    ", ".join(f"{tp.topic}[{tp.partition}]" for tp in shortened),
+                    ", ".join(f"{offsets[tp]} > {highwaters[tp]}" for tp in shortened))
+    for tp in shortened:
+        offsets[tp] = -1
+    return shortened
+
+
 _faust_build_offsets = Recovery._build_offsets
 
 
 async def _build_offsets(self: Any, consumer: Any, tps: Any, destination: Any, title: str) -> None:
-    """Faust's ``Recovery._build_offsets`` (where reading starts), then, for
-    the active partitions of an app with a ``ChangelogReader``, the reading
-    itself."""
+    """Faust's ``Recovery._build_offsets`` (where reading starts), after
+    ``restart_shortened`` for the active partitions (Faust builds their
+    highwaters just before), then, for the active partitions of an app with
+    a ``ChangelogReader``, the reading itself."""
+    if title == "active":
+        restart_shortened(self, tps, destination)
     await _faust_build_offsets(self, consumer, tps, destination, title)
     reader = getattr(self.app, "leadsla_changelog_reader", None)
     if title == "active" and reader is not None:
