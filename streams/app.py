@@ -33,13 +33,20 @@ from leadsla.streams.api import (
     faust_members,
     quiet_unparsable_requests,
 )
-from leadsla.streams.codec import LeadEntry, state_from_bytes, state_to_bytes
+from leadsla.streams.codec import (
+    LeadEntry,
+    parse_delivery_key,
+    parse_period_cell_key,
+    parse_window_key,
+    state_from_bytes,
+    state_to_bytes,
+)
 from leadsla.streams.engine import Engine
 from leadsla.streams.health import watch_broker
 from leadsla.streams.ledger import Ledger
 from leadsla.streams.metrics import LedgerCollector, Metrics, RuntimeCollector
 from leadsla.streams.offsets import GapReader, GroupOffsets
-from leadsla.streams.recovery import ChangelogReader
+from leadsla.streams.recovery import ChangelogReader, forget_read_offsets
 from leadsla.streams.recovery import install as install_changelog_reader
 from leadsla.streams.screen import mount as mount_screen
 from leadsla.streams.screen import with_screen_paths
@@ -189,6 +196,43 @@ def _tables(app: faust.App, settings: Settings) -> _Tables:
         help="Each judged level's open periods, strikes and points, and the partitions' closed-through times.",
     )
     return _Tables(leads, windows, deliveries, period_cells, ledger)
+
+
+async def _restore_changelogs(app: faust.App, tables: _Tables, sink: KafkaSink, lost: list[str]) -> int:
+    """After the broker came back without the changelog topics ``lost`` (a
+    broker that keeps its data in memory, restarted): make the next recovery
+    read them from their start (``forget_read_offsets``), and write to them
+    again every entry the tables hold of the partitions this worker owns,
+    the only copy left, so that a restart or the next owner of a partition
+    recovers it. Returns the records written.
+
+    Each table's entries are queued in one go, with no await between, so
+    any later change of the same key follows them: the engine's tables
+    through ``sink`` (which writes in order), the ledger through Faust's
+    table, as the ledger's own changes go."""
+    forget_read_offsets(app, lost)
+    owned = app.assignor.assigned_actives()
+    ledger = tables.ledger
+    written = 0
+    for table, partition_of, write in (
+        (tables.leads, lambda key, entry: entry.partition, sink.persist),
+        (tables.windows, lambda key, value: parse_window_key(key)[4], sink.window),
+        (tables.deliveries, lambda key, value: parse_delivery_key(key)[4], sink.delivery),
+        (tables.period_cells, lambda key, value: parse_period_cell_key(key)[4], sink.period_cell),
+        # Ledger entries carry their topic partition (see Ledger).
+        (ledger, lambda key, entry: entry["k"], ledger.send_changelog),
+    ):
+        topic = table.changelog_topic.get_topic_name()
+        if topic not in lost:
+            continue
+        mine = {tp.partition for tp in owned if tp.topic == topic}
+        for key, value in list(table.data.items()):
+            partition = partition_of(key, value)
+            if partition in mine:
+                write(partition, key, value)
+                written += 1
+    await sink.drain()
+    return written
 
 
 def _stop_before_the_producer(app: faust.App, sink: KafkaSink) -> asyncio.Event:
@@ -358,7 +402,10 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         engine.revoke(tp.partition for tp in revoked if tp.topic == settings.input_topic)
         await sink.drain()  # cells the revoked partitions changed since the last timer pass
 
-    watch_broker(app, engine, settings, registry)
+    async def restore(lost: list[str]) -> int:
+        return await _restore_changelogs(app, tables, sink, lost)
+
+    watch_broker(app, engine, settings, registry, restore)
     _pages(app, engine, registry)
 
     return Monitor(app, engine, registry, sink)

@@ -5,15 +5,17 @@ while running, and keeping the log readable meanwhile.
   backoff (1 s doubling up to a cap) and one log line per attempt.
 - ``BrokerHealth`` probes a running worker's broker every few seconds and
   is either up or down: one WARNING line when an outage starts, one when it
-  ends, and callbacks for both. It knows nothing of Faust or the engine; its
+  ends (saying too what the callbacks found, e.g. that the broker came back
+  empty), and callbacks for both. It knows nothing of Faust or the engine; its
   probe is any ``async () -> str | None`` (None: the broker answered).
 - ``BrokerErrorFilter`` drops the Kafka client's connection-error records
   while the broker is known to be down (aiokafka logs an ERROR line per
   failed request, a dozen a second), counting them instead. Every other
   record, and every record while the broker answers, goes through.
 - ``watch_broker`` wires the three into a Faust app: the probe task,
-  ``/ready`` answering 503 during an outage, topics recreated when the
-  broker comes back without them, and the ``leadsla_broker_*`` metrics.
+  ``/ready`` answering 503 during an outage, topics recreated (and the
+  worker's state written to its new changelogs) when the broker comes back
+  without them, and the ``leadsla_broker_*`` metrics.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ log = logging.getLogger("leadsla")
 Probe = Callable[[], Awaitable[str | None]]
 """One reachability check: None when the broker answered, else a short reason."""
 
-Callback = Callable[["BrokerHealth"], Awaitable[None] | None]
+Callback = Callable[["BrokerHealth"], Awaitable[str | None] | str | None]
+"""Runs when an outage starts or ends. What an ``on_up`` callback returns (a
+short text, or None) is added to the line saying the broker is back."""
 
 FIRST_DELAY = 1.0  # seconds before the second attempt; doubled after each failure
 # Loggers whose connection errors are counted instead of logged during an outage.
@@ -97,13 +101,18 @@ class BrokerHealth:
     fails too: one lost answer is not an outage. Down, ``down_since`` is the
     wall-clock time (epoch seconds) of the check that found it, and
     ``problem`` the probe's reason; a single successful check brings it back.
-    Each change logs one WARNING line and runs the ``on_down`` or ``on_up``
-    callbacks (plain or async functions taking this object), in the order
-    they were added, after the state changed.
+    Each change runs the ``on_down`` or ``on_up`` callbacks (plain or async
+    functions taking this object), in the order they were added, after the
+    state changed, and logs one WARNING line: an outage's first line before
+    its callbacks, the comeback line after them, with the texts the
+    ``on_up`` callbacks returned (``broker back after 7 s at kafka-1:9092,
+    empty: …``).
 
     ``interval`` is the pause between periodic checks (seconds). ``suspect()``
     asks for a check now, at most once per ``min_gap`` seconds; while such a
-    check is pending ``suspected`` is True. ``clock`` measures durations
+    check is pending ``suspected`` is True. For ``settle`` seconds after the
+    broker is back, ``settling()`` is True: the Kafka client is still
+    reconnecting and rejoining its group. ``clock`` measures durations
     (monotonic seconds), ``wall`` gives ``down_since``.
     """
 
@@ -114,6 +123,7 @@ class BrokerHealth:
         *,
         interval: float = 2.0,
         min_gap: float = 1.0,
+        settle: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         logger: logging.Logger = log,
@@ -122,6 +132,7 @@ class BrokerHealth:
         self.where = where
         self.interval = interval
         self.min_gap = min_gap
+        self.settle = settle
         self.clock = clock
         self.wall = wall
         self.logger = logger
@@ -133,6 +144,7 @@ class BrokerHealth:
         self.suppressed = 0  # connection-error records dropped in the current (or last) outage
         self.suppressed_total = 0
         self._down_at = 0.0
+        self._back_at = -math.inf
         self._last_suspicion = -math.inf
         self._on_down: list[Callback] = []
         self._on_up: list[Callback] = []
@@ -158,6 +170,10 @@ class BrokerHealth:
     def down_for(self) -> float:
         """Seconds since the outage started; 0.0 while up."""
         return 0.0 if self.up else max(0.0, self.clock() - self._down_at)
+
+    def settling(self) -> bool:
+        """Whether the broker came back less than ``settle`` seconds ago."""
+        return self.up and self.clock() - self._back_at < self.settle
 
     def count_suppressed(self) -> None:
         """Count one log record dropped because of the broker (by the filter)."""
@@ -200,24 +216,31 @@ class BrokerHealth:
             await self._run(self._on_down)
         elif problem is None and not self.up:
             took = self.down_for()
+            self._back_at = self.clock()
             self.up = True
             self.down_since = None
             self.problem = None
-            self.logger.warning("broker back after %s s at %s (%d Kafka client errors not logged meanwhile)",
-                                _seconds(took), self.where, self.suppressed)
-            await self._run(self._on_up)
+            notes = await self._run(self._on_up)
+            self.logger.warning("broker back after %s s at %s%s (%d Kafka client errors not logged meanwhile)",
+                                _seconds(took), self.where, "".join(", " + n for n in notes), self.suppressed)
         elif problem is not None:
             self.problem = problem
         return self.up
 
-    async def _run(self, callbacks: list[Callback]) -> None:
+    async def _run(self, callbacks: list[Callback]) -> list[str]:
+        """Run ``callbacks`` in order; returns the texts they returned."""
+        notes = []
         for callback in callbacks:
             try:
                 result = callback(self)
                 if inspect.isawaitable(result):
-                    await result
+                    result = await result
             except Exception:  # a broken callback must not stop the checks
                 self.logger.exception("broker health callback %r failed", callback)
+                continue
+            if isinstance(result, str) and result:
+                notes.append(result)
+        return notes
 
     async def run(self) -> None:
         """Check every ``interval`` seconds, or at once after ``suspect()``,
@@ -270,9 +293,12 @@ class BrokerErrorFilter(logging.Filter):
 
     A WARNING-or-above record that ``is_connection_error``: while the broker
     is down, or while a check it asked for is pending, it is dropped and
-    counted; while the broker is up it is logged and asks ``health`` for a
-    check at once (``suspect()``), so an outage is found within
-    milliseconds, not at the next periodic check. Everything else passes:
+    counted; while the broker is up it asks ``health`` for a check at once
+    (``suspect()``), so an outage is found within milliseconds, not at the
+    next periodic check, and is logged, unless the broker has only just
+    come back (``health.settling()``: the client's reconnecting and
+    rejoining its group, e.g. "Heartbeat failed: local member_id was not
+    recognized", are the outage's aftermath, and counted). Everything else passes:
     other errors, and connection errors while the broker answers (one
     unreachable node of a cluster is worth seeing). Records are judged where
     they are created: ``install`` adds the filter to the library loggers
@@ -289,7 +315,8 @@ class BrokerErrorFilter(logging.Filter):
             return True
         if self.health.up and not self.health.suspected:
             self.health.suspect()
-            return True
+            if not self.health.settling():
+                return True
         self.health.count_suppressed()
         return False
 
@@ -315,7 +342,13 @@ class BrokerErrorFilter(logging.Filter):
         self._loggers.clear()
 
 
-def watch_broker(app: Any, engine: Any, settings: Settings, registry: CollectorRegistry) -> BrokerHealth:
+Restore = Callable[[list[str]], Awaitable[int]]
+"""Writes the state a worker holds to the changelog topics named (created
+again, empty) and returns the number of records written."""
+
+
+def watch_broker(app: Any, engine: Any, settings: Settings, registry: CollectorRegistry,
+                 restore: Restore | None = None) -> BrokerHealth:
     """Watch the broker of a Faust ``app`` from a task of the app.
 
     - Probes ``settings.bootstrap()`` every ``settings.broker_probe_interval``
@@ -326,9 +359,13 @@ def watch_broker(app: Any, engine: Any, settings: Settings, registry: CollectorR
       a revocation the next recovery sets it, as at start-up.
     - When the broker is back, the worker's topics (input, dead letters,
       outcomes and the tables' changelogs) are created again if missing,
-      with ``settings.partitions``, and one WARNING line names them: a broker
-      that forgot them (the embedded one keeps everything in memory) lost
-      what they held.
+      with ``settings.partitions``; a broker that forgot them (the embedded
+      one keeps everything in memory) lost what they held. ``restore`` is
+      then awaited with the changelogs among them (``Restore``).
+    - One WARNING line when the broker is back says how long it was away
+      and, if it came back without topics, which, and what was written again.
+      For ``settings.rebalance_timeout`` seconds after it the Kafka client's
+      connection and group errors are counted, not logged (the group rejoins).
     - ``BrokerErrorFilter`` is on the aiokafka, faust and mode loggers while
       the task runs.
     - Metrics in ``registry``: ``leadsla_broker_up``,
@@ -342,7 +379,7 @@ def watch_broker(app: Any, engine: Any, settings: Settings, registry: CollectorR
     async def probe() -> str | None:
         return await probe_broker(where, timeout)
 
-    health = BrokerHealth(probe, where, interval=settings.broker_probe_interval)
+    health = BrokerHealth(probe, where, interval=settings.broker_probe_interval, settle=settings.rebalance_timeout)
     up = Gauge("leadsla_broker_up", "1 while the broker answers this worker's checks, 0 during an outage.",
                registry=registry)
     up.set(1)
@@ -360,11 +397,12 @@ def watch_broker(app: Any, engine: Any, settings: Settings, registry: CollectorR
         state["was_ready"], state["revoked"] = bool(engine.ready), False
         engine.ready = False
 
-    async def back(h: BrokerHealth) -> None:
+    async def back(h: BrokerHealth) -> str | None:
         up.set(1)
-        await _recreate_topics(app, settings)
+        note = await _recreate_topics(app, settings, restore)
         if state["was_ready"] and not state["revoked"]:
             engine.ready = True
+        return note
 
     health.on_down(down)
     health.on_up(back)
@@ -385,14 +423,30 @@ def watch_broker(app: Any, engine: Any, settings: Settings, registry: CollectorR
     return health
 
 
-async def _recreate_topics(app: Any, settings: Settings) -> None:
-    names = settings.required_topics() + sorted(t.changelog_topic.get_topic_name() for t in app.tables.values())
+async def _recreate_topics(app: Any, settings: Settings, restore: Restore | None) -> str | None:
+    """Create the worker's topics the broker came back without; returns what
+    the comeback line says of it (None: nothing was missing)."""
+    changelogs = sorted(t.changelog_topic.get_topic_name() for t in app.tables.values())
+    names = settings.required_topics() + changelogs
     try:
         created = await ensure_topics(settings.bootstrap(), names, settings.partitions, timeout=10.0)
     except BrokerError as exc:
-        log.warning("broker back, but its topics could not be checked: %s", exc)
-        return
-    if created:
-        log.warning("the broker came back without %s: created them again with %d partitions; records they held "
-                    "before are gone (a broker that keeps its data in memory, like the embedded one, forgets "
-                    "everything when it restarts)", ", ".join(created), settings.partitions)
+        return f"but its topics could not be checked: {exc}"
+    if not created:
+        return None
+    if len(created) == len(names):
+        # The whole text in one line: what was lost, why, and what was done.
+        note = (f"empty: it lost every topic of this worker and what they held, as a broker that keeps its data in "
+                f"memory does when it restarts; created {', '.join(created)} again with {settings.partitions} "
+                "partitions")
+    else:
+        note = (f"without {', '.join(created)}: created them again with {settings.partitions} partitions; what they "
+                "held is gone")
+    lost = [name for name in created if name in changelogs]
+    if restore is not None and lost:
+        try:
+            written = await restore(lost)
+        except Exception as exc:  # the state stays in memory; the next change of each key writes it
+            return f"{note}; this worker's state could not be written to the new changelogs ({exc.__class__.__name__})"
+        note += f"; this worker's state written to the new changelogs ({written} records)"
+    return note

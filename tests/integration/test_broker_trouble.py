@@ -25,12 +25,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from leadsla.streams.broker import EmbeddedBroker
 
 from .conftest import FIRST_TOUCH, Setup, Worker, free_port, metric_sum, wait_for
-from .kafka import event, iso, publish
+from .kafka import event, iso, publish, read_all
 
 POLICIES = FIRST_TOUCH
 
@@ -82,6 +83,12 @@ def log_lines(w: Worker) -> list[str]:
 def errors_in(lines: list[str]) -> list[str]:
     # leadsla's own format ("… ERROR leadsla: …") and Faust's ("[…] [pid] [ERROR] …")
     return [line for line in lines if " ERROR " in line or "[ERROR]" in line]
+
+
+def warnings_in(lines: list[str]) -> list[str]:
+    """WARNING lines and worse, in either format."""
+    return [line for line in lines if any(f" {lvl} " in line or f"[{lvl}]" in line
+                                          for lvl in ("WARNING", "ERROR", "CRITICAL"))]
 
 
 def known(w: Worker, lead_id: str) -> bool:
@@ -157,11 +164,15 @@ def test_a_broker_outage_is_two_lines_503_meanwhile_and_the_worker_resumes(
     back = [line for line in lines if "broker back after" in line]
     assert len(lost) == 1 and len(back) == 1, "\n".join(lines)
     assert re.search(rf"WARNING leadsla: lost the broker at {re.escape(s.broker)}: ", lost[0])
-    took = re.search(rf"WARNING leadsla: broker back after (\d+) s at {re.escape(s.broker)} "
+    # One line for the comeback, saying too that the broker came back empty
+    # and what the worker did about it.
+    took = re.search(rf"WARNING leadsla: broker back after (\d+) s at {re.escape(s.broker)}, empty: it lost every "
+                     r"topic of this worker and what they held, .*; created (.*) again with 4 partitions; this "
+                     r"worker's state written to the new changelogs \((\d+) records\) "
                      r"\((\d+) Kafka client errors not logged meanwhile\)$", back[0])
     assert took is not None and 12 <= int(took[1]) <= 40, back[0]
-    recreated = [line for line in lines if "the broker came back without" in line]
-    assert len(recreated) == 1 and s.topics["input"] in recreated[0] and f"{s.app_id}-leads-changelog" in recreated[0]
+    assert s.topics["input"] in took[2] and f"{s.app_id}-leads-changelog" in took[2]
+    assert int(took[3]) >= 1  # the lead "before", at least
     assert len(errors_in(lines)) < 10, "\n".join(errors_in(lines))
     assert not any("Traceback" in line for line in lines)
     m = w.metrics()
@@ -169,8 +180,76 @@ def test_a_broker_outage_is_two_lines_503_meanwhile_and_the_worker_resumes(
     assert metric_sum(m, "leadsla_broker_outages_total") == 1
     # The count in the line is this outage's; the counter's can be a little
     # higher (records dropped while a check they asked for ran).
-    assert metric_sum(m, "leadsla_broker_errors_suppressed_total") >= int(took[2]) > 0
+    assert metric_sum(m, "leadsla_broker_errors_suppressed_total") >= int(took[4]) > 0
     assert metric_sum(m, "leadsla_worker_ready") == 1
+
+
+@pytest.mark.parametrize("outage_s", [3, 15])
+def test_a_restarted_worker_carries_on_when_its_broker_comes_back_empty(
+    own: tuple[Setup, list[EmbeddedBroker]], outage_s: int,
+) -> None:
+    """A worker that recovered its tables from the changelogs (here: it was
+    restarted) keeps the changelog offsets it read to; a memory broker that
+    comes back has empty changelogs. The worker must neither crash on that
+    nor forget the state it holds, and must decide what comes after."""
+    s, brokers = own
+    new_broker(s, brokers).start()
+    w = s.worker()
+    w.start()
+    now = datetime.now(UTC)
+    publish(s.broker, s.topics["input"], [
+        event(event_id=f"h{i}", lead_id=f"before-{i}", type="lead.handed_off",
+              occurred_at=iso(now - timedelta(minutes=5)), team="emea")
+        for i in range(8)
+    ])
+    wait_for(lambda: all(known(w, f"before-{i}") for i in range(8)), 30, "the first leads processed")
+    assert w.stop() == 0
+    w.start()  # recovers the eight leads from the changelogs
+    assert all(known(w, f"before-{i}") for i in range(8))
+
+    brokers[-1].stop()
+    wait_for(lambda: any("lost the broker" in line for line in log_lines(w)), 15, "the outage noticed")
+    time.sleep(outage_s)
+    new_broker(s, brokers).start()  # same port, empty
+    back_at = time.monotonic()
+    wait_for(lambda: any("broker back after" in line for line in log_lines(w)), 15, "the broker seen back")
+    while time.monotonic() - back_at < 20:
+        assert w.proc is not None and w.proc.poll() is None, f"the worker exited:\n{w.tail(60)}"
+        time.sleep(0.5)
+    wait_for(w.ready, 60, f"ready again\n{w.tail()}")
+    assert all(known(w, f"before-{i}") for i in range(8))  # what the worker held is still there
+
+    now = datetime.now(UTC)
+    publish(s.broker, s.topics["input"], [
+        event(event_id="h-after", lead_id="after", type="lead.handed_off",
+              occurred_at=iso(now - timedelta(seconds=40)), team="emea"),
+        event(event_id="c-after", lead_id="after", type="lead.contact_attempt",
+              occurred_at=iso(now - timedelta(seconds=10)), team="emea"),
+    ])
+    records = read_all(s.broker, s.topics["outcomes"], expect=1, timeout=60)
+    decided = [(v["lead_id"], v["policy"], v["outcome"]) for v in (orjson.loads(r.value) for r in records)]
+    assert decided == [("after", "first_touch", "met")], w.tail()
+    assert w.proc is not None and w.proc.poll() is None
+    lines = log_lines(w)
+
+    # The new broker's changelogs hold the state again: a restart recovers it.
+    assert w.stop() == 0
+    w.start()
+    assert all(known(w, f"before-{i}") for i in range(8))
+    after = w.lead("after")
+    assert after is not None and after["clocks"]["first_touch"]["last_outcome"] == "met", after
+
+    assert not any("Traceback" in line or "ConsistencyError" in line or "crash" in line for line in lines), \
+        "\n".join(lines)
+    # Two lines for the whole outage: it began; the broker is back, empty.
+    said = warnings_in(lines)
+    assert len(said) == 2, "\n".join(said)
+    assert re.search(rf"WARNING leadsla: lost the broker at {re.escape(s.broker)}: ", said[0]), said[0]
+    took = re.search(rf"WARNING leadsla: broker back after ([\d.]+) s at {re.escape(s.broker)}, empty: .*; this "
+                     r"worker's state written to the new changelogs \((\d+) records\) ", said[1])
+    assert took is not None and outage_s <= float(took[1]) <= outage_s + 15, said[1]
+    # The eight leads, each with its share of the window cells: some records.
+    assert int(took[2]) >= 8, said[1]
 
 
 def test_a_bad_broker_url_is_refused_at_start_up_in_one_line() -> None:

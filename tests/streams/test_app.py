@@ -7,10 +7,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 
+from leadsla.models.clock import LeadState
 from leadsla.models.policy import parse_policies
-from leadsla.streams.app import build_monitor
+from leadsla.streams.app import _restore_changelogs, _Tables, build_monitor
+from leadsla.streams.codec import LeadEntry, delivery_key, period_cell_key, window_key
 from leadsla.streams.settings import Settings
 
 POLICIES = """
@@ -93,3 +96,44 @@ async def test_window_records_read_back_as_the_table_expects(monitor) -> None:
     assert got == [("3600|1795338000|handoffs|emea|2", 3.0, 2), ("3600|1795338000|latency|emea|2", 1800.5, 2),
                    ("3600|1795338000|first|emea|2", None, 2)]
     assert {topic for topic, *_ in producer.sent} == {windows.changelog_topic.get_topic_name()}
+
+
+async def test_after_the_broker_lost_the_changelogs_the_state_owned_is_written_again(
+    monitor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = FakeProducer()
+    app = monitor.app
+    app.producer._ensure_producer = lambda: producer
+    t = app.tables
+    tables = _Tables(t["leads"], t["team-windows"], t["target-days"], t["period-cells"], t["period-ledger"])
+    names = {name: table.changelog_topic.get_topic_name() for name, table in t.items()}
+    # This worker owns partition 0 of every changelog; partition 3 is another's.
+    monkeypatch.setattr(app.assignor, "assigned_actives",
+                        lambda: {TP(topic, 0) for topic in names.values()} | {TP("lead-events", 0)})
+    ledger_sent: list[tuple[int, str, object]] = []
+    monkeypatch.setattr(tables.ledger, "send_changelog", lambda p, k, v: ledger_sent.append((p, k, v)))
+    state = LeadState()
+    for p in (0, 3):
+        tables.leads.data[f"L{p}"] = LeadEntry(p, state)
+        tables.windows.data[window_key(3600, 1795338000, "handoffs", "emea", p)] = 3.0
+        tables.deliveries.data[delivery_key("mql", "month", 1, 2, p)] = [1.0, 50.0]
+        tables.period_cells.data[period_cell_key("first_touch", "week", 9, p, "emea")] = [4, 1]
+        tables.ledger.data[f"policy|first_touch|{p}"] = {"k": p, "strikes": 0}
+    recovery = t.recovery
+    recovery.active_offsets[TP(names["leads"], 0)] = 10
+    recovery.active_offsets[TP(names["target-days"], 0)] = 6
+    lost = [names[n] for n in ("leads", "team-windows", "period-cells", "period-ledger")]  # target-days survived
+
+    assert await _restore_changelogs(app, tables, monitor.sink, lost) == 4
+    assert [(topic, key, partition) for topic, key, _, partition, _ in producer.sent] == [
+        (names["leads"], b'"L0"', 0),
+        (names["team-windows"], orjson.dumps(window_key(3600, 1795338000, "handoffs", "emea", 0)), 0),
+        (names["period-cells"], orjson.dumps(period_cell_key("first_touch", "week", 9, 0, "emea")), 0),
+    ]
+    leads = t["leads"]
+    again = app.serializers.loads_value(leads.value_type, producer.sent[0][2], serializer=leads.value_serializer)
+    assert again.partition == 0 and again.state == state
+    assert ledger_sent == [(0, "policy|first_touch|0", {"k": 0, "strikes": 0})]
+    # The next recovery reads the lost changelogs from their start, the others where it was.
+    assert recovery.active_offsets[TP(names["leads"], 0)] == -1
+    assert recovery.active_offsets[TP(names["target-days"], 0)] == 6

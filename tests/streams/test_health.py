@@ -208,6 +208,38 @@ async def test_one_lost_answer_is_not_an_outage(logger: logging.Logger, caplog: 
     assert probe.calls == 2 and h.outages == 0 and lines(caplog) == []
 
 
+async def test_what_the_comeback_callbacks_return_is_said_in_the_comeback_line(
+    logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    probe = FakeProbe("refused")
+    h = monitor(probe, logger, clock)
+    order: list[str] = []
+
+    async def emptied(m: BrokerHealth) -> str:
+        order.append("emptied")
+        return "empty: it lost its topics"
+
+    def broken(m: BrokerHealth) -> str:
+        raise RuntimeError("boom")
+
+    h.on_up(emptied)
+    h.on_up(lambda m: order.append("plain") and None)  # returns None: nothing to add
+    h.on_up(broken)
+    h.on_up(lambda m: "topics created again")
+    caplog.set_level(logging.DEBUG)
+    await h.check()
+    clock.t += 12
+    probe.answers = [None]
+    await h.check()
+    assert order == ["emptied", "plain"]
+    said = lines(caplog)
+    # The comeback line comes after the callbacks ran (a broken one is logged first).
+    assert [lvl for lvl, _ in said] == ["WARNING", "ERROR", "WARNING"]
+    assert said[2][1] == ("broker back after 12 s at kafka-1:9092, empty: it lost its topics, topics created again "
+                          "(0 Kafka client errors not logged meanwhile)")
+
+
 async def test_a_broken_callback_is_logged_and_the_others_still_run(
     logger: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -349,6 +381,29 @@ def test_the_filter_drops_connection_errors_only_while_the_broker_is_down(
     assert h.suppressed_total == 2
 
 
+async def test_right_after_a_comeback_the_clients_rejoining_is_counted_not_logged(logger: logging.Logger) -> None:
+    clock = Clock()
+    probe = FakeProbe("refused")
+    h = BrokerHealth(probe, WHERE, settle=20.0, clock=clock, logger=logger)
+    f = BrokerErrorFilter(h)
+    rejoin = record("Heartbeat failed: local member_id was not recognized; resetting and re-joining group")
+    crash = record("Agent crashed: ValueError")
+    assert not h.settling()  # never down: nothing to settle
+    assert f.filter(rejoin) is True
+    await h.check()
+    clock.t += 30
+    probe.answers = [None]
+    await h.check()
+    assert h.up and h.settling()
+    clock.t += 19.5
+    assert f.filter(rejoin) is False
+    assert f.filter(crash) is True  # a genuine error is logged all the same
+    assert h.suppressed == 1
+    clock.t += 0.5
+    assert not h.settling()
+    assert f.filter(rejoin) is True
+
+
 async def test_while_up_the_first_connection_error_is_logged_and_asks_for_a_check(
     quiet: tuple[BrokerHealth, BrokerErrorFilter],
 ) -> None:
@@ -440,10 +495,11 @@ def wired(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeApp, SimpleNamespace, Co
 async def test_an_outage_makes_the_worker_not_ready_until_the_broker_is_back(
     wired: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # (here the broker comes back without one of the worker's topics, no changelog)
     # A worker gives leadsla's logger its own handler; here caplog must see it.
     monkeypatch.setattr(logging.getLogger("leadsla"), "propagate", True)
     app, engine, registry, h, created = wired
-    assert h.where == "kafka-1:9092" and h.interval == 2.0
+    assert h.where == "kafka-1:9092" and h.interval == 2.0 and h.settle == 20.0
     assert sample(registry, "leadsla_broker_up") == 1
     h.probe = FakeProbe("connection refused")
     await h.check()
@@ -461,10 +517,71 @@ async def test_an_outage_makes_the_worker_not_ready_until_the_broker_is_back(
     assert created == [("kafka-1:9092", ["lead-events", "lead-events-dlq", "sla-outcomes", "sla-periods",
                                          "leadsla-period-reports", "leadsla-leads-changelog", "leadsla-team-windows-changelog"], 8)]
     # (a set: in the whole suite another test's handler can make caplog see a record twice)
-    recreated = {r.getMessage() for r in caplog.records if "came back without" in r.getMessage()}
-    assert recreated == {"the broker came back without lead-events: created them again with 8 partitions; records they "
-                         "held before are gone (a broker that keeps its data in memory, like the embedded one, forgets "
-                         "everything when it restarts)"}
+    back = {r.getMessage() for r in caplog.records if r.getMessage().startswith("broker back")}
+    assert back == {"broker back after 0.0 s at kafka-1:9092, without lead-events: created them again with 8 "
+                    "partitions; what they held is gone (1 Kafka client errors not logged meanwhile)"}
+
+
+CHANGELOGS = ["leadsla-leads-changelog", "leadsla-team-windows-changelog"]
+
+
+async def test_a_broker_back_empty_is_one_line_and_the_state_is_written_again(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logging.getLogger("leadsla"), "propagate", True)
+
+    async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0) -> list[str]:
+        return names  # the broker has none of them
+
+    monkeypatch.setattr(health_mod, "ensure_topics", ensure_topics)
+    restored: list[list[str]] = []
+
+    async def restore(lost: list[str]) -> int:
+        restored.append(lost)
+        return 812
+
+    engine = SimpleNamespace(ready=True)
+    h = watch_broker(FakeApp(), engine, Settings(broker="kafka://kafka-1:9092", partitions=8), CollectorRegistry(),
+                     restore)
+    h.probe = FakeProbe("connection refused")
+    await h.check()
+    h.probe = FakeProbe(None)
+    caplog.set_level(logging.WARNING, logger="leadsla")
+    await h.check()
+    assert restored == [CHANGELOGS]  # only the changelogs: the input and output topics are not the worker's to fill
+    assert engine.ready is True
+    back = {r.getMessage() for r in caplog.records if r.getMessage().startswith("broker back")}
+    assert back == {
+        "broker back after 0.0 s at kafka-1:9092, empty: it lost every topic of this worker and what they held, as a "
+        "broker that keeps its data in memory does when it restarts; created lead-events, lead-events-dlq, "
+        "sla-outcomes, sla-periods, leadsla-period-reports, leadsla-leads-changelog, leadsla-team-windows-changelog "
+        "again with 8 partitions; this worker's state written to the new changelogs (812 records) "
+        "(0 Kafka client errors not logged meanwhile)"}
+
+
+async def test_state_that_cannot_be_written_again_is_said_in_the_same_line(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logging.getLogger("leadsla"), "propagate", True)
+
+    async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0) -> list[str]:
+        return names[-1:]  # one changelog only
+
+    async def restore(lost: list[str]) -> int:
+        raise TimeoutError
+
+    monkeypatch.setattr(health_mod, "ensure_topics", ensure_topics)
+    h = watch_broker(FakeApp(), SimpleNamespace(ready=True), Settings(broker="kafka://kafka-1:9092"),
+                     CollectorRegistry(), restore)
+    h.probe = FakeProbe("connection refused")
+    await h.check()
+    h.probe = FakeProbe(None)
+    caplog.set_level(logging.WARNING, logger="leadsla")
+    await h.check()
+    back = {r.getMessage() for r in caplog.records if r.getMessage().startswith("broker back")}
+    assert back == {"broker back after 0.0 s at kafka-1:9092, without leadsla-team-windows-changelog: created them "
+                    "again with 4 partitions; what they held is gone; this worker's state could not be written to the "
+                    "new changelogs (TimeoutError) (0 Kafka client errors not logged meanwhile)"}
 
 
 async def test_after_a_revocation_during_the_outage_readiness_waits_for_recovery(wired: Any) -> None:
