@@ -1,24 +1,30 @@
-"""The ``leadsla`` command: broker, run, demo and policies."""
+"""The ``leadsla`` command: broker, run, demo and policies.
+
+Only the standard library is imported when this module loads: everything
+else is imported by the command that needs it, inside :func:`main`, so that
+Ctrl-C while the command is still starting (importing takes up to a second
+or more) ends it with one line and status 130, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from leadsla import __version__
 from leadsla.models.durations import format_duration_us
-from leadsla.models.policy import PolicyError, PolicySet, load_policies
-from leadsla.streams.broker import BrokerError, EmbeddedBroker, ensure_topics, partition_count, probe_broker
-from leadsla.streams.health import wait_for_broker
-from leadsla.streams.settings import EMBEDDED_LISTEN, Settings
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from leadsla.models.policy import PolicySet
+    from leadsla.streams.settings import Settings
 
 log = logging.getLogger("leadsla")
 
@@ -151,6 +157,9 @@ def _event_parsers(sub: Any) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The ``leadsla`` argument parser with every subcommand."""
+    from leadsla.streams.settings import EMBEDDED_LISTEN
+
     ap = argparse.ArgumentParser(prog="leadsla", description=DESCRIPTION, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"leadsla {__version__}")
@@ -312,6 +321,10 @@ def settings_error(exc: ValidationError, flags: tuple[str, ...] = FLAGS) -> CliE
 def make_settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment and the flags given (flags win).
     Raises CliError naming each bad value's flag and variable."""
+    from pydantic import ValidationError
+
+    from leadsla.streams.settings import Settings
+
     overrides: dict[str, Any] = {}
     for name in FLAGS:
         value = getattr(args, name, None)
@@ -324,6 +337,8 @@ def make_settings(args: argparse.Namespace) -> Settings:
 
 
 def _load(path: Path) -> PolicySet:
+    from leadsla.models.policy import PolicyError, load_policies
+
     try:
         return load_policies(path)
     except PolicyError as exc:
@@ -430,6 +445,10 @@ def describe(policies: PolicySet) -> str:
 
 
 def _policies_arg(args: argparse.Namespace) -> Path:
+    from pydantic import ValidationError
+
+    from leadsla.streams.settings import Settings
+
     if args.policies is not None:
         return Path(args.policies)
     # A bad LEADSLA_* variable is an error here too: falling back to the
@@ -567,11 +586,13 @@ def cmd_calculate(args: argparse.Namespace) -> int:
 
 
 def cmd_recalibrate(args: argparse.Namespace) -> int:
+    import asyncio
     import time
 
     import orjson
 
     from leadsla.models.funnel import FunnelBuilder, FunnelError, LeadGoal, exact, parse_instant
+    from leadsla.streams.broker import probe_broker
     from leadsla.streams.history import HistoryError, read_events
     from leadsla.streams.report import funnel_dict, funnel_text
 
@@ -621,6 +642,10 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
 
 def _reachable(settings: Settings) -> str:
     """The bootstrap of a broker that answers; CliError otherwise."""
+    import asyncio
+
+    from leadsla.streams.broker import probe_broker
+
     bootstrap = settings.bootstrap()
     problem = asyncio.run(probe_broker(bootstrap, settings.broker_probe_timeout))
     if problem:
@@ -730,6 +755,8 @@ def _topics_ready(settings: Settings, loop: asyncio.AbstractEventLoop) -> Settin
     """Create missing topics; returns the settings with the input topic's real
     partition count, which the tables must share (an existing CRM topic keeps
     its own)."""
+    from leadsla.streams.broker import ensure_topics, partition_count
+
     # The input topic first: the others (the period reports are co-partitioned
     # with the ledger table) are created with its real partition count.
     created = loop.run_until_complete(ensure_topics(settings.bootstrap(), [settings.input_topic], settings.partitions))
@@ -745,6 +772,13 @@ def _topics_ready(settings: Settings, loop: asyncio.AbstractEventLoop) -> Settin
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from leadsla.streams.broker import EmbeddedBroker
+    from leadsla.streams.settings import Settings
+
     overrides = {"partitions": args.partitions} if args.partitions else {}
     broker = EmbeddedBroker(args.listen)
     broker.check_listen()  # before Settings, which would call it a bad --broker
@@ -780,6 +814,11 @@ def cmd_broker(args: argparse.Namespace) -> int:
 def _broker_answers(settings: Settings, loop: asyncio.AbstractEventLoop) -> bool:
     """Wait until the broker answers (one log line per attempt, backoff up
     to ``broker_wait_max``). False when Ctrl-C or SIGTERM stopped the wait."""
+    import asyncio
+
+    from leadsla.streams.broker import probe_broker
+    from leadsla.streams.health import wait_for_broker
+
     where = settings.bootstrap()
 
     async def probe() -> str | None:
@@ -817,10 +856,14 @@ def _port_free(host: str, port: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
+    import asyncio
+
     import faust
 
     from leadsla.streams.api import exposure_problem
     from leadsla.streams.app import build_monitor
+    from leadsla.streams.broker import EmbeddedBroker
+    from leadsla.streams.settings import EMBEDDED_LISTEN
 
     settings = make_settings(args)
     problem = exposure_problem(settings)
@@ -988,6 +1031,29 @@ def _own_logging(level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``leadsla`` with ``argv`` (default: the process's arguments) and
+    return its exit status: 0 done, 1 as each command documents, 2 a bad
+    argument or a failure (one line on stderr), 130 Ctrl-C before the
+    command took over the signal itself (``leadsla: interrupted``)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C while the command starts: importing its modules, probing the
+        # broker. Its resources are released by their own finally clauses.
+        with contextlib.suppress(OSError, ValueError):
+            print("leadsla: interrupted", file=sys.stderr, flush=True)
+        # CPython marks a KeyboardInterrupt that went through a string
+        # exec or eval (dataclasses and namedtuple build their methods so,
+        # at import time) as unhandled even once caught here, and
+        # ``python -m leadsla`` then ends by SIGINT instead of with status
+        # 130. Each string exec clears that mark when it starts.
+        exec("", {})
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
+    from leadsla.streams.broker import BrokerError
+
     ap = parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
@@ -996,39 +1062,20 @@ def main(argv: list[str] | None = None) -> int:
         ap.print_help()
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    commands = {
+        "broker": cmd_broker, "run": cmd_run, "demo": lambda a: cmd_run(a, demo=True), "policies": cmd_policies,
+        "generate": cmd_generate, "dashboards": cmd_dashboards, "calculate": cmd_calculate,
+        "recalibrate": cmd_recalibrate, "lead": cmd_lead, "queue": cmd_queue, "publish": cmd_publish,
+        "outcomes": cmd_outcomes, "dead-letters": cmd_dead_letters,
+    }
+    command = commands.get(args.command)
+    if command is None:
+        return 2
     try:
-        if args.command == "broker":
-            return cmd_broker(args)
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "demo":
-            return cmd_run(args, demo=True)
-        if args.command == "policies":
-            return cmd_policies(args)
-        if args.command == "generate":
-            return cmd_generate(args)
-        if args.command == "dashboards":
-            return cmd_dashboards(args)
-        if args.command == "calculate":
-            return cmd_calculate(args)
-        if args.command == "recalibrate":
-            return cmd_recalibrate(args)
-        if args.command == "lead":
-            return cmd_lead(args)
-        if args.command == "queue":
-            return cmd_queue(args)
-        if args.command == "publish":
-            return cmd_publish(args)
-        if args.command == "outcomes":
-            return cmd_outcomes(args)
-        if args.command == "dead-letters":
-            return cmd_dead_letters(args)
+        return int(command(args))
     except (CliError, BrokerError) as exc:
         print(f"leadsla: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
-    return 2
 
 
 if __name__ == "__main__":

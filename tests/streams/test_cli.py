@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from leadsla.models.policy import fingerprint, load_policies
-from leadsla.streams import cli
+from leadsla.streams import broker, cli
 from leadsla.streams.cli import main
 from leadsla.streams.settings import EXAMPLE_POLICIES, Settings
 
@@ -247,7 +247,7 @@ def test_a_starting_worker_waits_for_its_broker(monkeypatch: pytest.MonkeyPatch)
         asked.append((bootstrap, timeout))
         return answers.pop(0)
 
-    monkeypatch.setattr(cli, "probe_broker", probe)
+    monkeypatch.setattr(broker, "probe_broker", probe)  # imported by the command when it runs
     settings = Settings(broker="kafka://kafka-1:9092", broker_wait_max="10ms", broker_probe_timeout="1s")
     loop = asyncio.new_event_loop()
     try:
@@ -261,7 +261,7 @@ def test_sigterm_while_waiting_for_the_broker_stops_the_wait(monkeypatch: pytest
     async def probe(bootstrap: str, timeout: float) -> str | None:
         return "connection refused"
 
-    monkeypatch.setattr(cli, "probe_broker", probe)
+    monkeypatch.setattr(broker, "probe_broker", probe)  # imported by the command when it runs
     settings = Settings(broker="kafka://kafka-1:9092")
     loop = asyncio.new_event_loop()
     loop.call_later(0.1, os.kill, os.getpid(), signal.SIGTERM)
@@ -534,3 +534,28 @@ def test_the_explanation_does_not_need_goal_days(tmp_path: Path) -> None:
     assert cli.goal_text(bare) == ("1d", "goal 1d = 24 business hours under calendar emea "
                                          "(for 1 business day write 1bd)")
     assert cli.goal_text(SimpleNamespace(goal_us=p.goal_us, calendar=p.calendar, goal_days=2)) == ("2bd", None)
+
+
+def test_ctrl_c_before_a_command_takes_over_is_one_line_and_130(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_policies", interrupted)
+    assert main(["policies"]) == 130
+    assert capsys.readouterr() == ("", "leadsla: interrupted\n")
+
+
+def test_the_command_line_module_loads_no_third_party_package() -> None:
+    """Ctrl-C while ``leadsla`` imports must reach :func:`cli.main`'s
+    handler: the module itself imports only the standard library (and
+    leadsla's light duration helpers); the rest comes inside ``main``."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import leadsla.streams.cli; "
+            "print(sorted(m for m in ('pydantic', 'aiokafka', 'faust', 'yaml', 'orjson', 'asyncio') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
