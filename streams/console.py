@@ -293,17 +293,16 @@ def clock_duration(seconds: float | None, calendar: str | None) -> str:
     such time, shown ``-``). ``calendar`` is the name of the policy's
     business calendar, or None for a clock that runs around the clock.
     Under a calendar a day of the clock is not 24 hours, so the time is
-    whole business hours and minutes, never days, rounded to the nearest
-    minute and marked ``bh``: ``38h bh``, ``2h05m bh``, ``45m bh`` (``<1m
-    bh`` for a few seconds). Around the clock it is the ``1d14h`` spelling
-    of whole seconds used everywhere else. The team screen spells it the
-    same way."""
+    business hours and minutes, never days, in whole minutes (cut, as the
+    team screen cuts them) and marked ``bh``: ``38h bh``, ``2h05m bh``,
+    ``45m bh`` (``<1m bh`` for a few seconds). Around the clock it is the
+    ``1d14h`` spelling of whole seconds used everywhere else."""
     if seconds is None:
         return "-"
     seconds = max(0.0, seconds)
     if calendar is None:
         return format_duration_us(round(seconds) * 1_000_000)
-    minutes = round(seconds / 60)
+    minutes = int(seconds // 60)
     if minutes == 0:
         return "<1m bh" if seconds > 0 else "0m bh"
     hours, minutes = divmod(minutes, 60)
