@@ -151,3 +151,25 @@ def test_queue_json_for_an_unknown_team_prints_the_answer_and_exits_1(
     assert json.loads(out)["clocks"] == []
     assert err == ("leadsla: no team 'ghost' on any worker: no open clocks and none decided this period; "
                    "teams with open clocks: none\n")
+
+
+def test_a_real_engines_views_print_business_hours() -> None:
+    """The views a worker answers with, for a clock under a Monday-Friday
+    09:00-17:00 calendar: handed off Monday 09:00, seen Wednesday 15:00,
+    that is 22 business hours elapsed and 50 of the 72 (goal 3d) left."""
+    from tests.models.conftest import ts
+    from tests.streams.conftest import Rig
+
+    rig = Rig("calendars:\n  office:\n    hours: {mon-fri: \"09:00-17:00\"}\n"
+              "policies:\n  - {name: callback, start: lead.handed_off, stop: lead.connected, goal: 3d, "
+              "calendar: office}\n", wall=ts("2026-11-23T09:00:00Z"))
+    rig.live()
+    rig.send("L1", "lead.handed_off", ts("2026-11-23T09:00:00Z"), "h1", team="emea")
+    rig.wall.now = ts("2026-11-25T15:00:00Z")
+    rig.engine.tick()
+    view = rig.engine.views.lead_clocks("L1")
+    assert view is not None
+    row = lead_text({**view, "worker": "w0"}).splitlines()[2]  # the API adds the worker
+    assert row.split()[:2] == ["callback", "running"] and "22h bh" in row and "50h bh" in row
+    queue = rig.engine.views.queue()
+    assert queue_text({**queue, "limit": 100, "complete": True}).splitlines()[1].split()[-2:] == ["50h", "bh"]
