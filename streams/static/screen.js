@@ -29,6 +29,7 @@
   let lastOk = null;
   let refreshes = 0;
   let queue = null; // the last queue answer
+  let shown = null; // the last [compliance, screen] answers, drawn again when the window changes size
   let labels = new Map(); // policy name -> what a person reads (the last /api/screen answer)
   let policyInfo = new Map(); // policy name -> its /api/screen entry (calendar, goal_seconds)
 
@@ -148,11 +149,13 @@
       refreshes += 1;
       skewMs = Date.parse(s.body.as_of) - (t0 + t1) / 2;
       if (q) queue = q.body;
-      render(c.body, q ? q.body : null, s.body);
-      lastOk = new Date(Date.now() + skewMs);
+      shown = [c.body, s.body];
       const partial = [c.body, s.body, queue].some((a) => a.complete === false);
+      // The notice first: it takes height from the board, whose lists fit what is left.
       notice(partial ? "Some partitions have no worker right now (a rebalance): the numbers are incomplete." : null,
              "warn");
+      render(c.body, s.body);
+      lastOk = new Date(Date.now() + skewMs);
       const workers = s.body.workers ? s.body.workers.length : 1;
       status(`Updated ${timeOf(lastOk)} · ${workers} worker${workers === 1 ? "" : "s"}`, false);
       document.body.dataset.state = partial ? "partial" : "ok";
@@ -166,6 +169,7 @@
   function lock(body) {
     locked = true;
     queue = null;
+    shown = null;
     document.body.dataset.state = "locked";
     // Nothing of the group's data stays on screen without a valid token.
     for (const id of ["compliance-rows", "deadlines", "targets", "leaderboard", "strikes-rows"]) $(id).replaceChildren();
@@ -182,6 +186,7 @@
     document.body.dataset.state = lastOk ? "stale" : "error";
     notice(lastOk ? `${message}. Showing the numbers of ${timeOf(lastOk)}.` : message, "error");
     status(lastOk ? `Stale since ${timeOf(lastOk)}` : "No data", true);
+    if (shown) render(...shown); // the notice took height: the lists fit again
   }
 
   function notice(parts, kind) {
@@ -214,14 +219,45 @@
     return item && item.label ? item.label : String(name).replace(/_/g, " ");
   }
 
-  function render(compliance, fresh, screen) {
+  // Each column top to bottom: a list's box is only known once the panels
+  // above it hold their rows (fit).
+  function render(compliance, screen) {
     labels = new Map(screen.policies.map((p) => [p.policy, labelOf(p, p.policy)]));
     policyInfo = new Map(screen.policies.map((p) => [p.policy, p]));
     renderCompliance(compliance, screen);
-    if (fresh) renderDeadlines(fresh);
+    if (queue) renderDeadlines(queue);
     renderTargets(screen.targets);
     renderAccountability(screen);
+    tick(); // the clock on the worker's time at once, not a second later
   }
+
+  window.addEventListener("resize", () => {
+    if (shown && !locked) render(...shown);
+  });
+
+  // Put `items` in `list` and keep the first ones that fit `box` whole (a
+  // .fit element: overflow hidden, its height set by the layout), followed
+  // by the line `more(n)` makes when n of `total` rows are left out. Rows
+  // are taken from the end, so the most urgent or most important stay.
+  function fit(box, list, items, total, more) {
+    list.replaceChildren(...items);
+    let kept = items.length;
+    for (;;) {
+      const left = total - kept;
+      const line = left > 0 ? more(left) : null;
+      if (line) list.append(line);
+      const last = list.lastElementChild;
+      if (!last || kept === 0 || last.getBoundingClientRect().bottom <= box.getBoundingClientRect().bottom + 0.5) {
+        return kept;
+      }
+      if (line) line.remove();
+      items[--kept].remove();
+    }
+  }
+
+  const moreItem = (n) => el("li", { class: "more", "data-more": n, text: `+${fmt(n)} more` });
+  const moreRow = (columns) => (n) => el("tr", { class: "more-row", "data-more": n },
+    el("td", { class: "more", colspan: columns, text: `+${fmt(n)} more` }));
 
   function renderCompliance(compliance, screen) {
     // The API answers per policy and team: the screen shows policies.
@@ -261,7 +297,7 @@
         el("td", { class: "open", text: fmt(p.open) }),
         el("td", { class: "at-risk" + (sp.at_risk ? " risk" : ""), text: fmt(sp.at_risk) })));
     }
-    $("compliance-rows").replaceChildren(...rows);
+    fit($("compliance-box"), $("compliance-rows"), rows, rows.length, moreRow(7));
     $("period-head").textContent = periods.size ? `This period (${[...periods].join(", ")})` : "This period";
     setNumber("kpi-open", open);
     setNumber("kpi-at-risk", atRisk);
@@ -312,11 +348,12 @@
           el("span", { class: "policy", text: labels.get(row.policy) || labelOf(null, row.policy) }),
           el("span", { class: "meta", text: meta })));
     });
-    $("deadlines").replaceChildren(...(items.length ? items : [el("li", { class: "empty", text: "No open clocks." })]));
-    const more = queue.total - queue.clocks.length;
-    $("queue-total").textContent = `${fmt(queue.total)} open${more > 0 ? ` · ${fmt(more)} more not shown` : ""}`;
+    $("queue-total").textContent = `${fmt(queue.total)} open`;
     $("queue-total").dataset.value = String(queue.total);
-    tick();
+    const now = Date.now() + skewMs;
+    for (const li of items) paint(li, now); // the timers' text, before their rows are measured
+    if (items.length) fit($("deadlines-box"), $("deadlines"), items, queue.total, moreItem);
+    else $("deadlines").replaceChildren(el("li", { class: "empty", text: "No open clocks." }));
   }
 
   // One deadline row at worker time `now` (ms): its timer, tag and colour.
@@ -354,7 +391,7 @@
       box.replaceChildren(el("div", { class: "empty", text: "No delivery targets in the policies file." }));
       return;
     }
-    box.replaceChildren(...targets.map((t) => {
+    const items = targets.map((t) => {
       const onPace = t.cumulative.length ? t.cumulative[t.cumulative.length - 1] >= t.goal_line : true;
       // Leads are whole: what was delivered and the forecast round down, the
       // goal line up (51.2 leads to be on pace means 52), so each figure
@@ -371,7 +408,8 @@
         el("div", { class: "title", text: `${labelOf(t, t.target)} · ${t.period} · day ${t.day} of ${t.days}` }),
         el("div", { class: "figures" }, ...figures),
         waterfall(t));
-    }));
+    });
+    fit(box, box, items, items.length, (n) => el("div", { class: "more", "data-more": n, text: `+${fmt(n)} more` }));
   }
 
   // Whole leads from a float the API summed or divided (a sum of ones may
@@ -430,21 +468,23 @@
   function renderAccountability(screen) {
     const board = screen.leaderboard.map((r) => el("li", { "data-team": r.team },
       el("span", { class: "team", text: r.team }), el("span", { class: "points", text: fmt(r.points) })));
-    $("leaderboard").replaceChildren(...(board.length ? board
-      : [el("li", { class: "empty", text: "No period judged yet." })]));
+    if (board.length) fit($("leaderboard-box"), $("leaderboard"), board, board.length, moreItem);
+    else $("leaderboard").replaceChildren(el("li", { class: "empty", text: "No period judged yet." }));
     const rows = screen.levels.map((lv) => {
-      const name = lv.kind === "policy" ? `${labelOf(lv, lv.name)} · ${lv.team}` : `${labelOf(lv, lv.name)} (target)`;
+      const name = lv.kind === "policy"
+        ? [`${labelOf(lv, lv.name)} · `, el("span", { class: "team", text: lv.team })]
+        : [`${labelOf(lv, lv.name)} (target)`];
       const [last, cls] = verdict(lv);
       return el("tr", { "data-kind": lv.kind, "data-name": lv.name, "data-team": lv.team,
                         "data-under-review": lv.under_review ? "true" : "false",
                         "data-judged": lv.last_judged === false ? "false" : "true" },
-        el("td", { class: "name", text: name }),
+        el("td", { class: "name" }, ...name, lv.under_review ? " " : null,
+          lv.under_review ? el("span", { class: "badge", text: "UNDER REVIEW" }) : null),
         el("td", { class: "strikes" + (lv.strikes ? " bad" : ""), text: `${lv.strikes} / ${lv.review_after}` }),
-        el("td", { class: "last " + cls, text: last }),
-        el("td", {}, lv.under_review ? el("span", { class: "badge", text: "UNDER REVIEW" }) : null));
+        el("td", { class: "last " + cls }, ...last));
     });
-    $("strikes-rows").replaceChildren(...(rows.length ? rows
-      : [el("tr", {}, el("td", { class: "empty", colspan: 4, text: "No level judged yet." }))]));
+    if (rows.length) fit($("strikes-box"), $("strikes-rows"), rows, rows.length, moreRow(3));
+    else $("strikes-rows").replaceChildren(el("tr", {}, el("td", { class: "empty", colspan: 3, text: "No level judged yet." })));
   }
 
   // The last period's verdict of a level as [text, class]. A policy's period
@@ -452,13 +492,13 @@
   // counts it as met (it is no miss), but it is no achievement, so it is
   // never shown as met, nor in the colour of one.
   function verdict(lv) {
-    if (lv.last_met === null || lv.last_met === undefined) return ["–", "muted"];
+    if (lv.last_met === null || lv.last_met === undefined) return [["–"], "muted"];
     if (lv.last_judged === false) {
       const n = lv.last_decided === null || lv.last_decided === undefined
         ? `fewer than ${fmt(lv.min_decisions)}` : `${fmt(lv.last_decided)} of ${fmt(lv.min_decisions)}`;
-      return [`not judged (${n} decisions)`, "muted"];
+      return [["not judged ", el("span", { class: "why", text: `(${n} decisions)` })], "muted"];
     }
-    return lv.last_met ? ["met", "ok"] : ["missed", "bad"];
+    return lv.last_met ? [["met"], "ok"] : [["missed"], "bad"];
   }
 
   // -- every second -------------------------------------------------------------------

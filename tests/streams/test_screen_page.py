@@ -59,8 +59,8 @@ policies:
     calendar: office
     start: lead.created
     stop: lead.connected
-    goal: 30h
-    at_risk: 0.75
+    goal: 60h
+    at_risk: 0.5
     objective: 0.9
 targets:
   - name: mql_volume
@@ -88,20 +88,21 @@ def traffic(r: Rig) -> None:
             r.send(lead, "lead.handed_off", at, f"{lead}-h", team=team, rep=f"{team}-rep", partition=0)
             if met:
                 r.send(lead, "lead.contact_attempt", at + 10 * M, f"{lead}-c", partition=0)
-    # Now, 24x7: many open calls, the next one at risk.
+    # Now, 24x7: many open calls (none at risk yet), and one at risk.
     for i in range(OPEN_CALLS):
-        r.send(f"call-{i:02d}", "lead.handed_off", NOW - (10 + i) * M, f"call-{i}-h", team="emea",
+        r.send(f"call-{i:02d}", "lead.handed_off", NOW - (5 + i) * M, f"call-{i}-h", team="emea",
                rep="emea-rep", partition=0)
     r.send("risky-call", "lead.handed_off", NOW - 40 * M, "risky-h", team="apac", rep="apac-rep", partition=0)
     # Overdue by 20 minutes, and (the only record of partition 2) by 6 days 4 hours.
     r.send("late-call", "lead.handed_off", NOW - 80 * M, "late-h", team="emea", rep="emea-rep", partition=1)
     r.send("ancient-call", "lead.handed_off", NOW - 6 * D - 5 * H, "ancient-h", team="emea", rep="emea-rep",
            partition=2)
-    # Business hours (office, 09:00-17:00 on weekdays), goal 30 business hours:
-    # started today 09:30 -> 4h30m used, 25h30m left (Friday 15:30 on the wall clock);
-    # started Wednesday 18th 12:00 -> deadline today 10:00, over by 4 business hours.
-    r.send("demo-open", "lead.created", ts("2026-11-24T09:30:00Z"), "demo-open", team="emea", partition=0)
-    r.send("demo-late", "lead.created", ts("2026-11-18T12:00:00Z"), "demo-late", team="apac",
+    # Business hours (office, 09:00-17:00 on weekdays), goal 60 business hours:
+    # started Wednesday 18th 14:00 -> 32h used (at risk), 28h left: Monday 30th
+    # 10:00, 5 days 20 hours away on the wall clock; started Thursday 12th
+    # 14:00 -> 64h used, over by 4 business hours (deadline today 10:00).
+    r.send("demo-open", "lead.created", ts("2026-11-18T14:00:00Z"), "demo-open", team="emea", partition=0)
+    r.send("demo-late", "lead.created", ts("2026-11-12T14:00:00Z"), "demo-late", team="apac",
            partition=1)
     # MQLs this month: 13 in 23 days and 14 hours, a forecast of 16.54 leads;
     # the goal line on day 24 of 30 is at 51.2 leads.
@@ -196,9 +197,10 @@ async def test_the_scenario_is_what_the_page_tests_assume(worker: Worker) -> Non
     rows = {row["lead_id"]: row for row in q["clocks"]}
     assert q["total"] == OPEN_CALLS + 5
     assert rows["late-call"]["overdue"] and rows["ancient-call"]["overdue"]
-    assert rows["demo-late"]["overdue"] and rows["demo-late"]["elapsed_seconds"] == 34 * 3600
-    assert (rows["demo-open"]["overdue"], rows["demo-open"]["remaining_seconds"]) == (False, 25.5 * 3600)
-    assert rows["demo-open"]["deadline"] == "2026-11-27T15:30:00Z"  # 3d 01:30 away on the wall clock
+    assert rows["demo-late"]["overdue"] and rows["demo-late"]["elapsed_seconds"] == 64 * 3600
+    assert (rows["demo-open"]["overdue"], rows["demo-open"]["remaining_seconds"]) == (False, 28 * 3600)
+    assert rows["demo-open"]["deadline"] == "2026-11-30T10:00:00Z"  # 5d 20:00:00 away on the wall clock
+    assert [lead for lead, row in rows.items() if row["at_risk"]] == ["demo-late", "risky-call", "demo-open"]
     emea = [x for x in map(orjson.loads, (v for _, v in worker.rig.sink.periods)) if x["team"] == "emea"]
     assert [(x["decided"], x["met_clocks"], x["judged"], x["met"]) for x in emea] == [(1, 1, False, True)]
 
@@ -297,14 +299,14 @@ async def test_policies_read_as_their_description_or_as_words_never_broken_insid
 
 
 async def test_a_business_hours_clock_shows_business_time_never_a_wall_clock_countdown(page: Any) -> None:
-    # 25h30m of the goal's 30 business hours left (the API's remaining_seconds),
-    # while its deadline is 3 days 1 hour 30 minutes away on the wall clock.
+    # 28h of the goal's 60 business hours left (the API's remaining_seconds),
+    # while its deadline is 5 days 20 hours away on the wall clock.
     demo = page.locator("#deadlines li[data-lead='demo-open']")
     timer = demo.locator(".countdown")
-    assert await timer.inner_text() == "25h30m bh"
-    assert await demo.locator(".tag.state").inner_text() == "running"
+    assert await timer.inner_text() == "28h00m bh"
+    assert await demo.locator(".tag.state").inner_text() == "AT RISK"
     late = page.locator("#deadlines li[data-lead='demo-late']")
-    assert await late.locator(".countdown").inner_text() == "over 4h00m bh"  # 34 of 30 business hours used
+    assert await late.locator(".countdown").inner_text() == "over 4h00m bh"  # 64 of 60 business hours used
     assert await late.locator(".tag.state").inner_text() == "OVERDUE"
     # Business time is the server's figure: it does not tick here (the office
     # may be closed), while a 24x7 clock keeps its live countdown.
@@ -312,7 +314,80 @@ async def test_a_business_hours_clock_shows_business_time_never_a_wall_clock_cou
     before = await risky.inner_text()
     await until(page, f"() => document.querySelector(\"#deadlines li[data-lead='risky-call'] .countdown\")"
                       f".innerText !== '{before}'", 3, "the 24x7 countdown to tick")
-    assert await timer.inner_text() == "25h30m bh"
+    assert await timer.inner_text() == "28h00m bh"
     for li in await page.locator("#deadlines li[data-calendar]").all():
         assert re.fullmatch(r"(over )?\d+h\d\dm bh", await li.locator(".countdown").inner_text())
     assert await page.locator("#deadlines li[data-calendar]").count() == 2
+
+
+# Every panel, and every element whose content a panel could hide, with what spills out of it.
+SPILLS = """() => [...document.querySelectorAll('.panel, .kpi, .fit')]
+  .map(e => [e.id || e.className, e.scrollWidth - e.clientWidth, e.scrollHeight - e.clientHeight])
+  .filter(([, w, h]) => w > 0 || h > 0)"""
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (3840, 2160), (1280, 720)])
+async def test_the_page_fits_the_screen_and_lists_whole_rows_then_how_many_more(worker: Worker,
+                                                                                size: tuple[int, int]) -> None:
+    async with playwright.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": size[0], "height": size[1]})
+            await page.goto(worker.url + "/")
+            await until(page, "() => document.body.dataset.state === 'ok'", 20, "the page to show the numbers")
+            await shot(page, f"team-screen-{size[0]}x{size[1]}.png")
+            # No scrolling, and nothing a panel cuts off.
+            width, height = await page.evaluate("[document.documentElement.scrollWidth, "
+                                                "document.documentElement.scrollHeight]")
+            assert (width, height) == size
+            assert await page.evaluate(SPILLS) == []
+            # The deadlines: the rows that fit, each whole, then how many more.
+            rows = page.locator("#deadlines li[data-lead]")
+            shown = await rows.count()
+            more = page.locator("#deadlines li.more")
+            assert await more.inner_text() == f"+{OPEN_CALLS + 5 - shown} more"
+            assert shown >= (6 if size[1] >= 1080 else 4)
+            box = await page.locator("#deadlines-box").bounding_box()
+            panel = await page.locator("section.deadlines").bounding_box()
+            for e in (rows.last, more):
+                b = await e.bounding_box()
+                assert b["y"] >= box["y"] and b["y"] + b["height"] <= box["y"] + box["height"] + 0.5
+                assert b["y"] + b["height"] <= panel["y"] + panel["height"] <= size[1]
+            # A row more would not have fit: the list is as long as the screen allows.
+            assert b["y"] + b["height"] + await rows.last.evaluate("e => e.offsetHeight") > box["y"] + box["height"]
+            # The other lists show whole rows too, and say what they leave out.
+            for rows_of, box_of in (("#strikes-rows tr", "#strikes-box"), ("#compliance-rows tr", "#compliance-box"),
+                                    ("#leaderboard li", "#leaderboard-box"), ("#targets > div", "#targets")):
+                limit = await page.locator(box_of).bounding_box()
+                for e in await page.locator(rows_of).all():
+                    b = await e.bounding_box()
+                    assert b["y"] + b["height"] <= limit["y"] + limit["height"] + 0.5, rows_of
+            levels = await page.locator("#strikes-rows tr[data-name]").count()
+            left = page.locator("#strikes-rows tr.more-row")
+            assert levels == 3 or await left.inner_text() == f"+{3 - levels} more"
+        finally:
+            await browser.close()
+
+
+async def test_a_notice_takes_its_height_from_the_lists_which_stay_whole(worker: Worker) -> None:
+    async with playwright.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            await page.goto(worker.url + "/")
+            await until(page, "() => document.body.dataset.state === 'ok'", 20, "the page to show the numbers")
+            rows = page.locator("#deadlines li[data-lead]")
+            before = await rows.count()
+            await worker.server.close()  # the worker goes away: the last numbers stay up, marked stale
+            await until(page, "() => document.body.dataset.state === 'stale'", 15, "the page to say it is stale")
+            assert "Showing the numbers of 14:00" in await page.locator("#notice").inner_text()
+            await shot(page, "team-screen-stale.png")
+            assert await page.evaluate("document.documentElement.scrollHeight") == 1080
+            assert await page.evaluate(SPILLS) == []
+            assert 0 < await rows.count() < before
+            more = page.locator("#deadlines li.more")
+            box, last = await page.locator("#deadlines-box").bounding_box(), await more.bounding_box()
+            assert last["y"] + last["height"] <= box["y"] + box["height"] + 0.5
+            assert await more.inner_text() == f"+{OPEN_CALLS + 5 - await rows.count()} more"
+        finally:
+            await browser.close()
