@@ -3,6 +3,7 @@ Faust's test context (no broker), the tables holding real lead state."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
@@ -12,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from leadsla.models.clock import LeadState
 from leadsla.models.policy import parse_policies
-from leadsla.streams.app import _restore_changelogs, _Tables, build_monitor
+from leadsla.streams.app import _restore_changelogs, _Tables, build_monitor, every
 from leadsla.streams.codec import LeadEntry, delivery_key, period_cell_key, window_key
 from leadsla.streams.settings import Settings
 
@@ -137,3 +138,38 @@ async def test_after_the_broker_lost_the_changelogs_the_state_owned_is_written_a
     # The next recovery reads the lost changelogs from their start, the others where it was.
     assert recovery.active_offsets[TP(names["leads"], 0)] == -1
     assert recovery.active_offsets[TP(names["target-days"], 0)] == 6
+
+
+async def test_the_deadline_passes_pause_an_interval_after_each_and_stop_when_asked() -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    started: list[float] = []
+    ended: list[float] = []
+
+    async def work() -> None:
+        started.append(loop.time())
+        await asyncio.sleep(0.3 if len(started) == 2 else 0)  # the second pass outlasts the interval
+        ended.append(loop.time())
+        if len(started) == 4:
+            loop.call_later(0.01, stopping.set)  # during the next pause
+
+    t0 = loop.time()
+    await asyncio.wait_for(every(0.2, work, stopping), 5)
+    assert len(started) == 4
+    assert started[0] - t0 >= 0.2
+    for end, start in zip(ended, started[1:], strict=False):
+        assert 0.2 <= start - end < 0.3  # a whole interval after the last pass, however long it was
+    assert loop.time() - ended[-1] < 0.15  # the pause cut short
+
+
+async def test_a_pass_under_way_when_stopping_is_the_last() -> None:
+    stopping = asyncio.Event()
+    passes = 0
+
+    async def work() -> None:
+        nonlocal passes
+        passes += 1
+        stopping.set()
+
+    await asyncio.wait_for(every(0.01, work, stopping), 1)
+    assert passes == 1
