@@ -44,7 +44,7 @@ from leadsla.streams.codec import (
     state_to_bytes,
 )
 from leadsla.streams.engine import Engine
-from leadsla.streams.health import watch_broker
+from leadsla.streams.health import BrokerHealth, watch_broker
 from leadsla.streams.ledger import Ledger
 from leadsla.streams.metrics import LedgerCollector, Metrics, RuntimeCollector
 from leadsla.streams.offsets import GapReader, GroupOffsets
@@ -109,10 +109,14 @@ class _LeadEntryType:
 
 @dataclass
 class Monitor:
+    """A worker, built: its Faust app, engine, metrics registry and sink, and
+    what it knows of its broker (``health.up``, ``health.down_for()``)."""
+
     app: faust.App
     engine: Engine
     registry: CollectorRegistry
     sink: KafkaSink
+    health: BrokerHealth | None = None
 
 
 def _request_timeout(settings: Settings) -> float:
@@ -429,10 +433,10 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
     async def restore(lost: list[str]) -> int:
         return await _restore_changelogs(app, tables, sink, lost)
 
-    watch_broker(app, engine, settings, registry, restore)
+    health = watch_broker(app, engine, settings, registry, restore)
     _pages(app, engine, registry)
 
-    return Monitor(app, engine, registry, sink)
+    return Monitor(app, engine, registry, sink, health)
 
 
 def _pages(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:

@@ -46,6 +46,12 @@ class FakeProducer:
         self.sent.append((topic, key, value, partition, headers))
 
 
+def test_the_monitor_knows_its_broker_watch(monitor) -> None:
+    # What a status line needs to tell a broker outage from a recovery.
+    assert monitor.health is not None
+    assert (monitor.health.where, monitor.health.up, monitor.health.down_for()) == ("127.0.0.1:1", True, 0.0)
+
+
 async def test_agent_feeds_the_engine_and_the_lead_table(monitor) -> None:
     producer = FakeProducer()
     monitor.app.producer._ensure_producer = lambda: producer
