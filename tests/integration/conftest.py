@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -44,10 +46,74 @@ policies:
 """
 
 
-def free_port() -> int:
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's ephemeral port range, both ends included (Linux's
+    default when it cannot be read)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+class _Ports:
+    """This session's ports for the servers it starts (broker, workers,
+    Prometheus, Alertmanager).
+
+    Not a port found by binding to 0 and closing: that is one of the
+    kernel's ephemeral ports, the very range every outgoing connection (Kafka
+    clients, urllib) takes its local port from, so the next connect() may
+    take it before the server binds it. These come from a counter over a
+    range outside the ephemeral one, where only an explicit bind takes a
+    port; each is checked free when handed out, and the counter starts at a
+    place that depends on the process id, so sessions side by side start far
+    apart. A port is not handed out again until the counter has gone round
+    the whole range."""
+
+    LOWEST = 20000  # above the usual services' ports (9092, 9090, 9093, 3000…)
+    MIN_SPAN = 2000
+
+    def __init__(self) -> None:
+        low, high = ephemeral_ports()
+        if low - self.LOWEST >= self.MIN_SPAN:
+            self.first, self.end = self.LOWEST, low
+        elif 65536 - (high + 1) >= self.MIN_SPAN:
+            self.first, self.end = high + 1, 65536
+        else:  # an ephemeral range that leaves no room: share it, checked
+            self.first, self.end = 1024, 65536
+        self.next = self.first + os.getpid() * 97 % (self.end - self.first)
+        self.lock = threading.Lock()
+
+    def take(self, count: int) -> int:
+        with self.lock:
+            for _ in range((self.end - self.first) // count):
+                if self.next + count > self.end:
+                    self.next = self.first
+                first, self.next = self.next, self.next + count
+                if all(_bindable(p) for p in range(first, first + count)):
+                    return first
+        raise RuntimeError(f"no {count} consecutive free ports in {self.first}-{self.end - 1}")
+
+
+def _bindable(port: int) -> bool:
+    # No SO_REUSEADDR: a port in TIME_WAIT counts as taken, to be safe.
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+_PORTS = _Ports()
+
+
+def free_port(count: int = 1) -> int:
+    """The first of ``count`` consecutive TCP ports on 127.0.0.1 that nothing
+    was bound to when asked (``leadsla run --workers N`` serves on N ports
+    from its web port), not handed out before in this session; see
+    :class:`_Ports`. Raises RuntimeError when the range has no such block."""
+    return _PORTS.take(count)
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +139,20 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+# What ``leadsla run`` says, and exits 2 with, when a web port it is to serve
+# on is taken: it checks them all before it starts anything.
+WEB_PORT_TAKEN = re.compile(r"^leadsla: web port \S+ is in use; ", re.M)
+WEB_PORT_ATTEMPTS = 3
+
+
+class WebPortTaken(AssertionError):
+    """The worker refused to start: one of its web ports was taken."""
+
+
 @dataclass
 class Worker:
-    """A real ``leadsla run`` process."""
+    """A real ``leadsla run`` process, serving on ``ports`` consecutive web
+    ports from ``web_port`` (its ``--workers``)."""
 
     env: dict[str, str]
     log: Path
@@ -83,20 +160,44 @@ class Worker:
     args: list[str] = field(default_factory=list)  # after ``leadsla run``
     proc: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
+    ports: int = 1
 
     def start(self) -> Worker:
-        self.logs.append(self.log.with_suffix(f".{len(self.logs)}.log"))
-        with open(self.logs[-1], "wb") as out:  # the child keeps its own copy
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "leadsla", "run", *self.args], env=self.env, stdout=out,
-                stderr=subprocess.STDOUT
-            )
-        wait_for(self.ready, 180, f"worker ready on :{self.web_port}\n{self.tail()}")
-        return self
+        """Start the process and wait until /ready says ready (at most 180 s).
+
+        A port chosen free can still be taken before the worker binds it.
+        ``leadsla run`` then refuses before it joins a group or reads a
+        record, so starting it again on other ports changes nothing a test
+        looks at: up to ``WEB_PORT_ATTEMPTS`` starts, ``web_port`` changing
+        with each. A refused start's log stays on disk, named by its port,
+        and leaves ``logs``. Raises AssertionError when the worker exits or is
+        not ready in time."""
+        for _ in range(WEB_PORT_ATTEMPTS):
+            self.logs.append(self.log.with_suffix(f".{len(self.logs)}.log"))
+            with open(self.logs[-1], "wb") as out:  # the child keeps its own copy
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "leadsla", "run", *self.args], env=self.env, stdout=out,
+                    stderr=subprocess.STDOUT
+                )
+            try:
+                wait_for(self.ready, 180, f"worker ready on :{self.web_port}\n{self.tail()}")
+                return self
+            except WebPortTaken as taken:
+                refused = taken
+            self.logs.pop()
+            self.web_port = free_port(self.ports)
+            self.env["LEADSLA_WEB_PORT"] = str(self.web_port)
+            self.log = self.log.with_name(f"worker-{self.web_port}")
+        raise AssertionError(f"web ports taken {WEB_PORT_ATTEMPTS} times in a row; the last time: {refused}")
 
     def ready(self) -> bool:
+        """Does /ready say ready? Raises WebPortTaken or AssertionError when
+        the process has exited."""
         assert self.proc is not None
         if self.proc.poll() is not None:
+            text = self.logs[-1].read_text(errors="replace") if self.logs else ""
+            if self.proc.returncode == 2 and WEB_PORT_TAKEN.search(text):
+                raise WebPortTaken(f"worker exited with 2:\n{self.tail()}")
             raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/ready", timeout=2) as r:
@@ -165,7 +266,10 @@ class Setup:
     workers: list[Worker] = field(default_factory=list)
 
     def worker(self, *args: str, **env: str) -> Worker:
-        port = free_port()
+        """A worker's settings (``leadsla run`` ``args``, ``LEADSLA_*`` ``env``
+        over the setup's), not started; its web ports are free when chosen."""
+        ports = _workers(args, env)
+        port = free_port(ports)
         e = {
             **{k: v for k, v in os.environ.items() if not k.startswith("LEADSLA_")},
             "PYTHONPATH": str(Path(__file__).resolve().parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -185,9 +289,21 @@ class Setup:
             "LEADSLA_LOG_LEVEL": "info",
             **env,
         }
-        w = Worker(e, self.tmp / f"worker-{port}", port, list(args))
+        w = Worker(e, self.tmp / f"worker-{port}", port, list(args), ports=ports)
         self.workers.append(w)
         return w
+
+
+def _workers(args: tuple[str, ...], env: dict[str, str]) -> int:
+    """How many worker processes, each on its own web port, ``leadsla run``
+    starts with these arguments and variables (the flag wins)."""
+    n = env.get("LEADSLA_WORKERS", "1")
+    for i, a in enumerate(args):
+        if a == "--workers" and i + 1 < len(args):
+            n = args[i + 1]
+        elif a.startswith("--workers="):
+            n = a.partition("=")[2]
+    return max(1, int(n))
 
 
 @pytest.fixture

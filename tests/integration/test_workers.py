@@ -4,12 +4,15 @@ sums across them equal one worker's figures for the same input."""
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from .conftest import FIRST_TOUCH, metric_sum, wait_for
+from .conftest import FIRST_TOUCH, ephemeral_ports, free_port, metric_sum, wait_for
 from .kafka import create_topics, event, iso, publish
 
 POLICIES = FIRST_TOUCH
@@ -72,3 +75,45 @@ def test_two_workers_on_one_host_split_the_partitions_and_add_up_to_one(setup) -
             raise AssertionError(f"worker on :{p} still answers after the group was stopped")
         except (urllib.error.URLError, OSError):
             pass
+
+
+def test_free_ports_are_free_blocks_outside_the_ephemeral_range_and_never_handed_out_twice() -> None:
+    low, high = ephemeral_ports()
+    firsts = [free_port(2) for _ in range(20)] + [free_port() for _ in range(20)]
+    taken = [p for first in firsts[:20] for p in (first, first + 1)] + firsts[20:]
+    assert len(set(taken)) == len(taken) == 60
+    assert not [p for p in taken if low <= p <= high]  # where connect() takes its local ports
+    for port in taken:  # each is free now
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+
+def ready_on(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
+            return bool(json.loads(r.read())["ready"])
+    except (OSError, ValueError):
+        return False
+
+
+def test_a_worker_whose_web_port_was_taken_before_it_bound_it_starts_on_other_ports(setup) -> None:
+    """The race a port chosen in advance can lose: something binds the
+    second port of a --workers 2 pair after it was chosen. ``leadsla run``
+    refuses before it starts anything, so the rig starts it again elsewhere."""
+    s = setup(POLICIES)
+    create_topics(s.broker, list(s.topics.values()))
+    pair = s.worker("--workers", "2")
+    chosen = pair.web_port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", chosen + 1))
+        squatter.listen()
+        pair.start()
+        ports = (pair.web_port, pair.web_port + 1)
+        assert chosen + 1 not in ports and chosen not in ports
+        assert pair.env["LEADSLA_WEB_PORT"] == str(pair.web_port)
+        wait_for(lambda: all(ready_on(p) for p in ports), 90, "both workers ready on the new ports")
+    # The refused attempt is kept for reading, but is not one of the worker's logs.
+    assert len(pair.logs) == 1 and str(pair.web_port) in pair.logs[0].name
+    refused = Path(s.tmp / f"worker-{chosen}.0.log").read_text()
+    assert f"leadsla: web port 127.0.0.1:{chosen + 1} is in use" in refused
+    assert pair.stop(signal.SIGTERM) == 0
