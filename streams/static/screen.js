@@ -88,10 +88,15 @@
   }
 
   // Business seconds as hours and minutes, never days (a business day is
-  // not 24 hours): "12h05m bh", "52h00m bh" (the unit in a span of its own).
+  // not 24 hours), cut to whole minutes and spelled as `leadsla queue`
+  // spells them: "12h05m bh", "38h bh", "45m bh", "<1m bh" (the unit in a
+  // span of its own).
   function businessTime(seconds) {
-    const m = Math.floor(Math.max(0, seconds) / 60);
-    return el("span", { class: "bh" }, `${Math.floor(m / 60)}h${two(m % 60)}m `, el("span", { class: "unit", text: "bh" }));
+    const s = Math.max(0, seconds);
+    const m = Math.floor(s / 60);
+    const h = Math.floor(m / 60);
+    const text = m === 0 ? (s > 0 ? "<1m" : "0m") : h === 0 ? `${m}m` : m % 60 ? `${h}h${two(m % 60)}m` : `${h}h`;
+    return el("span", { class: "bh" }, `${text} `, el("span", { class: "unit", text: "bh" }));
   }
 
   // -- auth -------------------------------------------------------------------------

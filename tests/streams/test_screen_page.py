@@ -24,6 +24,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from leadsla.streams.api import Api, Member, aiohttp_app
+from leadsla.streams.console import clock_duration
 from leadsla.streams.screen import Screen, aiohttp_routes, ledger_reader
 from leadsla.streams.settings import Settings
 
@@ -298,15 +299,17 @@ async def test_policies_read_as_their_description_or_as_words_never_broken_insid
     assert "_" not in await page.locator("main").inner_text()  # no id is shown where a name belongs
 
 
-async def test_a_business_hours_clock_shows_business_time_never_a_wall_clock_countdown(page: Any) -> None:
+async def test_a_business_hours_clock_shows_business_time_never_a_wall_clock_countdown(worker: Worker,
+                                                                                       page: Any) -> None:
     # 28h of the goal's 60 business hours left (the API's remaining_seconds),
-    # while its deadline is 5 days 20 hours away on the wall clock.
+    # while its deadline is 5 days 20 hours away on the wall clock; spelled as
+    # `leadsla queue` spells it.
     demo = page.locator("#deadlines li[data-lead='demo-open']")
     timer = demo.locator(".countdown")
-    assert await timer.inner_text() == "28h00m bh"
+    assert await timer.inner_text() == "28h bh"
     assert await demo.locator(".tag.state").inner_text() == "AT RISK"
     late = page.locator("#deadlines li[data-lead='demo-late']")
-    assert await late.locator(".countdown").inner_text() == "over 4h00m bh"  # 64 of 60 business hours used
+    assert await late.locator(".countdown").inner_text() == "over 4h bh"  # 64 of 60 business hours used
     assert await late.locator(".tag.state").inner_text() == "OVERDUE"
     # Business time is the server's figure: it does not tick here (the office
     # may be closed), while a 24x7 clock keeps its live countdown.
@@ -314,9 +317,12 @@ async def test_a_business_hours_clock_shows_business_time_never_a_wall_clock_cou
     before = await risky.inner_text()
     await until(page, f"() => document.querySelector(\"#deadlines li[data-lead='risky-call'] .countdown\")"
                       f".innerText !== '{before}'", 3, "the 24x7 countdown to tick")
-    assert await timer.inner_text() == "28h00m bh"
+    assert await timer.inner_text() == "28h bh"
+    # The same text as `leadsla queue` shows for that clock.
+    (row,) = [r for r in worker.rig.engine.views.queue(limit=100)["clocks"] if r["lead_id"] == "demo-open"]
+    assert clock_duration(row["remaining_seconds"], row["calendar"]) == "28h bh"
     for li in await page.locator("#deadlines li[data-calendar]").all():
-        assert re.fullmatch(r"(over )?\d+h\d\dm bh", await li.locator(".countdown").inner_text())
+        assert re.fullmatch(r"(over )?\d+h(\d\dm)? bh", await li.locator(".countdown").inner_text())
     assert await page.locator("#deadlines li[data-calendar]").count() == 2
 
 
