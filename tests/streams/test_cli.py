@@ -101,14 +101,14 @@ def test_policies_without_a_file_describes_the_example(capsys: pytest.CaptureFix
         f"{EXAMPLE_POLICIES}: 4 policies, 1 target",
         "  first_touch: lead.handed_off -> lead.contact_attempt, lead.connected, lead.disqualified, lead.recycled "
         "within 1h (business hours of sales_office, America/New_York); objective 95.0%, at risk at 75%",
-        "  disposition: lead.handed_off -> lead.qualified, lead.disqualified, lead.recycled within 20h "
+        "  disposition: lead.handed_off -> lead.qualified, lead.disqualified, lead.recycled within 2bd "
         "(business hours of sales_office, America/New_York); objective 95.0%, at risk at 75%; pauses on "
         "lead.contact_attempt where attributes.outcome in ['waiting_on_prospect'], resumes on lead.connected, "
         "lead.contact_attempt where attributes.outcome in ['no_answer', 'reached'], at most 3d",
         "  demo_request_first_touch: lead.handed_off -> lead.contact_attempt, lead.connected, lead.disqualified "
         "within 15m (business hours of sales_office, America/New_York); objective 90.0%, at risk at 75%; "
         "match attributes.form in ['demo_request']",
-        "  follow_up_depth: lead.handed_off -> lead.connected within 2d2h (business hours of sales_office, "
+        "  follow_up_depth: lead.handed_off -> lead.connected within 5bd (business hours of sales_office, "
         "America/New_York); objective 90.0%, at risk at 75%; depth: met by 6 x lead.contact_attempt or reaching the "
         "lead; breached if given up (lead.disqualified, lead.recycled) first",
         "  calendar sales_office: America/New_York; mon-fri 08:00-18:00, sat-sun closed; holidays 2026-11-26, "
