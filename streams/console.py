@@ -55,7 +55,8 @@ class Reading:
     begins again at 0); ``lag`` is records of the input topic not processed
     yet, summed over owned partitions (None while no partition has been
     fetched); ``partitions`` is how many this worker owns; ``policies`` keeps
-    the policies file's order."""
+    the policies file's order; ``broker_away_s`` is how long the broker has
+    not answered (None: it answers)."""
 
     at: float
     accepted: int = 0
@@ -65,6 +66,7 @@ class Reading:
     ready: bool = False
     partitions: int = 0
     policies: dict[str, PolicyCounts] = field(default_factory=dict)
+    broker_away_s: float | None = None
 
     @property
     def records(self) -> int:
@@ -85,8 +87,9 @@ def counter_total(counter: Any, **labels: str) -> float:
 
 
 def take_reading(metrics: Metrics, snapshot: Mapping[str, Any], policy_names: Iterable[str],
-                 now: float | None = None) -> Reading:
-    """A ``Reading`` from the worker's counters and one ``Views.snapshot()``."""
+                 now: float | None = None, broker_away_s: float | None = None) -> Reading:
+    """A ``Reading`` from the worker's counters and one ``Views.snapshot()``;
+    ``broker_away_s`` as the broker watcher tells it (None: the broker answers)."""
     policies = {}
     open_by_policy: Mapping[str, Mapping[str, int]] = snapshot.get("open", {})
     for name in policy_names:
@@ -105,6 +108,7 @@ def take_reading(metrics: Metrics, snapshot: Mapping[str, Any], policy_names: It
         ready=bool(snapshot.get("ready")),
         partitions=len(snapshot.get("partitions", {})),
         policies=policies,
+        broker_away_s=broker_away_s,
     )
 
 
@@ -121,7 +125,11 @@ def status_line(cur: Reading, prev: Reading | None = None) -> str:
     120 met, 14 breached, 3 open | …``. The rate is records handled per
     second since ``prev`` (none without it)."""
     parts = []
-    if cur.partitions == 0:
+    if cur.broker_away_s is not None:
+        # Said first: while the broker is away no partition can recover, and
+        # "recovering state" would send the operator looking in the wrong place.
+        parts.append(f"broker away for {uptime_text(cur.broker_away_s)}")
+    elif cur.partitions == 0:
         parts.append("waiting for partitions")
     elif not cur.ready:
         parts.append("recovering state")
@@ -270,7 +278,13 @@ def attach(monitor: Monitor, out: IO[str] | None, interval: float | None = None)
     worker starts; call ``summary()`` once it has stopped."""
     engine = monitor.engine
     names = [p.name for p in engine.policies.policies]
-    console = Console(lambda: take_reading(engine.metrics, engine.views.snapshot(), names), out, interval)
+    health = monitor.health
+
+    def reading() -> Reading:
+        away = None if health is None or health.up else health.down_for()
+        return take_reading(engine.metrics, engine.views.snapshot(), names, broker_away_s=away)
+
+    console = Console(reading, out, interval)
 
     @monitor.app.task
     async def status_lines() -> None:

@@ -102,6 +102,9 @@ def test_status_line() -> None:
         (Reading(at=1.0), "waiting for partitions"),
         (Reading(at=1.0, partitions=2), "recovering state"),
         (Reading(at=1.0, partitions=2, ready=True), "0 events"),
+        # The broker away: said instead of "recovering state" (nothing can recover meanwhile).
+        (Reading(at=1.0, partitions=2, broker_away_s=75.0), "broker away for 1m 15s"),
+        (Reading(at=1.0, partitions=0, broker_away_s=3.0), "broker away for 3s"),
     ],
 )
 def test_status_line_says_when_the_worker_is_not_processing_yet(reading: Reading, first: str) -> None:
