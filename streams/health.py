@@ -26,6 +26,7 @@ import inspect
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -151,6 +152,10 @@ class BrokerHealth:
         self._on_suppressed: list[Callable[[], None]] = []
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Connection-error records held while a check they asked for is
+        # pending: dropped (counted) if it finds an outage, logged if not.
+        self._held: list[logging.LogRecord] = []
+        self._held_lock = threading.Lock()
 
     def on_down(self, callback: Callback) -> Callback:
         """Run ``callback(self)`` when an outage starts; returns it (a decorator)."""
@@ -182,20 +187,45 @@ class BrokerHealth:
         for callback in self._on_suppressed:
             callback()
 
-    def suspect(self) -> None:
+    def suspect(self) -> bool:
         """Something looked like a broker problem: check now rather than at
         the next interval. Does nothing while down, while a suspicion is
         pending, within ``min_gap`` seconds of the last one, or before
-        ``run()`` started. Safe to call from any thread (log handlers)."""
-        if not self.up or self.suspected or self._loop is None or self._wake is None:
-            return
+        ``run()`` started. Returns whether a check is pending now. Safe to
+        call from any thread (log handlers)."""
+        if not self.up or self._loop is None or self._wake is None:
+            return False
+        if self.suspected:
+            return True
         now = self.clock()
         if now - self._last_suspicion < self.min_gap:
-            return
+            return False
         self._last_suspicion = now
         self.suspected = True
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             self._loop.call_soon_threadsafe(self._wake.set)
+        return True
+
+    def hold(self, record: logging.LogRecord) -> None:
+        """Keep a connection-error record until the pending check answers:
+        an outage drops it (counted), a broker that answers gets it logged.
+        At most ``HOLD_MAX`` are kept; the rest are counted as dropped."""
+        with self._held_lock:
+            if len(self._held) < HOLD_MAX:
+                self._held.append(record)
+                return
+        self.count_suppressed()
+
+    def _release(self) -> None:
+        """Settle the held records by the state the last check found."""
+        with self._held_lock:
+            held, self._held = self._held, []
+        for record in held:
+            if self.up:
+                setattr(record, "leadsla_released", True)  # noqa: B010 - the filter lets it through this time
+                logging.getLogger(record.name).handle(record)
+            else:
+                self.count_suppressed()
 
     async def check(self) -> bool:
         """Probe once (twice when the first fails while up), update the
@@ -213,6 +243,7 @@ class BrokerHealth:
             self.suppressed = 0
             self.logger.warning("lost the broker at %s: %s; not ready until it is back (the Kafka client's "
                                 "connection errors are counted, not logged, meanwhile)", self.where, problem)
+            self._release()
             await self._run(self._on_down)
         elif problem is None and not self.up:
             took = self.down_for()
@@ -225,6 +256,7 @@ class BrokerHealth:
                                 _seconds(took), self.where, "".join(", " + n for n in notes), self.suppressed)
         elif problem is not None:
             self.problem = problem
+        self._release()
         return self.up
 
     async def _run(self, callbacks: list[Callback]) -> list[str]:
@@ -274,6 +306,10 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Connection-error records kept at most while a check is pending.
+HOLD_MAX = 20
+
+
 def is_connection_error(record: logging.LogRecord) -> bool:
     """Whether a log record is about not reaching the broker: its exception
     is a connection or timeout error, or (without one) its message speaks of
@@ -295,7 +331,9 @@ class BrokerErrorFilter(logging.Filter):
     is down, or while a check it asked for is pending, it is dropped and
     counted; while the broker is up it asks ``health`` for a check at once
     (``suspect()``), so an outage is found within milliseconds, not at the
-    next periodic check, and is logged, unless the broker has only just
+    next periodic check, and is held until that check answers: dropped and
+    counted if it found an outage (whose first line is leadsla's own), logged
+    if the broker answers; unless the broker has only just
     come back (``health.settling()``: the client's reconnecting and
     rejoining its group, e.g. "Heartbeat failed: local member_id was not
     recognized", are the outage's aftermath, and counted). Everything else passes:
@@ -311,12 +349,20 @@ class BrokerErrorFilter(logging.Filter):
         self._loggers: list[logging.Logger] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING or not is_connection_error(record):
+        if record.levelno < logging.WARNING or getattr(record, "leadsla_released", False) \
+                or not is_connection_error(record):
             return True
-        if self.health.up and not self.health.suspected:
-            self.health.suspect()
-            if not self.health.settling():
-                return True
+        if self.health.up:
+            pending = self.health.suspect()
+            if self.health.settling():
+                self.health.count_suppressed()
+                return False
+            if not pending:
+                return True  # no check will answer (not running yet, or one just answered): seen now
+            # Held until the check answers, so an outage's first line is
+            # leadsla's own, not the client error that revealed it.
+            self.health.hold(record)
+            return False
         self.health.count_suppressed()
         return False
 

@@ -404,7 +404,7 @@ async def test_right_after_a_comeback_the_clients_rejoining_is_counted_not_logge
     assert f.filter(rejoin) is True
 
 
-async def test_while_up_the_first_connection_error_is_logged_and_asks_for_a_check(
+async def test_while_up_a_connection_error_is_held_until_the_check_it_asked_for_answers(
     quiet: tuple[BrokerHealth, BrokerErrorFilter],
 ) -> None:
     h, f = quiet
@@ -412,16 +412,46 @@ async def test_while_up_the_first_connection_error_is_logged_and_asks_for_a_chec
     task = asyncio.create_task(h.run())
     await asyncio.sleep(0.01)
     refused = record("Unable connect to node with id 1: [Errno 111] Connect call failed")
-    assert f.filter(refused) is True  # the first sign of trouble is seen
+    assert f.filter(refused) is False  # held: the check decides whether it is an outage
     assert h.suspected
-    assert f.filter(refused) is False  # the rest wait for the check's answer
-    assert h.suppressed_total == 1
+    assert f.filter(refused) is False
+    assert h.suppressed_total == 0
     await asyncio.sleep(0.05)
     assert not h.up and not h.suspected  # the check found the outage at once
+    assert h.suppressed_total == 2  # the outage's first line was leadsla's own; both were dropped
     assert f.filter(refused) is False
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_held_error_is_logged_when_the_broker_answers(quiet: tuple[BrokerHealth, BrokerErrorFilter]) -> None:
+    h, f = quiet
+    h.probe = FakeProbe(None)  # one node unreachable, the broker answers
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, rec: logging.LogRecord) -> None:
+            seen.append(rec)
+
+    lg = logging.getLogger("aiokafka.test_held")
+    lg.propagate = False
+    lg.addHandler(Keep())
+    lg.addFilter(f)
+    task = asyncio.create_task(h.run())
+    await asyncio.sleep(0.01)
+    try:
+        lg.warning("Unable connect to node with id 2: [Errno 111] Connect call failed")
+        assert seen == []  # held while the check runs
+        await asyncio.sleep(0.05)
+        assert h.up and [r.getMessage() for r in seen] == [
+            "Unable connect to node with id 2: [Errno 111] Connect call failed"]
+        assert h.suppressed_total == 0
+    finally:
+        lg.removeFilter(f)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 def test_install_covers_the_library_loggers_and_their_children(quiet: tuple[BrokerHealth, BrokerErrorFilter]) -> None:
