@@ -36,9 +36,14 @@ class Calendar:
     holidays: frozenset[date] = frozenset()
     always_open: bool = False
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
+    # Open intervals by date ordinal: every clock asks for the same few days
+    # again and again, and a dict lookup costs far less than hashing the
+    # calendar for a shared cache. Bounded (cleared when full).
+    _days: dict[int, tuple[tuple[int, int], ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_zone", ZoneInfo(self.timezone))
+        object.__setattr__(self, "_days", {})
 
     # -- the two operations every clock uses ---------------------------------
 
@@ -135,23 +140,43 @@ class Calendar:
         """Open intervals, in order, that end after ``t_us``. Touching intervals
         are not merged (``add`` and ``elapsed`` do not need it), so a calendar
         open around the clock still yields one interval per day."""
-        day = self._local_date(t_us)
+        n = self._first_ordinal(t_us)
+        days = self._days
         closed_days = 0
         while True:
-            ivs = self.day_intervals(day)
+            ivs = days.get(n)
+            if ivs is None:
+                ivs = self._day_by_ordinal(n)
             if not ivs:
                 closed_days += 1
                 if closed_days > MAX_CLOSED_DAYS:
                     raise ValueError(f"calendar {self.name!r} has no open hours for {MAX_CLOSED_DAYS} days")
             else:
                 closed_days = 0
-            for a, b in ivs:
-                if b > t_us:
-                    yield a, b
-            day += timedelta(days=1)
+                if ivs[-1][1] > t_us:
+                    for a, b in ivs:
+                        if b > t_us:
+                            yield a, b
+            n += 1
 
     def day_intervals(self, day: date) -> tuple[tuple[int, int], ...]:
-        return _day_intervals(self, day)
+        """The open intervals of a local date, as UTC instants (epoch µs)."""
+        ivs = self._days.get(day.toordinal())
+        return self._day_by_ordinal(day.toordinal()) if ivs is None else ivs
+
+    def _day_by_ordinal(self, n: int) -> tuple[tuple[int, int], ...]:
+        if len(self._days) >= _DAYS_KEPT:
+            self._days.clear()
+        ivs = self._days[n] = _day_intervals(self, date.fromordinal(n))
+        return ivs
+
+    def _first_ordinal(self, t_us: int) -> int:
+        """The ordinal of a local date at or before the one ``t_us`` falls on,
+        without a time-zone conversion: UTC offsets are within ±14 h (local
+        dates within a day of the UTC date), and one more day back covers an
+        interval of the day before that is still open (hours ending at
+        midnight). Starting early only costs skipping a closed day or two."""
+        return max(_MIN_ORDINAL, _EPOCH_ORDINAL + t_us // DAY_US - 2)
 
     def _local_date(self, t_us: int) -> date:
         # Integer arithmetic, no float seconds; at the ends of datetime's range
@@ -174,6 +199,10 @@ class Calendar:
 
 
 ALWAYS_OPEN = Calendar(name="24x7", always_open=True)
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MIN_ORDINAL = date.min.toordinal()
+_DAYS_KEPT = 4096  # days of intervals a calendar keeps (about 11 years)
 
 
 _EPOCH_NAIVE = datetime(1970, 1, 1)

@@ -320,3 +320,17 @@ def test_business_hours_work_on_the_first_and_last_days_an_event_can_carry() -> 
     berlin = Calendar(name="b", timezone="Europe/Berlin", hours=tuple([((time(0), None),)] * 7))
     assert berlin.is_open(MIN_TIMESTAMP_US)
     assert berlin.add(MIN_TIMESTAMP_US, 3_600_000_000) == MIN_TIMESTAMP_US + 3_600_000_000
+
+
+def test_the_day_cache_is_bounded_and_answers_as_without_it() -> None:
+    from leadsla.models.calendar import _DAYS_KEPT
+
+    cal = Calendar(name="office", timezone="Asia/Kathmandu",  # +05:45: local midnight is not on a UTC hour
+                   hours=(((time(9), time(17)),),) * 5 + ((),) * 2)
+    fresh = Calendar(name="office", timezone="Asia/Kathmandu", hours=cal.hours)
+    start = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
+    for i in range(0, 2 * _DAYS_KEPT, 7):
+        t = start + i * 86_400_000_000 + 3_600_000_000 * (i % 24)
+        assert cal.add(t, 3_600_000_000) == fresh.add(t, 3_600_000_000)
+        assert len(cal._days) <= _DAYS_KEPT
+        fresh._days.clear()  # the reference answers from a cold cache every time
