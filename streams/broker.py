@@ -17,6 +17,8 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
 
+from leadsla.streams.children import die_with_parent
+
 log = logging.getLogger("leadsla")
 
 
@@ -77,6 +79,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us; we stop it in order
+            preexec_fn=die_with_parent(),  # and a killed parent takes it along, port and all
         )
         deadline = time.monotonic() + timeout
         while not port_open(self.listen):

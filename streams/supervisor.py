@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from leadsla.streams.children import die_with_parent
+
 log = logging.getLogger("leadsla")
 
 RESTART_PAUSE_MAX_S = 60.0
@@ -95,7 +97,10 @@ def run_workers(argv: Sequence[str], workers: int, base_port: int, data_dir: Pat
         extra = ["--worker-index", str(i)] + (["--terminal"] if terminal else [])
         proc = subprocess.Popen([sys.executable, "-m", "leadsla", "run", *child_argv(argv), "--web-port", str(port),
                                  *extra], env=child_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT,
+                                # A supervisor killed outright takes its workers along (they leave the
+                                # group and free their ports), rather than leaving them consuming.
+                                preexec_fn=die_with_parent())
         procs[i] = proc
         assert proc.stdout is not None
         t = threading.Thread(target=relay, args=(proc.stdout, f"[worker {i}] ", sys.stdout, lock),
