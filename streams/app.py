@@ -152,6 +152,15 @@ def _faust_app(settings: Settings) -> faust.App:
         producer_max_batch_size=1 if settings.single_record_batches else 16384,
         stream_buffer_maxsize=4096,
         broker_max_poll_records=1000,
+        # Only leadsla's own pages: Faust's built-in views would serve table
+        # contents (/table/leads/<lead id>: lead ids and state, without the
+        # API token, and a 500 with a traceback for a lead that exists), the
+        # group's assignment (/router/), statistics and graphs.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
     )
 
 
