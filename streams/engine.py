@@ -348,7 +348,7 @@ class PolicyChanges:
     line per policy, never a lead id."""
 
     def __init__(self) -> None:
-        # policy -> [clocks moved, already past the new deadline, removed, old goals (µs)]
+        # policy -> [clocks moved, already past the new deadline, removed, {(old goal, new goal) µs}]
         self._by_policy: dict[str, list[Any]] = {}
 
     def add(self, moved: list[clock.Rebased], now_us: int) -> None:
@@ -360,22 +360,27 @@ class PolicyChanges:
                 continue
             row[0] += 1
             row[1] += r.new_deadline < now_us
-            if r.old_goal and len(row[3]) < 4:
-                row[3].add(r.old_goal)
+            if r.old_goal and r.old_goal != r.new_goal and len(row[3]) < 3:
+                row[3].add((r.old_goal, r.new_goal))
 
     def lines(self, policies: PolicySet) -> list[str]:
         """The log lines, one per policy, in name order."""
         out = []
-        for name, (n, past, removed, old_goals) in sorted(self._by_policy.items()):
+        for name, (n, past, removed, goals) in sorted(self._by_policy.items()):
             if removed:
                 out.append(f"policy {name} is no longer in the policies file: {removed} running clock(s) "
                            "closed without a decision")
                 continue
             policy = policies.by_name(name)
-            was = ", ".join(format_duration_us(g) for g in sorted(old_goals))
-            what = f"goal {was} -> {policy.goal_text}" if was and was != policy.goal_text \
-                else "deadlines or at-risk instants moved"
+            if not goals:
+                what = "deadlines or at-risk instants moved"
+            elif policy.goal_days is None:
+                was = ", ".join(sorted({format_duration_us(old) for old, _ in goals}))
+                what = f"goal {was} -> {policy.goal_text}"
+            else:  # a goal in business days: each clock's business length is its own
+                pairs = ", ".join(f"{format_duration_us(a)} -> {format_duration_us(b)}" for a, b in sorted(goals))
+                what = f"goal {policy.goal_text}: business time {pairs}"
             out.append(f"policy {name} changed since the recovered state ({what}): the goal in force applies "
                        f"from each clock's start; {n} running clock(s) moved, {past} already past the new "
-                       "deadline (breached by the next timer pass)")
+                       "deadline (decided as the watermark passes it)")
         return out

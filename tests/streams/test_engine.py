@@ -18,7 +18,7 @@ from leadsla.streams.codec import LeadEntry, decode, state_from_bytes, state_to_
 from leadsla.streams.windows import WINDOWS
 from tests.models.conftest import D
 
-from .conftest import MINIMAL_YAML, T0, H, M, Rig, S, record, ts
+from .conftest import MINIMAL_YAML, T0, H, M, Rig, S, pol, record, ts
 
 TWO = """
 policies:
@@ -903,7 +903,7 @@ def test_a_goal_changed_between_runs_is_applied_from_each_clock_start(caplog: py
     (line,) = [rec.getMessage() for rec in caplog.records if "changed since the recovered state" in rec.getMessage()]
     assert line == ("policy first_touch changed since the recovered state (goal 3h -> 1h): the goal in force "
                     "applies from each clock's start; 2 running clock(s) moved, 1 already past the new deadline "
-                    "(breached by the next timer pass)")
+                    "(decided as the watermark passes it)")
     assert "A" not in line and "B" not in line.replace("(breached", "")
     # The view, the index and the gauges follow the new goal before any decision.
     view = r2.engine.views.lead("A")
@@ -952,3 +952,21 @@ def test_a_policy_removed_between_runs_closes_its_clocks(caplog: pytest.LogCaptu
     r2.wall.now = T0 + 3 * 24 * H
     r2.engine.tick()
     assert r2.sink.summary() == [("A", "first_touch", "breached")]
+
+
+def test_a_calendar_change_under_business_days_names_each_clock_s_business_time() -> None:
+    from leadsla.models.clock import Rebased
+    from leadsla.streams.engine import PolicyChanges
+
+    ps = pol("""
+calendars:
+  office: {hours: {mon-fri: "09:00-17:00"}}
+policies:
+  - {name: biz, start: lead.handed_off, stop: lead.connected, goal: 1bd, calendar: office}
+""")
+    changes = PolicyChanges()
+    changes.add([Rebased("biz", 10 * H, 8 * H, T0 + 10 * H, T0 + 8 * H)], T0)
+    assert changes.lines(ps) == [
+        "policy biz changed since the recovered state (goal 1bd: business time 10h -> 8h): the goal in force "
+        "applies from each clock's start; 1 running clock(s) moved, 0 already past the new deadline "
+        "(decided as the watermark passes it)"]
