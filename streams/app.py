@@ -126,8 +126,9 @@ def _request_timeout(settings: Settings) -> float:
 
 def _faust_app(settings: Settings) -> faust.App:
     """The Faust app with leadsla's settings: memory tables, no standbys,
-    the group timeouts, and batch sizes for a worker that writes its own
-    records (see ``KafkaSink``)."""
+    the group timeouts, batch sizes for a worker that writes its own
+    records (see ``KafkaSink``), and the TLS and SASL credentials of every
+    client Faust opens (``KafkaSecurity.faust_kwargs``)."""
     return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap()}",
@@ -161,6 +162,7 @@ def _faust_app(settings: Settings) -> faust.App:
         web_stats_enabled=False,
         web_graph_enabled=False,
         web_metrics_enabled=False,
+        **settings.kafka_security().faust_kwargs(),
     )
 
 
@@ -317,12 +319,13 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         deliveries_topic=deliveries.changelog_topic.get_topic_name(),
         periods=(period_cells.changelog_topic.get_topic_name(), settings.reports_topic, settings.periods_topic),
     )
-    gaps = GapReader(settings.bootstrap(), settings.input_topic, settings.rebalance_timeout)
+    security = settings.kafka_security()
+    gaps = GapReader(settings.bootstrap(), settings.input_topic, settings.rebalance_timeout, security=security)
     changelogs = None
     if settings.direct_recovery:
         # Faust bounds the recovery step the reader runs in by the request timeout.
         changelogs = ChangelogReader(app, settings.bootstrap(), budget_s=0.8 * _request_timeout(settings),
-                                     request_timeout_s=settings.rebalance_timeout)
+                                     request_timeout_s=settings.rebalance_timeout, security=security)
         install_changelog_reader(app, changelogs)
 
     async def read_gap(partition: int, first: int, end: int) -> None:
@@ -403,7 +406,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         # start. Here the next pass simply starts an interval after one ends.
         await every(settings.timer_interval, deadline_pass, stopping)
 
-    offsets = GroupOffsets(settings.bootstrap(), settings.app_id, settings.rebalance_timeout)
+    offsets = GroupOffsets(settings.bootstrap(), settings.app_id, settings.rebalance_timeout, security=security)
 
     async def rebuild() -> None:
         parts = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.input_topic)

@@ -18,12 +18,20 @@ from aiokafka.errors import KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
 
 from leadsla.streams.children import die_with_parent
+from leadsla.streams.kafka_security import KafkaSecurity
+
+PLAINTEXT = KafkaSecurity()
 
 log = logging.getLogger("leadsla")
 
 
 class BrokerError(RuntimeError):
     pass
+
+
+class BrokerAuthError(BrokerError):
+    """The broker refused the credentials or its certificate did not verify:
+    retrying cannot help. The message is one line naming the cause."""
 
 
 def _split(listen: str) -> tuple[str, int]:
@@ -111,15 +119,19 @@ class EmbeddedBroker:
         self.stop()
 
 
-async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0) -> list[str]:
+async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0,
+                        security: KafkaSecurity = PLAINTEXT) -> list[str]:
     """Create the topics that do not exist yet; returns the ones created.
 
     An existing topic keeps its partition count (see ``partition_count``).
+    Raises BrokerAuthError at once for refused credentials or an untrusted
+    certificate, BrokerError when the broker does not answer within
+    ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000, **security.client_kwargs())
         try:
             await admin.start()
             existing = set(await admin.list_topics())
@@ -128,6 +140,9 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeo
                 await admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing])
             return missing
         except Exception as exc:  # broker still starting: retry until the deadline
+            refused = security.explain(exc)
+            if refused is not None:
+                raise BrokerAuthError(refused) from None
             last = exc
             await asyncio.sleep(0.5)
         finally:
@@ -136,9 +151,9 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeo
     raise BrokerError(f"could not reach the broker at {bootstrap} to create topics: {last}")
 
 
-async def partition_count(bootstrap: str, topic: str) -> int | None:
+async def partition_count(bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> int | None:
     """How many partitions ``topic`` has (None if it cannot be told)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000, **security.client_kwargs())
     try:
         await admin.start()
         described = await admin.describe_topics([topic])
@@ -151,7 +166,7 @@ async def partition_count(bootstrap: str, topic: str) -> int | None:
             await admin.close()
 
 
-async def probe_broker(bootstrap: str, timeout: float = 2.0) -> str | None:
+async def probe_broker(bootstrap: str, timeout: float = 2.0, security: KafkaSecurity = PLAINTEXT) -> str | None:
     """Whether a Kafka broker answers at ``bootstrap`` (``host:port``,
     comma-separated, as ``Settings.bootstrap()`` gives it).
 
@@ -160,8 +175,13 @@ async def probe_broker(bootstrap: str, timeout: float = 2.0) -> str | None:
     given ``timeout`` seconds in all. Returns None as soon as one address
     answers with a broker list, else a short reason (``"connection
     refused"``; with several addresses one per address, each prefixed with
-    it). Never raises and logs nothing (aiokafka's client would log an ERROR
-    line per failed attempt).
+    it). Logs nothing (aiokafka's client would log an ERROR line per failed
+    attempt).
+
+    With TLS or SASL (``security``) the connection does the handshake and
+    the login as every client will. Raises BrokerAuthError, whose message
+    names the cause, when the broker refuses the login or its certificate
+    does not verify: waiting would not help. Raises nothing else.
     """
     problems = []
     addresses = bootstrap.split(",")
@@ -170,7 +190,8 @@ async def probe_broker(bootstrap: str, timeout: float = 2.0) -> str | None:
         where = f"{address}: " if len(addresses) > 1 else ""
         try:
             async with asyncio.timeout(timeout):
-                conn = await create_conn(host.strip("[]"), int(port), request_timeout_ms=max(1, int(timeout * 1000)))
+                conn = await create_conn(host.strip("[]"), int(port), request_timeout_ms=max(1, int(timeout * 1000)),
+                                         **security.client_kwargs())
                 try:
                     answer = await conn.send(MetadataRequest([]))
                 finally:
@@ -178,14 +199,24 @@ async def probe_broker(bootstrap: str, timeout: float = 2.0) -> str | None:
             if answer.brokers:
                 return None
             problems.append(f"{where}its metadata lists no broker")
-        except TimeoutError:
-            problems.append(f"{where}no answer within {timeout:g} s")
-        except ConnectionRefusedError:
-            problems.append(f"{where}connection refused")
-        except socket.gaierror:
-            problems.append(f"{where}unknown host")
-        except OSError as exc:
-            problems.append(f"{where}{exc.strerror or exc}")
-        except (KafkaError, ValueError) as exc:  # closed mid-answer, or not a Kafka broker at all
-            problems.append(f"{where}{exc or type(exc).__name__}")
+        except Exception as exc:
+            refused = security.explain(exc)
+            if refused is not None:
+                raise BrokerAuthError(f"{where}{refused}") from None
+            problems.append(_problem(exc, where, timeout))
     return "; ".join(problems)
+
+
+def _problem(exc: Exception, where: str, timeout: float) -> str:
+    """The short reason ``probe_broker`` gives for a failed address."""
+    if isinstance(exc, TimeoutError):
+        return f"{where}no answer within {timeout:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"{where}connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"{where}unknown host"
+    if isinstance(exc, OSError):
+        return f"{where}{exc.strerror or exc}"
+    if isinstance(exc, KafkaError | ValueError):  # closed mid-answer, or not a Kafka broker at all
+        return f"{where}{exc or type(exc).__name__}"
+    return f"{where}{type(exc).__name__}: {exc}"  # anything else the client raises: a reason, never a crash

@@ -309,10 +309,14 @@ def settings_error(exc: ValidationError, flags: tuple[str, ...] = FLAGS) -> CliE
     lines = []
     for e in exc.errors():
         name = str(e["loc"][0]) if e["loc"] else ""
-        where = f"LEADSLA_{name.upper()}" if name else "settings"
+        msg = e["msg"].removeprefix("Value error, ")
+        if not name:  # a check of several settings together, whose message names them
+            lines.append(msg)
+            continue
+        where = f"LEADSLA_{name.upper()}"
         if name in flags:
             where = f"--{name.replace('_', '-')} / {where}"
-        lines.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+        lines.append(f"{where}: {msg}")
     if len(lines) == 1:
         return CliError(lines[0])
     return CliError("invalid settings (flags or LEADSLA_* variables):\n" + "\n".join(f"  {line}" for line in lines))
@@ -586,13 +590,11 @@ def cmd_calculate(args: argparse.Namespace) -> int:
 
 
 def cmd_recalibrate(args: argparse.Namespace) -> int:
-    import asyncio
     import time
 
     import orjson
 
     from leadsla.models.funnel import FunnelBuilder, FunnelError, LeadGoal, exact, parse_instant
-    from leadsla.streams.broker import probe_broker
     from leadsla.streams.history import HistoryError, read_events
     from leadsla.streams.report import funnel_dict, funnel_text
 
@@ -614,14 +616,12 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
     except KeyError:
         raise CliError(f"{settings.policies} has no policy {args.policy!r} (it has {', '.join(policies.names)}); "
                        "choose one with --policy") from None
-    bootstrap = settings.bootstrap()
-    problem = asyncio.run(probe_broker(bootstrap, settings.broker_probe_timeout))
-    if problem:
-        raise CliError(f"cannot reach the broker at {bootstrap} (--broker / LEADSLA_BROKER): {problem}")
+    bootstrap = _reachable(settings)
     now_us = time.time_ns() // 1000
     try:
         stats = read_events(bootstrap, settings.input_topic, builder.add, max_event_bytes=settings.max_event_bytes,
-                            max_skew_us=round(settings.max_clock_skew * 1_000_000), now_us=now_us)
+                            max_skew_us=round(settings.max_clock_skew * 1_000_000), now_us=now_us,
+                            security=settings.kafka_security())
     except HistoryError as exc:
         raise CliError(str(exc)) from None
     # Clocks are judged as of the range's end, or now if that is earlier:
@@ -641,13 +641,15 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
 
 
 def _reachable(settings: Settings) -> str:
-    """The bootstrap of a broker that answers; CliError otherwise."""
+    """The bootstrap of a broker that answers; CliError otherwise, and
+    BrokerAuthError (one line naming the cause) when it refuses the
+    credentials or its certificate does not verify."""
     import asyncio
 
     from leadsla.streams.broker import probe_broker
 
     bootstrap = settings.bootstrap()
-    problem = asyncio.run(probe_broker(bootstrap, settings.broker_probe_timeout))
+    problem = asyncio.run(probe_broker(bootstrap, settings.broker_probe_timeout, settings.kafka_security()))
     if problem:
         raise CliError(f"cannot reach the broker at {bootstrap} (--broker / LEADSLA_BROKER): {problem}")
     return bootstrap
@@ -666,7 +668,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         bootstrap = None if args.dry_run else _reachable(settings)
         limits = eventio.Limits(settings.max_event_bytes, round(settings.max_clock_skew * 1_000_000))
         stats = eventio.publish_file(args.file, bootstrap, settings.input_topic, limits, fmt=args.format,
-                                     mapping=mapping, encoding=args.encoding)
+                                     mapping=mapping, encoding=args.encoding, security=settings.kafka_security())
     except eventio.EventIOError as exc:
         raise CliError(str(exc)) from None
     print(f"leadsla publish: {stats.summary(settings.input_topic, args.dry_run)}", file=sys.stderr)
@@ -675,14 +677,15 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 1 if stats.rejected else 0
 
 
-def _read_command(follow: bool, bootstrap: str, topic: str, handle: Any) -> int:
-    """Read ``topic`` into ``handle``; exit status 0 (130 when a signal cut a read without --follow)."""
+def _read_command(follow: bool, bootstrap: str, topic: str, handle: Any, security: Any = None) -> int:
+    """Read ``topic`` into ``handle`` (``security``: a KafkaSecurity, default
+    PLAINTEXT); exit status 0 (130 when a signal cut a read without --follow)."""
     import os
 
     from leadsla.streams import eventio
 
     try:
-        _, interrupted = eventio.read_until_interrupted(bootstrap, topic, handle, follow)
+        _, interrupted = eventio.read_until_interrupted(bootstrap, topic, handle, follow, security)
         sys.stdout.flush()  # here, where a closed pipe can still be caught
     except eventio.EventIOError as exc:
         raise CliError(str(exc)) from None
@@ -701,7 +704,8 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     f = eventio.Filters(policies=frozenset(args.policy), outcomes=frozenset(args.outcome), leads=frozenset(args.lead))
     if args.table:
         print(eventio.table_header(eventio.OUTCOME_COLUMNS), flush=True)
-    return _read_command(args.follow, bootstrap, settings.outcomes_topic, eventio.outcome_printer(sys.stdout, f, args.table, args.follow))
+    return _read_command(args.follow, bootstrap, settings.outcomes_topic,
+                         eventio.outcome_printer(sys.stdout, f, args.table, args.follow), settings.kafka_security())
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
@@ -712,7 +716,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     f = eventio.Filters(reasons=frozenset(args.reason), leads=frozenset(args.lead))
     if args.table:
         print(eventio.table_header(eventio.DEAD_LETTER_COLUMNS), flush=True)
-    return _read_command(args.follow, bootstrap, settings.dlq_topic, eventio.dead_letter_printer(sys.stdout, f, args.table, args.follow))
+    return _read_command(args.follow, bootstrap, settings.dlq_topic,
+                         eventio.dead_letter_printer(sys.stdout, f, args.table, args.follow), settings.kafka_security())
 
 
 def cmd_lead(args: argparse.Namespace) -> int:
@@ -759,13 +764,16 @@ def _topics_ready(settings: Settings, loop: asyncio.AbstractEventLoop) -> Settin
 
     # The input topic first: the others (the period reports are co-partitioned
     # with the ledger table) are created with its real partition count.
-    created = loop.run_until_complete(ensure_topics(settings.bootstrap(), [settings.input_topic], settings.partitions))
-    actual = loop.run_until_complete(partition_count(settings.bootstrap(), settings.input_topic))
+    security = settings.kafka_security()
+    created = loop.run_until_complete(ensure_topics(settings.bootstrap(), [settings.input_topic], settings.partitions,
+                                                    security=security))
+    actual = loop.run_until_complete(partition_count(settings.bootstrap(), settings.input_topic, security))
     if actual and actual != settings.partitions:
         log.info("%s has %d partitions (LEADSLA_PARTITIONS is %d): the tables follow the topic",
                  settings.input_topic, actual, settings.partitions)
         settings = settings.model_copy(update={"partitions": actual})
-    created += loop.run_until_complete(ensure_topics(settings.bootstrap(), settings.required_topics(), settings.partitions))
+    created += loop.run_until_complete(ensure_topics(settings.bootstrap(), settings.required_topics(), settings.partitions,
+                                                     security=security))
     if created:
         log.info("created topics %s with %d partitions", ", ".join(created), settings.partitions)
     return settings
@@ -782,8 +790,14 @@ def cmd_broker(args: argparse.Namespace) -> int:
     overrides = {"partitions": args.partitions} if args.partitions else {}
     broker = EmbeddedBroker(args.listen)
     broker.check_listen()  # before Settings, which would call it a bad --broker
+    # The embedded broker speaks PLAINTEXT only: the LEADSLA_KAFKA_* of the
+    # environment (meant for another broker) do not apply to it.
+    plaintext: dict[str, Any] = {
+        "kafka_security_protocol": "PLAINTEXT", "kafka_sasl_mechanism": None, "kafka_sasl_username": None,
+        "kafka_sasl_password": None, "kafka_sasl_password_file": None, "kafka_ssl_cafile": None,
+        "kafka_ssl_certfile": None, "kafka_ssl_keyfile": None}
     try:
-        settings = Settings(broker=f"kafka://{args.listen}", **overrides)
+        settings = Settings(broker=f"kafka://{args.listen}", **overrides, **plaintext)
     except ValidationError as exc:
         raise settings_error(exc, ("partitions",)) from None
     broker.start()
@@ -821,8 +835,11 @@ def _broker_answers(settings: Settings, loop: asyncio.AbstractEventLoop) -> bool
 
     where = settings.bootstrap()
 
+    security = settings.kafka_security()
+
     async def probe() -> str | None:
-        return await probe_broker(where, settings.broker_probe_timeout)
+        # Raises BrokerAuthError for refused credentials: no waiting then.
+        return await probe_broker(where, settings.broker_probe_timeout, security)
 
     task = loop.create_task(wait_for_broker(probe, where, cap=settings.broker_wait_max))
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -886,12 +903,23 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
     demo_note: list[str] = []
     if demo:
         policies, demo_note = _demo_calendars(args, settings, policies)
+    security = settings.kafka_security()
+    if settings.broker is None and security.protocol != "PLAINTEXT":
+        raise CliError(f"LEADSLA_KAFKA_SECURITY_PROTOCOL={security.protocol} needs a broker (--broker / "
+                       "LEADSLA_BROKER): the embedded broker speaks PLAINTEXT only")
     broker = None
     if settings.broker is None:
         broker = EmbeddedBroker(EMBEDDED_LISTEN)
         broker.start()
     if workers > 1:
         from leadsla.streams.supervisor import run_workers
+
+        if security.protocol != "PLAINTEXT":
+            # Refused credentials stop the whole run here, once, rather
+            # than each worker in turn, restarted by the supervisor.
+            from leadsla.streams.broker import probe_broker
+
+            asyncio.run(probe_broker(settings.bootstrap(), settings.broker_probe_timeout, security))
 
         last = settings.web_port + workers - 1
         print(f"leadsla: {workers} workers on {settings.bootstrap()}{' (embedded broker)' if broker else ''}; "
@@ -927,7 +955,7 @@ def cmd_run(args: argparse.Namespace, demo: bool = False) -> int:
             async def traffic() -> None:
                 try:
                     await run_demo_traffic(settings.bootstrap(), settings.input_topic, policies, stop,
-                                           gen=gen, plan=plan)
+                                           gen=gen, plan=plan, security=security)
                 except asyncio.CancelledError:
                     stop.set()
                     raise

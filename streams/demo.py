@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaProducer
 from leadsla.models.calendar import ALWAYS_OPEN, Calendar
 from leadsla.models.events import format_timestamp_us, parse_timestamp_us
 from leadsla.models.policy import PolicySet
+from leadsla.streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger("leadsla.demo")
 
@@ -204,13 +205,14 @@ class TrafficGenerator:
 
 async def run_demo_traffic(bootstrap: str, topic: str, policies: PolicySet, stop: asyncio.Event,
                            history_days: float = 4, history_leads: int = 400, live_interval: float = 2.0,
-                           gen: TrafficGenerator | None = None, plan: DemoPlan | None = None) -> None:
+                           gen: TrafficGenerator | None = None, plan: DemoPlan | None = None,
+                           security: KafkaSecurity | None = None) -> None:
     """Publish ``plan`` (default: a fresh one of ``gen``) and three bad
     records, then a new live lead every ``live_interval`` seconds (±50 %)
     and every event whose time has come, until ``stop`` is set."""
     gen = gen or TrafficGenerator(policies)
     plan = plan or gen.plan(time.time_ns() // 1000, history_days, history_leads)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **(security or KafkaSecurity()).client_kwargs())
     await producer.start()
     try:
         for e in plan.past:

@@ -45,6 +45,7 @@ from leadsla.models.durations import format_duration_us
 from leadsla.models.events import format_timestamp_us
 from leadsla.streams.codec import MALFORMED, TOO_LARGE, Rejection, decode
 from leadsla.streams.history import Progress
+from leadsla.streams.kafka_security import KafkaSecurity
 from leadsla.streams.topic_reader import Record, TopicReadError, read_topic
 
 # aiokafka logs every failed connection attempt as an ERROR line; a failure
@@ -452,6 +453,7 @@ async def publish(
     max_request_size: int = 1_048_576,
     blocking_input: bool = False,
     stop: asyncio.Event | None = None,
+    security: KafkaSecurity | None = None,
 ) -> PublishStats:
     """Send the ``Good`` items to ``topic`` at ``bootstrap`` (``host:port``
     list), in order, keyed by lead id; call ``report`` with each ``Bad``
@@ -472,7 +474,7 @@ async def publish(
     if bootstrap is not None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                                     request_timeout_ms=int(request_timeout * 1000),
-                                    max_request_size=max_request_size)
+                                    max_request_size=max_request_size, **(security or KafkaSecurity()).client_kwargs())
         try:
             await producer.start()
             meta = await producer.client.fetch_all_metadata()
@@ -635,6 +637,7 @@ def publish_file(
     encoding: str = "utf-8",
     err: TextIO | None = None,
     show_progress: bool = True,
+    security: KafkaSecurity | None = None,
 ) -> PublishStats:
     """``leadsla publish``: read ``path`` (``-``: stdin) as JSON lines or CSV
     (:func:`input_format`; ``mapping`` for CSV), report each rejected line
@@ -670,7 +673,7 @@ def publish_file(
             # Ctrl-C or SIGTERM: stop reading, deliver what was read, report it.
             with _stopped_by_signals() as stop:
                 stats = await publish(items, bootstrap, topic, report, progress=bar, position=_Position(raw),
-                                      blocking_input=size is None, stop=stop)
+                                      blocking_input=size is None, stop=stop, security=security)
             stats.interrupted = stop.is_set()
             return stats
 
@@ -719,7 +722,8 @@ def _stopped_by_signals() -> Iterator[asyncio.Event]:
 
 
 def read_until_interrupted(
-    bootstrap: str, topic: str, handle: Callable[[Record], None], follow: bool
+    bootstrap: str, topic: str, handle: Callable[[Record], None], follow: bool,
+    security: KafkaSecurity | None = None,
 ) -> tuple[int, bool]:
     """Call ``handle`` with every record of ``topic`` (``topic_reader.read_topic``:
     no group, nothing committed, each partition from its earliest offset to
@@ -731,7 +735,7 @@ def read_until_interrupted(
 
     async def go() -> tuple[int, bool]:
         with _stopped_by_signals() as stop:
-            read = await read_topic(bootstrap, topic, handle, follow=follow, stop=stop)
+            read = await read_topic(bootstrap, topic, handle, follow=follow, stop=stop, security=security)
         return read.records, read.stopped
 
     with quiet_kafka_logs():

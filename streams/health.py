@@ -34,7 +34,7 @@ from typing import Any
 from aiokafka import errors as kafka_errors
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from leadsla.streams.broker import BrokerError, ensure_topics, probe_broker
+from leadsla.streams.broker import BrokerAuthError, BrokerError, ensure_topics, probe_broker
 from leadsla.streams.settings import Settings
 
 log = logging.getLogger("leadsla")
@@ -421,9 +421,16 @@ def watch_broker(app: Any, engine: Any, settings: Settings, registry: CollectorR
     """
     where = settings.bootstrap()
     timeout = settings.broker_probe_timeout
+    security = settings.kafka_security()
 
     async def probe() -> str | None:
-        return await probe_broker(where, timeout)
+        try:
+            return await probe_broker(where, timeout, security)
+        except BrokerAuthError as exc:
+            # The worker passed this check at start: credentials revoked or
+            # a certificate expired since. Reported as an outage, whose line
+            # names the cause, while Faust's own clients keep retrying.
+            return str(exc)
 
     health = BrokerHealth(probe, where, interval=settings.broker_probe_interval, settle=settings.rebalance_timeout)
     up = Gauge("leadsla_broker_up", "1 while the broker answers this worker's checks, 0 during an outage.",
@@ -475,7 +482,10 @@ async def _recreate_topics(app: Any, settings: Settings, restore: Restore | None
     changelogs = sorted(t.changelog_topic.get_topic_name() for t in app.tables.values())
     names = settings.required_topics() + changelogs
     try:
-        created = await ensure_topics(settings.bootstrap(), names, settings.partitions, timeout=10.0)
+        security = settings.kafka_security()
+        # PLAINTEXT is ensure_topics' default: given only when it differs.
+        extra = {} if security.protocol == "PLAINTEXT" else {"security": security}
+        created = await ensure_topics(settings.bootstrap(), names, settings.partitions, timeout=10.0, **extra)
     except BrokerError as exc:
         return f"but its topics could not be checked: {exc}"
     if not created:

@@ -21,6 +21,7 @@ from typing import TextIO
 
 from leadsla.models.events import LeadEvent
 from leadsla.streams.codec import Rejection, decode
+from leadsla.streams.kafka_security import KafkaSecurity
 from leadsla.streams.topic_reader import Record, TopicReadError, read_topic
 
 # aiokafka logs every failed connection attempt as an ERROR line; a read that
@@ -101,6 +102,7 @@ def read_events(
     now_us: int,
     show_progress: bool = True,
     stream: TextIO | None = None,
+    security: KafkaSecurity | None = None,
 ) -> ReadStats:
     """Read ``topic`` once (``topic_reader.read_topic``) and call ``on_event``
     with each record that ``codec.decode`` accepts (size limit
@@ -126,7 +128,7 @@ def read_events(
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         read = asyncio.run(read_topic(bootstrap, topic, handle, progress=make if show_progress else None,
-                                      topic_setting="LEADSLA_INPUT_TOPIC"))
+                                      topic_setting="LEADSLA_INPUT_TOPIC", security=security))
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)

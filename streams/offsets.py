@@ -17,15 +17,20 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from leadsla.streams.kafka_security import KafkaSecurity
+
 log = logging.getLogger("leadsla")
 
 
 class GroupOffsets:
     """Reads a consumer group's committed offsets. ``bootstrap`` is
-    ``host:port[,host:port]``; the client joins no group and commits nothing."""
+    ``host:port[,host:port]``; the client joins no group and commits nothing.
+    ``security``: TLS and SASL (default PLAINTEXT)."""
 
-    def __init__(self, bootstrap: str, group: str, request_timeout_s: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, group: str, request_timeout_s: float = 10.0,
+                 security: KafkaSecurity | None = None) -> None:
         self._bootstrap = bootstrap
+        self._security = security or KafkaSecurity()
         self._group = group
         self._timeout = request_timeout_s
         self._client: AIOKafkaConsumer | None = None
@@ -37,6 +42,7 @@ class GroupOffsets:
                 group_id=self._group,
                 enable_auto_commit=False,
                 request_timeout_ms=int(self._timeout * 1000),
+                **self._security.client_kwargs(),
             )
             await client.start()
             self._client = client
@@ -77,8 +83,10 @@ class GapReader:
     moving up after the seek. So the engine's gaps are read here instead and
     handed to the engine directly (it dedupes what it has seen)."""
 
-    def __init__(self, bootstrap: str, topic: str, request_timeout_s: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, topic: str, request_timeout_s: float = 10.0,
+                 security: KafkaSecurity | None = None) -> None:
         self._bootstrap = bootstrap
+        self._security = security or KafkaSecurity()
         self._topic = topic
         self._timeout = request_timeout_s
         self._client: AIOKafkaConsumer | None = None
@@ -93,7 +101,7 @@ class GapReader:
         async with self._lock:
             if self._client is None:
                 client = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
-                                          request_timeout_ms=int(self._timeout * 1000))
+                                          request_timeout_ms=int(self._timeout * 1000), **self._security.client_kwargs())
                 await client.start()
                 self._client = client
             client = self._client

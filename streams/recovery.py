@@ -38,6 +38,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.recovery import Recovery
 
+from leadsla.streams.kafka_security import KafkaSecurity
+
 log = logging.getLogger("leadsla")
 
 # Records per fetch call; whole batches are applied at once.
@@ -61,10 +63,13 @@ class ChangelogReader:
 
     ``bootstrap`` is ``host:port[,…]``; ``budget_s`` (seconds) bounds one
     catch-up, after which Faust's own recovery reads the rest;
-    ``request_timeout_s`` is the client's request timeout."""
+    ``request_timeout_s`` is the client's request timeout; ``security``: TLS
+    and SASL (default PLAINTEXT)."""
 
-    def __init__(self, app: Any, bootstrap: str, budget_s: float, request_timeout_s: float = 10.0) -> None:
+    def __init__(self, app: Any, bootstrap: str, budget_s: float, request_timeout_s: float = 10.0,
+                 security: KafkaSecurity | None = None) -> None:
         self._app = app
+        self._security = security or KafkaSecurity()
         self._bootstrap = bootstrap
         self._budget = budget_s
         self._timeout = request_timeout_s
@@ -148,7 +153,8 @@ class ChangelogReader:
         if self._client is None:
             client = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
                                       request_timeout_ms=int(self._timeout * 1000),
-                                      max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
+                                      max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
+                                      **self._security.client_kwargs())
             await client.start()
             self._client = client
         return self._client

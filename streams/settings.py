@@ -7,11 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadsla.models.durations import DurationError, parse_duration_us
 from leadsla.streams import topics
+from leadsla.streams.kafka_security import PROTOCOLS, KafkaSecurity, KafkaSecurityError
 
 EXAMPLE_POLICIES = Path(__file__).with_name("policies.example.yaml")
 EMBEDDED_LISTEN = "127.0.0.1:9092"
@@ -41,6 +42,10 @@ def _address(item: str, n: int, of: int) -> tuple[str, int]:
     scheme, sep, rest = text.partition("://")
     if not sep:
         rest = text
+    elif scheme.upper() in PROTOCOLS:
+        # The Java client's listener form: the protocol is a setting of its own here.
+        raise ValueError(f"{text!r}{which} has the scheme {scheme + '://'!r}: write kafka://HOST:PORT and set "
+                         f"LEADSLA_KAFKA_SECURITY_PROTOCOL={scheme.upper()}")
     elif scheme.lower() != "kafka":
         raise ValueError(f"{text!r}{which} has the scheme {scheme + '://'!r}, not kafka://; {BROKER_FORM}")
     host, colon, port = rest.rpartition(":")
@@ -72,7 +77,9 @@ def _duration(v: Any) -> float:
 class Settings(BaseSettings):
     """Every setting; each is also ``LEADSLA_<NAME>`` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="LEADSLA_", frozen=True, extra="forbid")
+    # hide_input_in_errors: a validation error would otherwise carry every
+    # input value, the SASL password included, into its text.
+    model_config = SettingsConfigDict(env_prefix="LEADSLA_", frozen=True, extra="forbid", hide_input_in_errors=True)
 
     broker: str | None = Field(None, description="Kafka bootstrap URL, e.g. kafka://host:9092; unset: start the embedded broker")
     policies: Path = Field(EXAMPLE_POLICIES, description="policies file (YAML)")
@@ -129,6 +136,21 @@ class Settings(BaseSettings):
     broker_probe_timeout: float = Field(2.0, gt=0, description="how long one check may take before the broker counts as unreachable (duration)")
     broker_wait_max: float = Field(30.0, gt=0, description="longest pause between attempts while a starting worker waits for its broker (duration)")
 
+    # TLS and SASL, environment only: the password never is a flag (it
+    # would show in the process list) and prints as '**********'.
+    kafka_security_protocol: str = Field("PLAINTEXT", description=(
+        "how clients reach the broker: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (Kafka's security.protocol)"))
+    kafka_sasl_mechanism: str | None = Field(None, description="SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name (an API key on Confluent Cloud)")
+    kafka_sasl_password: SecretStr | None = Field(None, description=(
+        "SASL password (an API secret on Confluent Cloud); environment only, never logged"))
+    kafka_sasl_password_file: Path | None = Field(None, description=(
+        "a file holding the SASL password (a mounted secret), instead of LEADSLA_KAFKA_SASL_PASSWORD"))
+    kafka_ssl_cafile: Path | None = Field(None, description=(
+        "PEM CA certificates the broker's certificate must chain to; unset: the system's"))
+    kafka_ssl_certfile: Path | None = Field(None, description="PEM client certificate, for mutual TLS")
+    kafka_ssl_keyfile: Path | None = Field(None, description="PEM key of the client certificate (unencrypted)")
+
     _durations = field_validator(
         "allowed_lateness", "replay_horizon", "max_clock_skew", "state_ttl", "timer_interval",
         "session_timeout", "heartbeat_interval", "rebalance_timeout", "commit_interval",
@@ -157,6 +179,27 @@ class Settings(BaseSettings):
             return None
         return SecretStr(v.get_secret_value().strip())
 
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism")
+    @classmethod
+    def _upper(cls, v: str | None) -> str | None:
+        # Empty is unset; case as Kafka writes them (sasl_ssl works too).
+        if v is None or not v.strip():
+            return None if v is None else v.strip() or None
+        return v.strip().upper()
+
+    @field_validator("kafka_sasl_username", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
+                     "kafka_sasl_password_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Settings:
+        # Every command checks the combination at start-up, in one line
+        # that names the variables (KafkaSecurityError is a ValueError).
+        self.kafka_security()
+        return self
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, v: str) -> str:
@@ -164,6 +207,32 @@ class Settings(BaseSettings):
         if v not in ("debug", "info", "warning", "error"):
             raise ValueError("log_level must be debug, info, warning or error")
         return v
+
+    def kafka_security(self) -> KafkaSecurity:
+        """The TLS and SASL of every Kafka client, checked
+        (``KafkaSecurity.check``). The password comes from
+        ``kafka_sasl_password`` or, without it, ``kafka_sasl_password_file``
+        (trailing line breaks dropped). Raises KafkaSecurityError (one line,
+        never the password)."""
+        password = self.kafka_sasl_password
+        if password is not None and not password.get_secret_value():
+            password = None
+        if self.kafka_sasl_password_file is not None:
+            if password is not None:
+                raise KafkaSecurityError("set LEADSLA_KAFKA_SASL_PASSWORD or LEADSLA_KAFKA_SASL_PASSWORD_FILE, not both")
+            try:
+                text = self.kafka_sasl_password_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                why = getattr(exc, "strerror", None) or type(exc).__name__
+                raise KafkaSecurityError(f"LEADSLA_KAFKA_SASL_PASSWORD_FILE ({self.kafka_sasl_password_file}) "
+                                         f"cannot be read: {why}") from None
+            password = SecretStr(text) if text else None
+        security = KafkaSecurity(
+            protocol=self.kafka_security_protocol or "PLAINTEXT", mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username, password=password, cafile=self.kafka_ssl_cafile,
+            certfile=self.kafka_ssl_certfile, keyfile=self.kafka_ssl_keyfile)
+        security.check()
+        return security
 
     @property
     def lateness_us(self) -> int:

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from leadsla.streams.kafka_security import KafkaSecurity
+
 # Records per getmany call; whole fetches are handed over at once.
 FETCH_RECORDS = 10_000
 
@@ -81,6 +83,7 @@ async def read_topic(
     stall_timeout: float = 60.0,
     request_timeout: float = 10.0,
     topic_setting: str | None = None,
+    security: KafkaSecurity | None = None,
 ) -> TopicRead:
     """Call ``handle`` with every record of ``topic`` at ``bootstrap``
     (``host:port[,…]``), each partition in offset order (partitions
@@ -92,7 +95,8 @@ async def read_topic(
     either kind at once (``stopped`` in the result). ``progress(total)``
     makes a display for ``total`` offsets once every partition's end is
     known (not with ``follow``). ``topic_setting`` names the setting that
-    chose the topic, for the message of a missing one.
+    chose the topic, for the message of a missing one. ``security``: TLS
+    and SASL (default PLAINTEXT).
 
     Raises TopicReadError when the topic does not exist, the broker cannot
     be reached or fails a request, or (without ``follow``) when
@@ -110,6 +114,7 @@ async def read_topic(
         request_timeout_ms=int(request_timeout * 1000),
         max_partition_fetch_bytes=4 << 20,
         fetch_max_bytes=32 << 20,
+        **(security or KafkaSecurity()).client_kwargs(),
     )
     try:
         await consumer.start()

@@ -243,7 +243,7 @@ def test_a_starting_worker_waits_for_its_broker(monkeypatch: pytest.MonkeyPatch)
     answers = ["connection refused", "connection refused", None]
     asked: list[tuple[str, float]] = []
 
-    async def probe(bootstrap: str, timeout: float) -> str | None:
+    async def probe(bootstrap: str, timeout: float, security: object = None) -> str | None:
         asked.append((bootstrap, timeout))
         return answers.pop(0)
 
@@ -258,7 +258,7 @@ def test_a_starting_worker_waits_for_its_broker(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_sigterm_while_waiting_for_the_broker_stops_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def probe(bootstrap: str, timeout: float) -> str | None:
+    async def probe(bootstrap: str, timeout: float, security: object = None) -> str | None:
         return "connection refused"
 
     monkeypatch.setattr(broker, "probe_broker", probe)  # imported by the command when it runs
