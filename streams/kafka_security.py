@@ -189,7 +189,8 @@ class KafkaSecurity:
                         f"LEADSLA_KAFKA_SECURITY_PROTOCOL is {self.protocol}")
             return f"the TLS handshake with the broker failed: {reason}"
         if isinstance(exc, errors.SaslAuthenticationFailed | SaslRefused):
-            said = str(exc).strip()
+            # aiokafka's str() prefixes "[Error 58] SaslAuthenticationFailed: "; the broker's words are args[0].
+            said = str(exc.args[0]).strip() if exc.args else ""
             said = f" (the broker said: {said})" if said and "AIOKafkaConnection" not in said else ""
             return (f"the broker refused the SASL login for user {self.username!r} ({self.mechanism}){said}: "
                     f"check {_USER} / {_PASSWORD}")
