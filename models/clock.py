@@ -145,6 +145,17 @@ class LeadState:
     # Delivery targets: "target|period" -> (occurred_at, value) of the event
     # that delivered the lead in that period (its first by event time).
     delivered: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # The watermark (epoch µs) when the lead last received an event. Its
+    # state TTL counts from the later of this and last_event_at: a history
+    # import of month-old events must keep the lead (its dedupe memory and
+    # the stops that wait for a late start) as long as a live lead's.
+    received_w: int = 0
+
+    @property
+    def quiet_since(self) -> int:
+        """Where the lead's state TTL starts (epoch µs): its last event, or
+        the watermark when that event arrived if later."""
+        return max(self.last_event_at, self.received_w)
 
 
 # -- what a transition reports ---------------------------------------------------

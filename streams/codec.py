@@ -162,6 +162,7 @@ def state_to_bytes(partition: int, st: LeadState) -> bytes:
             "shown": st.shown,
             "too_late": st.too_late,
             "delivered": st.delivered,
+            "received_w": st.received_w,
         }
     )
 
@@ -185,6 +186,7 @@ def state_from_bytes(raw: bytes) -> LeadEntry:
         shown={name: (v[0], v[1], v[2], v[3]) for name, v in d.get("shown", {}).items()},
         too_late=[(t, p, r) for t, p, r in d.get("too_late", [])],
         delivered={k: (t, v) for k, (t, v) in d.get("delivered", {}).items()},
+        received_w=d.get("received_w", 0),
     )
     for name, fields in d.get("clocks", {}).items():
         c = st.clocks[name] = Clock()

@@ -199,7 +199,7 @@ class Engine:
     def _wake(self, st: LeadState, wake: int | None) -> int:
         # Nothing scheduled: forget the lead (and its dedupe memory) once it
         # has been quiet for the state TTL.
-        return st.last_event_at + self._ttl if wake is None else wake
+        return st.quiet_since + self._ttl if wake is None else wake
 
     # -- the two entry points ---------------------------------------------------
 
@@ -236,6 +236,8 @@ class Engine:
             if tr.duplicate:
                 self.metrics.duplicates.inc()
                 return
+            if w > entry.state.received_w:
+                entry.state.received_w = w
             self.metrics.event(event.type).inc()
             if event.occurred_at <= w:
                 self.metrics.late.inc()
@@ -271,7 +273,7 @@ class Engine:
                 st = entry.state
                 tr = clock.advance(st, self.policies, lead_id, w, now)
                 self.effects.apply(rt, tr, now)
-                if tr.quiet and w >= st.last_event_at + self._ttl:
+                if tr.quiet and w >= st.quiet_since + self._ttl:
                     self.effects.apply(rt, clock.forget(st), now)
                     del self.store[lead_id]
                     self.sink.persist(rt.partition, lead_id, None)

@@ -467,10 +467,11 @@ def test_quiet_lead_is_forgotten_after_the_state_ttl() -> None:
     r.send("C", "lead.handed_off", T0, "c-h")
     r.send("C", "lead.contact_attempt", T0 + M, "c-c")
     assert set(r.store) == {"A", "C"}
-    r.wall.now = due_wall(T0 + H) - 1
+    # A's event (T0) arrived with the watermark at T0 + 3 s: its TTL counts from there.
+    r.wall.now = due_wall(T0 + 3 * S + H) - 1
     r.engine.tick()
     assert set(r.store) == {"A", "C"}
-    r.wall.now = due_wall(T0 + H)
+    r.wall.now = due_wall(T0 + 3 * S + H)
     r.engine.tick()
     assert set(r.store) == {"C"}
     assert r.sink.persisted[-1] == (0, "A", None)
@@ -970,3 +971,26 @@ policies:
         "policy biz changed since the recovered state (goal 1bd: business time 10h -> 8h): the goal in force "
         "applies from each clock's start; 1 running clock(s) moved, 0 already past the new deadline "
         "(decided as the watermark passes it)"]
+
+
+def test_a_month_old_lead_is_remembered_for_the_state_ttl_after_it_arrives() -> None:
+    """A history import of events older than the state TTL: the stop that
+    came first waits for its late start, and a re-sent event is a duplicate,
+    as for a live lead."""
+    r = Rig(wall=T0)
+    r.live()
+    old = T0 - 40 * D
+    r.send("old", "lead.contact_attempt", old + 10 * S, "old-a")  # the follow-up first
+    r.wall.now += 3 * S
+    r.engine.tick()
+    assert "old" in r.store  # not forgotten though its events are 40 days old
+    r.send("old", "lead.handed_off", old, "old-h")  # its handoff, 10 s before it
+    r.wall.now += 3 * S
+    r.engine.tick()
+    assert r.sink.summary() == [("old", "first_touch", "met")]
+    r.send("old", "lead.contact_attempt", old + 10 * S, "old-a")  # re-sent
+    assert r.sample("leadsla_events_duplicate_total") == 1.0
+    # Forgotten once quiet for the TTL after its arrival (in watermark time).
+    r.wall.now += 31 * D
+    r.engine.tick()
+    assert "old" not in r.store
