@@ -16,6 +16,7 @@ import ctypes.util
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -42,9 +43,11 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     (not Linux). If the parent is already gone when the child runs it, the
     child sends itself ``sig``.
 
-    PR_SET_PDEATHSIG follows the *thread* that forked: call Popen from a
-    thread that lives as long as the child should (the main thread)."""
-    if _PRCTL is None:
+    PR_SET_PDEATHSIG follows the *thread* that forked, not the process: a
+    child started from a short-lived thread would be signalled when that
+    thread ends. So it is set only for children started from the main
+    thread (None elsewhere: such a child outlives a killed parent)."""
+    if _PRCTL is None or threading.current_thread() is not threading.main_thread():
         return None
     prctl, parent = _PRCTL, os.getpid()
 
