@@ -35,8 +35,10 @@ class Effects:
                 rt.count(ref, m.team(ref.team), +1)
                 # Series exist (at 0) from the moment a clock counts as open,
                 # at least one lateness before it can be decided: Prometheus'
-                # increase() never counts a series' first sample.
-                m.prebind(ref.policy, ref.team, ref.rep)
+                # increase() never counts a series' first sample. The breach
+                # series by rep waits for the at-risk warning (a ref opened
+                # again with at_risk set): only clocks that may breach get one.
+                m.prebind(ref.policy, ref.team, ref.rep, ref.at_risk)
                 m.prebind_team(ref.team)
         for d in tr.decisions:
             if d.policy not in goal:

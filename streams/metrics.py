@@ -1,15 +1,28 @@
 """Every Prometheus metric leadsla exposes, declared once against an injected
 registry. Hot-path label children are bound once and cached; gauges that
-describe owned partitions are computed at scrape time from the runtime."""
+describe owned partitions are computed at scrape time from the runtime.
+Label values are bounded twice: per label (``LabelGuard``: teams, reps) and
+per family (``max_series`` label sets, past which new ones fold into
+``other``); ``render_metrics`` renders the page off the event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from leadsla.models.events import EVENT_TYPES
@@ -25,6 +38,12 @@ ELAPSED_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172
 # Attempts on a depth clock: the guide's six, and what is short of or past it.
 DEPTH_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15)
 OTHER, NONE = "other", "none"
+# Label sets one family may hold before new ones fold into 'other'. The label
+# guards alone multiply: 200 teams x 500 reps x 3 policies is 300,000 breach
+# series, a 27 MB page that takes seconds to render.
+MAX_SERIES = 10_000
+
+log = logging.getLogger("leadsla")
 
 
 class LabelGuard:
@@ -50,10 +69,36 @@ class LabelGuard:
         return value
 
 
+class _Family:
+    """What the family cap keeps of one metric whose trailing ``vary`` labels
+    (team, rep) fold into 'other': its exposed name, the label sets it holds
+    (``series``) and its pre-bound folded-sets counter."""
+
+    __slots__ = ("folded", "name", "series", "vary", "warned")
+
+    def __init__(self, name: str, vary: int, folded: Any) -> None:
+        self.name, self.vary, self.folded = name, vary, folded
+        self.series = 0
+        self.warned = False
+
+
 class Metrics:
+    """The registry's metrics and their bounded label children.
+
+    ``max_teams`` and ``max_reps`` cap the distinct values of the team and
+    rep labels (``LabelGuard``; ``max_reps=0``: every rep is 'none').
+    ``max_series`` caps the label sets of each family with a team or rep
+    label: past it, a new set keeps its fixed labels (policy, outcome) and
+    gets 'other' for team and rep, which may add at most one series per
+    fixed-label set beyond the cap. Each set folded so counts once in
+    ``leadsla_metric_series_folded_total{metric}``, and the first one of a
+    family is logged (the family's name only, never a label value).
+    """
+
     def __init__(self, registry: CollectorRegistry, policies: PolicySet, max_teams: int, max_reps: int = 0,
-                 app_id: str = "leadsla") -> None:
+                 app_id: str = "leadsla", max_series: int = MAX_SERIES) -> None:
         self.registry = registry
+        self.max_series = max_series
         self.team = LabelGuard(max_teams)
         # Reps are labels only on the breach counter, for routing alerts to a
         # rep; 0 turns them off (every rep is 'none').
@@ -82,6 +127,19 @@ class Metrics:
         # different fingerprints decide under different rules.
         self.policies_info = Gauge("leadsla_policies_info", "1, labelled with the app id and the fingerprint of the policies this worker decides by (leadsla policies prints it).", ["app_id", "fingerprint"], registry=r)
         self.policies_info.labels(app_id, fingerprint(policies)).set(1)
+        self.folded = Counter("leadsla_metric_series_folded_total", "Label sets that found their metric at max_series label sets and were counted under team (and rep) 'other' instead, by metric.", ["metric"], registry=r)
+        # The families whose trailing labels are team (and rep), by id: the
+        # only ones whose label sets are not bounded by the policies file.
+        self._families: dict[int, _Family] = {}
+        for metric, name, vary in (
+            (self.outcomes, "leadsla_sla_outcomes_total", 1), (self.breaches, "leadsla_sla_breaches_total", 2),
+            (self.corrections, "leadsla_sla_corrections_total", 1), (self.elapsed, "leadsla_sla_elapsed_seconds", 1),
+            (self.pauses_expired, "leadsla_sla_pauses_expired_total", 1), (self.at_risk_total, "leadsla_sla_at_risk_total", 1),
+            (self.followup, "leadsla_followup_latency_seconds", 1), (self.attempts, "leadsla_followup_attempts_total", 1),
+            (self.handoffs, "leadsla_handoffs_total", 1),
+        ):
+            # At 0 from the start: increase() never counts a series' first sample.
+            self._families[id(metric)] = _Family(name, vary, self.folded.labels(metric=name))
         # Pre-bound children for label sets known up front.
         self._events = {t: self.events.labels(type=t) for t in EVENT_TYPES}
         self._rejected = {reason: self.rejected.labels(reason=reason) for reason in REASONS}
@@ -97,11 +155,32 @@ class Metrics:
                 self.depth_of(p.name)
 
     def _child(self, metric: Any, *labels: str) -> Any:
+        """The child of ``metric`` for ``labels`` (already bounded by the
+        guards), created once. A folded label set is remembered too, bound to
+        its 'other' child: the hot path stays one dict lookup, and each set
+        counts once as folded. The cache is bounded by the label guards."""
         key = (id(metric), *labels)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metric.labels(*labels)
+            child = self._children[key] = self._new_child(metric, labels)
         return child
+
+    def _new_child(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        family = self._families.get(id(metric))
+        if family is None:
+            return metric.labels(*labels)
+        if family.series >= self.max_series:
+            folded = labels[:-family.vary] + (OTHER,) * family.vary
+            if folded != labels:
+                family.folded.inc()
+                if not family.warned:
+                    family.warned = True
+                    log.warning("%s holds %d label sets (the cap): new ones are counted under team%s 'other' "
+                                "(leadsla_metric_series_folded_total)", family.name, self.max_series,
+                                " and rep" if family.vary > 1 else "")
+                return self._child(metric, *folded)
+        family.series += 1
+        return metric.labels(*labels)
 
     def event(self, etype: str) -> Any:
         return self._events[etype]
@@ -122,14 +201,24 @@ class Metrics:
     def depth_of(self, policy: str) -> Any:
         return self._child(self.depth_attempts, policy)
 
-    def prebind(self, policy: str, team: str | None, rep: str | None) -> None:
+    def prebind(self, policy: str, team: str | None, rep: str | None, at_risk: bool = False) -> None:
         """Create a clock's outcome series at 0 when it starts: Prometheus'
-        increase() never counts a series' first sample, so a team's or rep's
-        first decision would be lost if its series were born at 1."""
+        increase() never counts a series' first sample, so a team's first
+        decision would be lost if its series were born at 1.
+
+        The breach series (policy, team, rep) is created only once the clock
+        is ``at_risk``: still at least a lateness before it can breach, and
+        only for clocks that may. Created for every clock, it was one zero
+        series per team x rep pair that ever had a clock, most of all of them.
+        A breach without a warning first (a give-up, a backlog that warns
+        and breaches in one pass, a clock recovered already at risk: the
+        engine's rebuild passes no ``at_risk``) is born at 1; the breach
+        recording rules count a series born inside their window by its value."""
         self.outcome(policy, "met", team)
         self.outcome(policy, "breached", team)
-        self.breach(policy, team, rep)
         self.elapsed_of(policy, team)
+        if at_risk:
+            self.breach(policy, team, rep)
 
     def prebind_team(self, team: str | None) -> None:
         """The same for a team's handoff and follow-up series."""
@@ -332,3 +421,49 @@ class LedgerCollector:
         yield achieved
         yield points
         yield CounterMetricFamily("leadsla_period_late_reports", "Period shares that arrived after their period was judged (not counted in it).", value=self._late())
+
+
+class _Snapshot(Collector):
+    """A registry's families in registry order: those of collectors that read
+    the runtime already collected (a list), the rest collected when rendered."""
+
+    def __init__(self, parts: list[Any]) -> None:
+        self._parts = parts
+
+    def collect(self) -> Iterator[Any]:
+        for part in self._parts:
+            if isinstance(part, list):
+                yield from part
+            else:
+                yield from part.collect()
+
+
+def snapshot(registry: CollectorRegistry) -> Collector:
+    """What must be read on the event loop, read now: every collector that is
+    not a prometheus_client metric (``RuntimeCollector``, ``LedgerCollector``:
+    they read engine and ledger state, which only the loop may touch) is
+    collected here, in registry order. Counters, gauges and histograms stay
+    live: they lock their own children and values, so a thread may collect
+    them while the loop counts (each value is read whole; two series may be
+    one increment apart, as with any threaded exposition).
+
+    Reads the registry's collector list under its lock (prometheus_client
+    internals); a registry without that list, or with target info, is
+    collected whole here instead, which is right but not cheaper.
+    """
+    names = getattr(registry, "_collector_to_names", None)
+    lock = getattr(registry, "_lock", None)
+    if names is None or lock is None or registry.get_target_info():
+        return _Snapshot([list(registry.collect())])
+    with lock:
+        collectors = list(names)
+    return _Snapshot([c if isinstance(c, MetricWrapperBase) else list(c.collect()) for c in collectors])
+
+
+async def render_metrics(registry: CollectorRegistry) -> bytes:
+    """The /metrics page of ``registry`` (Prometheus text format 0.0.4, the
+    bytes ``generate_latest`` gives): the runtime's gauges read on the loop
+    (``snapshot``), the text generated in a worker thread, so /ready and the
+    API keep answering while a large registry renders. The thread holds the
+    GIL in slices: the loop waits a switch interval (5 ms), not the render."""
+    return await asyncio.to_thread(generate_latest, snapshot(registry))
