@@ -24,7 +24,7 @@ from aiokafka.protocol.group import LeaveGroupRequest
 from faust.exceptions import ConsumerNotStarted
 from faust.serializers import codecs
 from faust.types import TP
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from leadsla.models.policy import PolicySet, fingerprint
 from leadsla.streams.api import (
@@ -46,7 +46,7 @@ from leadsla.streams.codec import (
 from leadsla.streams.engine import Engine
 from leadsla.streams.health import BrokerHealth, watch_broker
 from leadsla.streams.ledger import Ledger
-from leadsla.streams.metrics import LedgerCollector, Metrics, RuntimeCollector
+from leadsla.streams.metrics import LedgerCollector, Metrics, RuntimeCollector, render_metrics
 from leadsla.streams.offsets import GapReader, GroupOffsets
 from leadsla.streams.recovery import ChangelogReader, forget_read_offsets
 from leadsla.streams.recovery import install as install_changelog_reader
@@ -485,7 +485,8 @@ def _pages(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        # Rendered off the event loop: /ready and the API never wait behind a large registry.
+        return web.bytes(await render_metrics(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/ready")
     async def ready_page(web: Any, request: Any) -> Any:
