@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -46,23 +47,36 @@ MAX_SERIES = 10_000
 log = logging.getLogger("leadsla")
 
 
+# A rep label value must be an id (letters, digits and _ . : / -, at most 64
+# characters): a rep given by a person's name ("Jane Doe") or an e-mail
+# address is never a label, it is 'other'. Team names are the business's
+# own ("North America East", "sales|emea") and keep any text of at most 100
+# characters without an @ or a control character.
+_REP_ID = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
+_TEAM_NAME = re.compile(r"[^@\x00-\x1f\x7f]{1,100}")
+
+
 class LabelGuard:
-    """Keeps a label's value set bounded: past ``limit`` values, new ones are 'other'."""
+    """Keeps a label's value set bounded and free of people: a value that
+    does not fully match ``shape`` (``_REP_ID`` for reps: ``rep-07``, a CRM
+    user id, not ``Jane Doe`` or ``jane@example.com``; ``_TEAM_NAME`` for
+    teams: no e-mail address) is 'other', and past ``limit`` distinct values
+    new ones are 'other' too; empty or None is 'none'."""
 
-    __slots__ = ("_known", "_limit")
+    __slots__ = ("_known", "_limit", "_shape")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, shape: re.Pattern[str] = _TEAM_NAME) -> None:
         self._known: set[str] = set()
         self._limit = limit
+        self._shape = shape
 
     def __call__(self, value: str | None) -> str:
         if not value:
             return NONE
-        if "@" in value:
-            # An e-mail address as a team or rep id is a person's: never a label.
-            return OTHER
         if value in self._known:
             return value
+        if self._shape.fullmatch(value) is None:
+            return OTHER
         if len(self._known) >= self._limit:
             return OTHER
         self._known.add(value)
@@ -102,7 +116,7 @@ class Metrics:
         self.team = LabelGuard(max_teams)
         # Reps are labels only on the breach counter, for routing alerts to a
         # rep; 0 turns them off (every rep is 'none').
-        self.rep = LabelGuard(max_reps) if max_reps else (lambda value: NONE)
+        self.rep = LabelGuard(max_reps, _REP_ID) if max_reps else (lambda value: NONE)
         r = registry
         self.events = Counter("leadsla_events_total", "Events accepted (duplicates excluded), by type.", ["type"], registry=r)
         self.duplicates = Counter("leadsla_events_duplicate_total", "Events dropped as duplicates of an event id already seen.", registry=r)

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import pytest
 
 from .conftest import FIRST_TOUCH, Setup, Worker, metric_sum, wait_for
 from .kafka import create_topics, event, iso, publish
@@ -149,10 +148,6 @@ def test_no_personal_data_in_logs_or_labels(setup) -> None:
             assert "Traceback" not in text, text[-4000:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: a rep without an '@' is exported as it is, so a rep given by name is a label "
-    "(leadsla_sla_breaches_total{rep=\"Quentin Vexley\"}); the README and contract section 5 say no "
-    "person's name is ever a label"))
 def test_a_reps_name_is_not_a_label(setup) -> None:
     """A rep given by name, not by an id, on a breached clock."""
     s = setup(FIRST_TOUCH)

@@ -255,3 +255,20 @@ def test_an_email_as_team_or_rep_is_never_a_label() -> None:
     guard = LabelGuard(10)
     assert guard("jane.doe@example.com") == "other"
     assert guard("rep-17") == "rep-17"
+
+
+def test_rep_labels_take_ids_only_never_a_person() -> None:
+    from leadsla.streams.metrics import _REP_ID
+
+    g = LabelGuard(100, _REP_ID)
+    ids = ["rep-07", "0051t00000ABCdE", "jdoe", "team.sales:eu/2"]
+    people = ["Jane Doe", "jane.doe@example.com", "María", "Quentin Vexley", "x" * 65, "tab\there"]
+    assert [g(v) for v in ids] == ids
+    assert [g(v) for v in people] == [OTHER] * len(people)
+
+
+def test_team_labels_keep_the_business_names_but_never_an_address() -> None:
+    g = LabelGuard(100)
+    names = ["North America East", "sales|emea", "München", "emea"]
+    assert [g(v) for v in names] == names
+    assert [g(v) for v in ["ops@corp.example", "x" * 101, "nul\x00"]] == [OTHER] * 3
