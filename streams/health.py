@@ -296,9 +296,14 @@ class BrokerHealth:
 # Words of the Kafka client's connection trouble: "Unable connect to node",
 # "Unable to update metadata", "Failed fetch messages from 1: NodeNotReadyError",
 # "Group Coordinator Request failed", "Heartbeat session expired", "[Errno 111]".
+# The group's churn around an outage (a commit refused for a member the
+# broker forgot, a rejoin, the commit timer stuck behind a broker that does
+# not answer) counts too: while the broker answers, such a record is still
+# logged once the check it asked for has answered.
 _CONNECTION_TEXT = re.compile(
     r"connect|not ready|NodeNotReady|timed ?out|timeout|coordinator|heartbeat|metadata|"
-    r"broker ?not ?available|\[Errno", re.IGNORECASE)
+    r"broker ?not ?available|\[Errno|UnknownMemberId|IllegalGeneration|RebalanceInProgress|will rejoin|"
+    r"Timer commit is overlapping", re.IGNORECASE)
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError, TimeoutError, kafka_errors.KafkaConnectionError, kafka_errors.NodeNotReadyError,
     kafka_errors.RequestTimedOutError, kafka_errors.KafkaTimeoutError, kafka_errors.CoordinatorNotAvailableError,

@@ -328,6 +328,9 @@ def record(msg: str, level: int = logging.ERROR, name: str = "aiokafka", exc: Ba
         "Marking the coordinator dead (node 111)for group leadsla.",
         'Unable connect to "kafka-1:9092": [Errno -2] Name or service not known',
         "Got error produce response: RequestTimedOutError",
+        "OffsetCommit failed for group leadsla due to group error ([Error 25] UnknownMemberIdError: leadsla), "
+        "will rejoin",
+        "Timer commit is overlapping (interval=0.5 runtime=2.1)",
     ],
 )
 def test_the_kafka_clients_connection_errors_are_recognised(msg: str) -> None:
