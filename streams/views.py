@@ -178,8 +178,8 @@ class Views:
 
     def queue(self, team: str | None = None, rep: str | None = None, policy: str | None = None,
               limit: int = 100) -> dict[str, Any]:
-        """Open and pending clocks of this worker's partitions, at-risk first,
-        then by deadline (paused clocks, whose deadline is frozen, last), at
+        """Open and pending clocks of this worker's partitions, at-risk or
+        overdue first, then by deadline (paused clocks, whose deadline is frozen, last), at
         most ``limit`` rows; ``total`` counts every match. Filters compare
         with the raw ``team``/``rep`` of the clock and the policy name.
 
@@ -486,6 +486,7 @@ class QueueScan:
         team, rep, policy = self._team, self._rep, self._policy
         rows, worst, limit = self._rows, self._worst, self._limit
         running, pending = clock.RUNNING, clock.PENDING
+        now = e.wall_us()
         total = 0
         for lead_id in keys:
             entry = store.get(lead_id)
@@ -501,12 +502,19 @@ class QueueScan:
                     continue
                 total += 1
                 if status == running:
-                    score = (0 if risk else _NOT_AT_RISK) + st.clocks[name].deadline - NEVER
+                    # Overdue counts as urgent as at risk: a clock past its
+                    # deadline whose partition's watermark has not flagged it
+                    # yet must not sink below every at-risk one.
+                    deadline = st.clocks[name].deadline
+                    score = (0 if risk or deadline <= now else _NOT_AT_RISK) + deadline - NEVER
                 elif status == pending:
                     start = _pending_start(st, name, st.clocks[name].floor if name in st.clocks else NEVER)
                     pol = e.policies.by_name(name)
-                    score = _NOT_AT_RISK + (_NO_DEADLINE if start is None else
-                                            pol.calendar.add(start, pol.goal_from(start)) - NEVER)
+                    if start is None:
+                        score = _NOT_AT_RISK + _NO_DEADLINE
+                    else:
+                        deadline = pol.calendar.add(start, pol.goal_from(start))
+                        score = (0 if deadline <= now else _NOT_AT_RISK) + deadline - NEVER
                 else:  # paused: the deadline is frozen until it resumes
                     score = (0 if risk else _NOT_AT_RISK) + _NO_DEADLINE
                 if worst is not None and score > worst:
@@ -540,14 +548,14 @@ class QueueScan:
         return {"total": self.total, "clocks": rows}
 
 
-# Queue scores: at risk first, then by deadline (epoch µs above NEVER), rows
+# Queue scores: at risk or overdue first, then by deadline (epoch µs above NEVER), rows
 # without a deadline (paused, or pending without a start) after the others.
 _NO_DEADLINE = 1 << 63
 _NOT_AT_RISK = 1 << 64
 
 
 def queue_order(row: dict[str, Any]) -> tuple[bool, bool, int, str, str]:
-    """The queue's sort key of an answer row: at risk first, then by
-    deadline (rows without one last), then lead and policy."""
+    """The queue's sort key of an answer row: at risk or overdue first, then
+    by deadline (rows without one last), then lead and policy."""
     d = row.get("deadline")
-    return (not row["at_risk"], d is None, 0 if d is None else parse_timestamp_us(d), row["lead_id"], row["policy"])
+    return (not (row["at_risk"] or row.get("overdue", False)), d is None, 0 if d is None else parse_timestamp_us(d), row["lead_id"], row["policy"])

@@ -994,3 +994,21 @@ def test_a_month_old_lead_is_remembered_for_the_state_ttl_after_it_arrives() -> 
     r.wall.now += 31 * D
     r.engine.tick()
     assert "old" not in r.store
+
+
+def test_the_queue_puts_an_overdue_clock_before_at_risk_ones_with_later_deadlines() -> None:
+    """A clock past its deadline that the lagging watermark has not flagged at
+    risk yet still comes first: it is the most urgent there is."""
+    two = """
+policies:
+  - {name: fast, start: lead.handed_off, stop: lead.contact_attempt, goal: 1h, at_risk: 0.9}
+  - {name: slow, start: lead.qualified, stop: lead.accepted, goal: 10h, at_risk: 0.5}
+"""
+    r = Rig(two, wall=T0, allowed_lateness="15m")
+    r.live()
+    r.send("X", "lead.handed_off", T0 - 62 * M, "x-h")  # deadline T0 - 2 min; at risk at T0 - 8 min
+    r.send("Y", "lead.qualified", T0 - 6 * H, "y-q")  # at risk since T0 - 1 h; deadline T0 + 4 h
+    r.engine.tick()
+    rows = r.engine.views.queue()["clocks"]
+    assert [(c["lead_id"], c["policy"], c["at_risk"], c["overdue"]) for c in rows] == [
+        ("X", "fast", False, True), ("Y", "slow", True, False)]
