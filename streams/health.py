@@ -35,6 +35,7 @@ from aiokafka import errors as kafka_errors
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from leadsla.streams.broker import BrokerAuthError, BrokerError, ensure_topics, probe_broker
+from leadsla.streams.kafka_security import KafkaSecurity
 from leadsla.streams.settings import Settings
 
 log = logging.getLogger("leadsla")
@@ -457,7 +458,7 @@ def watch_broker(app: Any, engine: Any, settings: Settings, registry: CollectorR
 
     async def back(h: BrokerHealth) -> str | None:
         up.set(1)
-        note = await _recreate_topics(app, settings, restore)
+        note = await _recreate_topics(app, settings, security, restore)
         if state["was_ready"] and not state["revoked"]:
             engine.ready = True
         return note
@@ -481,16 +482,15 @@ def watch_broker(app: Any, engine: Any, settings: Settings, registry: CollectorR
     return health
 
 
-async def _recreate_topics(app: Any, settings: Settings, restore: Restore | None) -> str | None:
+async def _recreate_topics(app: Any, settings: Settings, security: KafkaSecurity,
+                           restore: Restore | None) -> str | None:
     """Create the worker's topics the broker came back without; returns what
     the comeback line says of it (None: nothing was missing)."""
     changelogs = sorted(t.changelog_topic.get_topic_name() for t in app.tables.values())
     names = settings.required_topics() + changelogs
     try:
-        security = settings.kafka_security()
-        # PLAINTEXT is ensure_topics' default: given only when it differs.
-        extra = {} if security.protocol == "PLAINTEXT" else {"security": security}
-        created = await ensure_topics(settings.bootstrap(), names, settings.partitions, timeout=10.0, **extra)
+        created = await ensure_topics(settings.bootstrap(), names, settings.partitions, timeout=10.0,
+                                      security=security)
     except BrokerError as exc:
         return f"but its topics could not be checked: {exc}"
     if not created:

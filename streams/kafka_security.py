@@ -78,16 +78,16 @@ class KafkaSecurity:
         if self.mechanism is not None and self.mechanism not in MECHANISMS:
             raise KafkaSecurityError(f"LEADSLA_KAFKA_SASL_MECHANISM must be one of {', '.join(MECHANISMS)}, "
                                      f"got {self.mechanism!r}")
+        credentials = (("LEADSLA_KAFKA_SASL_MECHANISM", self.mechanism), (_USER, self.username),
+                       (_PASSWORD, self.password))
         if self.sasl:
-            missing = [name for name, value in (("LEADSLA_KAFKA_SASL_MECHANISM", self.mechanism),
-                                                (_USER, self.username), (_PASSWORD, self.password)) if not value]
+            missing = [name for name, value in credentials if not value]
             if missing:
                 password = " (or LEADSLA_KAFKA_SASL_PASSWORD_FILE)" if _PASSWORD in missing else ""
                 raise KafkaSecurityError(f"LEADSLA_KAFKA_SECURITY_PROTOCOL={self.protocol} needs "
                                          f"{', '.join(missing)}{password}")
         else:
-            given = [name for name, value in (("LEADSLA_KAFKA_SASL_MECHANISM", self.mechanism),
-                                              (_USER, self.username), (_PASSWORD, self.password)) if value]
+            given = [name for name, value in credentials if value]
             if given:
                 # Most often a forgotten protocol: the credentials would silently not be sent.
                 raise KafkaSecurityError(f"{', '.join(given)} set, but LEADSLA_KAFKA_SECURITY_PROTOCOL is "
@@ -124,10 +124,8 @@ class KafkaSecurity:
         if self.tls:
             kwargs["ssl_context"] = self.ssl_context()
         if self.sasl:
-            if self.mechanism and self.mechanism.startswith("SCRAM-"):
-                _scram_errors_named()
             kwargs.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
-                          sasl_plain_password=self.password.get_secret_value() if self.password else None)
+                          sasl_plain_password=self._sasl_password())
         return kwargs
 
     def faust_kwargs(self) -> dict[str, Any]:
@@ -139,11 +137,16 @@ class KafkaSecurity:
             return {}
         if not self.sasl:
             return {"broker_credentials": faust.SSLCredentials(self.ssl_context())}
+        return {"broker_credentials": faust.SASLCredentials(
+            username=self.username, password=self._sasl_password(), ssl_context=self.ssl_context(),
+            mechanism=self.mechanism)}
+
+    def _sasl_password(self) -> str | None:
+        """The password as a client takes it; with SCRAM, aiokafka is first
+        made to name a refused login (``_scram_errors_named``)."""
         if self.mechanism and self.mechanism.startswith("SCRAM-"):
             _scram_errors_named()
-        return {"broker_credentials": faust.SASLCredentials(
-            username=self.username, password=self.password.get_secret_value() if self.password else None,
-            ssl_context=self.ssl_context(), mechanism=self.mechanism)}
+        return self.password.get_secret_value() if self.password else None
 
     def describe(self) -> str:
         """``SASL_SSL, SCRAM-SHA-512 as 'svc-leadsla', CA /etc/ca.pem`` (no password)."""

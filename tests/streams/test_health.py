@@ -514,7 +514,8 @@ def sample(registry: CollectorRegistry, name: str) -> float | None:
 def wired(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeApp, SimpleNamespace, CollectorRegistry, BrokerHealth, list[Any]]:
     created: list[Any] = []
 
-    async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0) -> list[str]:
+    async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0,
+                            security: Any = None) -> list[str]:
         created.append((bootstrap, names, partitions))
         return names[:1]
 
@@ -563,7 +564,8 @@ async def test_a_broker_back_empty_is_one_line_and_the_state_is_written_again(
 ) -> None:
     monkeypatch.setattr(logging.getLogger("leadsla"), "propagate", True)
 
-    async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0) -> list[str]:
+    async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0,
+                            security: Any = None) -> list[str]:
         return names  # the broker has none of them
 
     monkeypatch.setattr(health_mod, "ensure_topics", ensure_topics)
@@ -597,7 +599,8 @@ async def test_state_that_cannot_be_written_again_is_said_in_the_same_line(
 ) -> None:
     monkeypatch.setattr(logging.getLogger("leadsla"), "propagate", True)
 
-    async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0) -> list[str]:
+    async def ensure_topics(bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0,
+                            security: Any = None) -> list[str]:
         return names[-1:]  # one changelog only
 
     async def restore(lost: list[str]) -> int:
