@@ -83,6 +83,12 @@ class LabelGuard:
         return value
 
 
+def _exposed_name(metric: Any) -> str:
+    """The name a metric's samples carry on /metrics (a counter's with ``_total``)."""
+    (family,) = metric.describe()
+    return str(family.name) + ("_total" if family.type == "counter" else "")
+
+
 class _Family:
     """What the family cap keeps of one metric whose trailing ``vary`` labels
     (team, rep) fold into 'other': its exposed name, the label sets it holds
@@ -145,13 +151,12 @@ class Metrics:
         # The families whose trailing labels are team (and rep), by id: the
         # only ones whose label sets are not bounded by the policies file.
         self._families: dict[int, _Family] = {}
-        for metric, name, vary in (
-            (self.outcomes, "leadsla_sla_outcomes_total", 1), (self.breaches, "leadsla_sla_breaches_total", 2),
-            (self.corrections, "leadsla_sla_corrections_total", 1), (self.elapsed, "leadsla_sla_elapsed_seconds", 1),
-            (self.pauses_expired, "leadsla_sla_pauses_expired_total", 1), (self.at_risk_total, "leadsla_sla_at_risk_total", 1),
-            (self.followup, "leadsla_followup_latency_seconds", 1), (self.attempts, "leadsla_followup_attempts_total", 1),
-            (self.handoffs, "leadsla_handoffs_total", 1),
+        for metric, vary in (
+            (self.outcomes, 1), (self.breaches, 2), (self.corrections, 1), (self.elapsed, 1),
+            (self.pauses_expired, 1), (self.at_risk_total, 1), (self.followup, 1), (self.attempts, 1),
+            (self.handoffs, 1),
         ):
+            name = _exposed_name(metric)
             # At 0 from the start: increase() never counts a series' first sample.
             self._families[id(metric)] = _Family(name, vary, self.folded.labels(metric=name))
         # Pre-bound children for label sets known up front.
