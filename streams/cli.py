@@ -378,28 +378,18 @@ def _calendar_text(cal: Any) -> str:
     return f"  calendar {cal.name}: {cal.timezone}; {week}; holidays {holidays}"
 
 
-_DAY_US = 86_400_000_000
+def goal_meaning(policy: Any) -> str | None:
+    """What a policy's goal means where that can surprise, else None: a goal
+    of whole days (``3d``) under a business calendar is 24 business hours a
+    day, not open days (``goal 3d = 72 business hours under calendar emea
+    (for 3 business days write 3bd)``). ``policy`` is a ``models.policy.Policy``."""
+    from leadsla.models.calendar import DAY_US
 
-
-def goal_text(policy: Any) -> tuple[str, str | None]:
-    """A policy's goal as written, and what it means when that can surprise.
-
-    ``policy`` needs ``goal_us`` (µs) and ``calendar`` (``always_open``,
-    ``name``); ``goal_days`` (N for a goal written ``Nbd``) is read where
-    the policy has it. Returns (``3bd`` or ``1h30m``, None), or for a goal of
-    whole days under a business calendar, where a day is 24 business hours
-    and not an open day, (``3d``, ``goal 3d = 72 business hours under
-    calendar emea (for 3 business days write 3bd)``)."""
-    days = getattr(policy, "goal_days", None)
-    if days is not None:
-        return f"{days}bd", None
-    text = format_duration_us(policy.goal_us)
-    cal = policy.calendar
-    if cal.always_open or policy.goal_us % _DAY_US:
-        return text, None
-    n = policy.goal_us // _DAY_US
-    return text, (f"goal {text} = {n * 24} business hours under calendar {cal.name} "
-                  f"(for {n} business day{'' if n == 1 else 's'} write {n}bd)")
+    if policy.goal_days is not None or policy.calendar.always_open or policy.goal_us % DAY_US:
+        return None
+    n = policy.goal_us // DAY_US
+    return (f"goal {policy.goal_text} = {n * 24} business hours under calendar {policy.calendar.name} "
+            f"(for {n} business day{'' if n == 1 else 's'} write {n}bd)")
 
 
 def describe(policies: PolicySet) -> str:
@@ -424,7 +414,7 @@ def describe(policies: PolicySet) -> str:
             gives = _selectors_text(p.selectors["give_up"])
             extra.append(f"depth: met by {p.min_attempts} x {attempts} or reaching the lead"
                          + (f"; breached if given up ({gives}) first" if gives else ""))
-        goal, meaning = goal_text(p)
+        goal, meaning = p.goal_text, goal_meaning(p)
         rows.append(
             f"  {p.name}: {starts} -> {stops} within {goal} "
             f"({'wall-clock time' if p.calendar.always_open else 'business hours of ' + p.calendar.name + ', ' + p.calendar.timezone}); "

@@ -520,20 +520,18 @@ def test_policies_say_what_a_goal_in_days_means_under_a_calendar(tmp_path: Path,
     assert sum("business hours under calendar" in x for x in lines) == 1
 
 
-def test_the_explanation_does_not_need_goal_days(tmp_path: Path) -> None:
-    """A policy object from before business days were written ``Nbd`` (no
-    ``goal_days``) still gets the explanation from its goal in µs."""
-    from types import SimpleNamespace
+def test_only_whole_days_under_a_business_calendar_are_explained() -> None:
+    from leadsla.models.policy import parse_policies
 
-    path = tmp_path / "p.yaml"
-    path.write_text("calendars:\n  emea:\n    hours: {mon-fri: \"09:00-17:00\"}\n"
-                    "policies:\n  - {name: a, start: lead.handed_off, stop: lead.connected, goal: 1d, "
-                    "calendar: emea}\n")
-    p = load_policies(path).policies[0]
-    bare = SimpleNamespace(goal_us=p.goal_us, calendar=p.calendar)
-    assert cli.goal_text(bare) == ("1d", "goal 1d = 24 business hours under calendar emea "
-                                         "(for 1 business day write 1bd)")
-    assert cli.goal_text(SimpleNamespace(goal_us=p.goal_us, calendar=p.calendar, goal_days=2)) == ("2bd", None)
+    ps = parse_policies("calendars:\n  emea:\n    hours: {mon-fri: \"09:00-17:00\"}\n"
+                        "policies:\n"
+                        "  - {name: a, start: lead.handed_off, stop: lead.connected, goal: 1d, calendar: emea}\n"
+                        "  - {name: b, start: lead.handed_off, stop: lead.connected, goal: 2bd, calendar: emea}\n"
+                        "  - {name: c, start: lead.handed_off, stop: lead.connected, goal: 36h, calendar: emea}\n"
+                        "  - {name: d, start: lead.handed_off, stop: lead.connected, goal: 2d}\n")
+    assert [(p.goal_text, cli.goal_meaning(p)) for p in ps.policies] == [
+        ("1d", "goal 1d = 24 business hours under calendar emea (for 1 business day write 1bd)"),
+        ("2bd", None), ("1d12h", None), ("2d", None)]
 
 
 def test_ctrl_c_before_a_command_takes_over_is_one_line_and_130(monkeypatch: pytest.MonkeyPatch,
