@@ -265,6 +265,19 @@ class Setup:
     app_id: str
     workers: list[Worker] = field(default_factory=list)
 
+    def command_env(self) -> dict[str, str]:
+        """The environment of a ``leadsla`` command (publish, outcomes,
+        recalibrate…) run against this test's broker, topics and policies."""
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("LEADSLA_")},
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "LEADSLA_BROKER": f"kafka://{self.broker}",
+            "LEADSLA_INPUT_TOPIC": self.topics["input"],
+            "LEADSLA_DLQ_TOPIC": self.topics["dlq"],
+            "LEADSLA_OUTCOMES_TOPIC": self.topics["outcomes"],
+            "LEADSLA_POLICIES": str(self.policies),
+        }
+
     def worker(self, *args: str, **env: str) -> Worker:
         """A worker's settings (``leadsla run`` ``args``, ``LEADSLA_*`` ``env``
         over the setup's), not started; its web ports are free when chosen."""

@@ -7,7 +7,6 @@ decides the clocks, the decisions and a dead letter are read back, and a
 from __future__ import annotations
 
 import base64
-import os
 import signal
 import subprocess
 import sys
@@ -21,22 +20,9 @@ import orjson
 from .conftest import FIRST_TOUCH, wait_for
 from .kafka import create_topics, iso, publish, read_all
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def env_for(s: Any) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LEADSLA_")},
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        "LEADSLA_BROKER": f"kafka://{s.broker}",
-        "LEADSLA_INPUT_TOPIC": s.topics["input"],
-        "LEADSLA_DLQ_TOPIC": s.topics["dlq"],
-        "LEADSLA_OUTCOMES_TOPIC": s.topics["outcomes"],
-    }
-
 
 def leadsla(s: Any, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leadsla", *args], env=env_for(s), input=stdin and stdin.decode(),
+    return subprocess.run([sys.executable, "-m", "leadsla", *args], env=s.command_env(), input=stdin and stdin.decode(),
                           capture_output=True, text=True, timeout=60)
 
 
@@ -113,7 +99,7 @@ def test_publish_decide_and_read_back(setup, tmp_path: Path) -> None:
     out, errors = tmp_path / "follow.out", tmp_path / "follow.err"
     with open(out, "wb") as sink, open(errors, "wb") as err_sink:
         follow = subprocess.Popen([sys.executable, "-m", "leadsla", "outcomes", "--follow", "--outcome", "met"],
-                                  env=env_for(s), stdout=sink, stderr=err_sink)
+                                  env=s.command_env(), stdout=sink, stderr=err_sink)
     try:
         wait_for(lambda: len(json_lines(out.read_text())) == 1, 30, "--follow prints the existing met outcome")
         later = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
@@ -145,7 +131,7 @@ def test_publish_from_a_pipe_sends_each_line_as_it_comes_and_stops_cleanly(setup
     summary (exit 130), what it had read delivered."""
     s = setup(FIRST_TOUCH)
     create_topics(s.broker, list(s.topics.values()))
-    proc = subprocess.Popen([sys.executable, "-m", "leadsla", "publish", "-"], env=env_for(s),
+    proc = subprocess.Popen([sys.executable, "-m", "leadsla", "publish", "-"], env=s.command_env(),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stdin is not None

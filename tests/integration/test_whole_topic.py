@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,7 +26,6 @@ from leadsla.models.events import format_timestamp_us, parse_timestamp_us
 from .conftest import FIRST_TOUCH
 from .kafka import create_topics
 
-ROOT = Path(__file__).resolve().parents[2]
 H, D = 3_600_000_000, 86_400_000_000
 START = parse_timestamp_us("2025-03-03T09:00:00Z")
 
@@ -70,20 +67,8 @@ def listed_end(bootstrap: str, topic: str) -> int:
     return asyncio.run(go())
 
 
-def env_for(s: Any) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LEADSLA_")},
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        "LEADSLA_BROKER": f"kafka://{s.broker}",
-        "LEADSLA_INPUT_TOPIC": s.topics["input"],
-        "LEADSLA_DLQ_TOPIC": s.topics["dlq"],
-        "LEADSLA_OUTCOMES_TOPIC": s.topics["outcomes"],
-        "LEADSLA_POLICIES": str(s.policies),
-    }
-
-
 def leadsla(s: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leadsla", *args], env=env_for(s), capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "leadsla", *args], env=s.command_env(), capture_output=True, text=True,
                           timeout=120)
 
 
@@ -167,13 +152,13 @@ def test_a_topic_with_empty_partitions_ends_at_once(setup) -> None:
     value = {"decision_id": "d", "lead_id": "only", "policy": "first_touch", "outcome": "met"}
     publish_batched(s.broker, s.topics["outcomes"], [(b"only", orjson.dumps(value), []),
                                                      (b"only", orjson.dumps({**value, "decision_id": "e"}), [])])
-    done = subprocess.run([sys.executable, "-m", "leadsla", "outcomes"], env=env_for(s), capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "leadsla", "outcomes"], env=s.command_env(), capture_output=True,
                           text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert [orjson.loads(x)["decision_id"] for x in done.stdout.splitlines()] == ["d", "e"]
 
     create_topics(s.broker, [s.topics["dlq"]], 3)  # no record at all
-    done = subprocess.run([sys.executable, "-m", "leadsla", "dead-letters"], env=env_for(s), capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "leadsla", "dead-letters"], env=s.command_env(), capture_output=True,
                           text=True, timeout=30)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
