@@ -1074,7 +1074,16 @@ def _main(argv: list[str] | None) -> int:
 
     ap = parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = ap.parse_args(argv)
+    args, unknown = ap.parse_known_args(argv)
+    if unknown:
+        # argparse would repeat every unknown word, the value of a mistyped
+        # --password flag included: only the option names are said back.
+        names = sorted({a.split("=", 1)[0] for a in unknown if a.startswith("-")})
+        said = " ".join(names) if names else f"{len(unknown)} value(s) this command does not take"
+        hint = ("; TLS and SASL settings, the password included, come from the environment only "
+                "(LEADSLA_KAFKA_*, see the README)" if any("sasl" in n or "pass" in n or "ssl" in n for n in names)
+                else "")
+        ap.error(f"unrecognized arguments: {said}{hint}")
     args.argv = argv[argv.index(args.command) + 1:] if args.command in argv else []
     if args.command is None:
         ap.print_help()

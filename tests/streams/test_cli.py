@@ -557,3 +557,20 @@ def test_the_command_line_module_loads_no_third_party_package() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[2])
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
+
+
+def test_an_unknown_flag_never_says_its_value_back(capsys: pytest.CaptureFixture[str]) -> None:
+    """A password typed as a flag value must not reach the terminal's
+    scrollback or a CI log: only the option's name is said back, with where
+    such settings come from."""
+    with pytest.raises(SystemExit) as done:
+        cli.main(["publish", "--sasl-password", "s3cret-XYZ", "events.jsonl"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "s3cret-XYZ" not in err
+    assert err.splitlines()[-1] == (
+        "leadsla: error: unrecognized arguments: --sasl-password; TLS and SASL settings, the password included, "
+        "come from the environment only (LEADSLA_KAFKA_*, see the README)")
+    with pytest.raises(SystemExit):
+        cli.main(["policies", "a.yaml", "--kafka-ssl-keyfile=/secret/key.pem"])
+    assert "/secret/key.pem" not in capsys.readouterr().err
