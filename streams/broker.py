@@ -203,7 +203,13 @@ async def probe_broker(bootstrap: str, timeout: float = 2.0, security: KafkaSecu
             refused = security.explain(exc)
             if refused is not None:
                 raise BrokerAuthError(f"{where}{refused}") from None
-            problems.append(_problem(exc, where, timeout))
+            problem = _problem(exc, where, timeout)
+            if security.tls and security.certfile is None and isinstance(exc, KafkaError):
+                # Under TLS 1.3 a broker that requires a client certificate
+                # may refuse it by closing the connection after the handshake.
+                problem += (" (if the broker requires a client certificate, set LEADSLA_KAFKA_SSL_CERTFILE and "
+                            "LEADSLA_KAFKA_SSL_KEYFILE)")
+            problems.append(problem)
     return "; ".join(problems)
 
 

@@ -167,3 +167,31 @@ def test_the_embedded_broker_is_not_started_for_a_secure_protocol(monkeypatch: p
     assert capsys.readouterr().err == (
         "leadsla: LEADSLA_KAFKA_SECURITY_PROTOCOL=SSL needs a broker (--broker / LEADSLA_BROKER): the embedded broker "
         "speaks PLAINTEXT only\n")
+
+
+async def test_a_tls_broker_that_closes_after_the_handshake_gets_the_client_certificate_hint(tmp_path: Path) -> None:
+    """Under TLS 1.3 a broker that requires a client certificate can refuse
+    it by closing the connection once the handshake is done: the probe then
+    says so as a possibility, never as a certainty."""
+    import asyncio
+
+    from leadsla.streams.broker import probe_broker
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+
+    async def close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(close_at_once, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        problem = await probe_broker(f"127.0.0.1:{port}", 3.0, KafkaSecurity("SSL", cafile=tmp_path / "cert.pem"))
+    finally:
+        server.close()
+    assert problem is not None
+    assert problem.endswith("(if the broker requires a client certificate, set LEADSLA_KAFKA_SSL_CERTFILE and "
+                            "LEADSLA_KAFKA_SSL_KEYFILE)"), problem
