@@ -205,8 +205,20 @@ class Engine:
 
     def handle(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
         """One record of lead-events (raw bytes, as consumed)."""
+        self.handle_batch(partition, ((offset, key, value),))
+
+    def handle_batch(self, partition: int, records: Iterable[tuple[int, bytes | None, bytes | None]]) -> None:
+        """Records of one partition of lead-events, in offset order, as
+        ``(offset, key, value)`` (raw bytes, as consumed): a fetch at a time.
+        The wall clock is read once per batch (a batch is handled within
+        milliseconds); each record is decided as if handled alone."""
         now = self.wall_us()
         rt = self._runtime(partition)
+        for offset, key, value in records:
+            self._handle(rt, now, offset, key, value)
+
+    def _handle(self, rt: PartitionRuntime, now: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        partition = rt.partition
         was_caught_up = rt.caught_up
         gap = rt.check_offset(offset)
         if gap is not None:
