@@ -7,6 +7,7 @@ instants, so DST days count the real length of their open hours.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -38,12 +39,19 @@ class Calendar:
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
     # Open intervals by date ordinal: every clock asks for the same few days
     # again and again, and a dict lookup costs far less than hashing the
-    # calendar for a shared cache. Bounded (cleared when full).
+    # calendar for a shared cache. Bounded (oldest days evicted).
     _days: dict[int, tuple[tuple[int, int], ...]] = field(init=False, repr=False, compare=False)
+    # What ``add`` and ``elapsed`` walk, by UTC day number (epoch µs // DAY_US):
+    # the open intervals of ``_WINDOW_DAYS`` local days from the first one an
+    # instant of that UTC day can fall in, flattened into one tuple, or () where
+    # the walk must take the general path. Deadlines and elapsed times of
+    # clocks span a few days, so one flat loop answers nearly every call.
+    _windows: dict[int, tuple[tuple[int, int], ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_zone", ZoneInfo(self.timezone))
         object.__setattr__(self, "_days", {})
+        object.__setattr__(self, "_windows", {})
 
     # -- the two operations every clock uses ---------------------------------
 
@@ -59,6 +67,40 @@ class Calendar:
         if self.always_open:
             return start_us + amount_us
         remaining = amount_us
+        windows = self._windows
+        window = windows.get(start_us // DAY_US)
+        if window is None:
+            window = self._window(start_us // DAY_US)
+        # The walk of _add_walk over the same intervals, without a generator.
+        for a, b in window:
+            if b > start_us:
+                s = a if a > start_us else start_us
+                avail = b - s
+                if remaining < avail:
+                    return s + remaining
+                remaining -= avail
+        return self._add_walk(start_us, amount_us)  # beyond the window
+
+    def elapsed(self, start_us: int, end_us: int) -> int:
+        """Business microseconds in ``[start_us, end_us)``."""
+        if end_us <= start_us:
+            return 0
+        if self.always_open:
+            return end_us - start_us
+        total = 0
+        window = self._windows.get(start_us // DAY_US)
+        if window is None:
+            window = self._window(start_us // DAY_US)
+        for a, b in window:
+            if b > start_us:
+                if a >= end_us:
+                    return total
+                total += (b if b < end_us else end_us) - (a if a > start_us else start_us)
+        return self._elapsed_walk(start_us, end_us)  # beyond the window
+
+    def _add_walk(self, start_us: int, amount_us: int) -> int:
+        """``add`` by walking the intervals day by day, with no window."""
+        remaining = amount_us
         for a, b in self._intervals_from(start_us):
             s = max(a, start_us)
             avail = b - s
@@ -67,12 +109,8 @@ class Calendar:
             remaining -= avail
         raise AssertionError("unreachable: _intervals_from is endless")
 
-    def elapsed(self, start_us: int, end_us: int) -> int:
-        """Business microseconds in ``[start_us, end_us)``."""
-        if end_us <= start_us:
-            return 0
-        if self.always_open:
-            return end_us - start_us
+    def _elapsed_walk(self, start_us: int, end_us: int) -> int:
+        """``elapsed`` (of a non-empty span) by walking the intervals day by day."""
         total = 0
         for a, b in self._intervals_from(start_us):
             if a >= end_us:
@@ -96,12 +134,15 @@ class Calendar:
         """
         if self.always_open:
             return start_us + days * DAY_US
-        day, ivs = self._open_day(self._local_date(start_us))
+        n, ivs = self._open_ordinal(self._local_date(start_us).toordinal())
         while ivs[-1][1] <= start_us:  # that day's hours are over: the next open day
-            day, ivs = self._open_day(day + timedelta(days=1))
-        offset = sum(min(b, start_us) - a for a, b in ivs if a < start_us)
+            n, ivs = self._open_ordinal(n + 1)
+        offset = 0
+        for a, b in ivs:
+            if a < start_us:
+                offset += (b if b < start_us else start_us) - a
         for _ in range(days):
-            day, ivs = self._open_day(day + timedelta(days=1))
+            n, ivs = self._open_ordinal(n + 1)
         for a, b in ivs:
             if offset < b - a:
                 return a + offset
@@ -127,14 +168,47 @@ class Calendar:
 
     # -- intervals --------------------------------------------------------------
 
-    def _open_day(self, day: date) -> tuple[date, tuple[tuple[int, int], ...]]:
-        """``day`` or, when it is closed, the next open day, with its intervals."""
+    def _open_ordinal(self, n: int) -> tuple[int, tuple[tuple[int, int], ...]]:
+        """The date ordinal ``n`` or, when that day is closed, the next open
+        day's, with its intervals. Raises ValueError when none is open within
+        ``MAX_CLOSED_DAYS`` days, OverflowError past the last date."""
+        days = self._days
         for _ in range(MAX_CLOSED_DAYS + 1):
-            ivs = self.day_intervals(day)
+            if n > _MAX_ORDINAL:
+                raise OverflowError("date value out of range")
+            ivs = days.get(n)
+            if ivs is None:
+                ivs = self._day_by_ordinal(n)
             if ivs:
-                return day, ivs
-            day += timedelta(days=1)
+                return n, ivs
+            n += 1
         raise ValueError(f"calendar {self.name!r} has no open hours for {MAX_CLOSED_DAYS} days")
+
+    def _window(self, u: int) -> tuple[tuple[int, int], ...]:
+        """Build the window of UTC day ``u`` (see ``_windows``): the intervals
+        ``_intervals_from`` yields from that day's first instant, over
+        ``_WINDOW_DAYS`` local days, so that the ones ending after any instant
+        of the day are exactly what ``_intervals_from`` yields for it. That
+        holds when each day's last interval is the one that ends last
+        (``_intervals_from`` skips a day by its last end); for a day where a
+        DST gap breaks that, and at the end of the date range, the window is
+        () and callers walk."""
+        t0 = u * DAY_US
+        first = self._first_ordinal(t0)
+        out: list[tuple[int, int]] = []
+        if first + _WINDOW_DAYS + 2 < _MAX_ORDINAL:
+            days = self._days
+            for n in range(first, first + _WINDOW_DAYS):
+                ivs = days.get(n)
+                if ivs is None:
+                    ivs = self._day_by_ordinal(n)
+                if ivs and ivs[-1][1] != max(b for _, b in ivs):
+                    out = []
+                    break
+                out.extend(iv for iv in ivs if iv[1] > t0)
+        window = tuple(out)
+        _put(self._windows, u, window)
+        return window
 
     def _intervals_from(self, t_us: int) -> Iterator[tuple[int, int]]:
         """Open intervals, in order, that end after ``t_us``. Touching intervals
@@ -165,9 +239,8 @@ class Calendar:
         return self._day_by_ordinal(day.toordinal()) if ivs is None else ivs
 
     def _day_by_ordinal(self, n: int) -> tuple[tuple[int, int], ...]:
-        if len(self._days) >= _DAYS_KEPT:
-            self._days.clear()
-        ivs = self._days[n] = _day_intervals(self, date.fromordinal(n))
+        ivs = _day_intervals(self, date.fromordinal(n))
+        _put(self._days, n, ivs)
         return ivs
 
     def _first_ordinal(self, t_us: int) -> int:
@@ -202,7 +275,21 @@ ALWAYS_OPEN = Calendar(name="24x7", always_open=True)
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MIN_ORDINAL = date.min.toordinal()
-_DAYS_KEPT = 4096  # days of intervals a calendar keeps (about 11 years)
+_MAX_ORDINAL = date.max.toordinal()
+_DAYS_KEPT = 4096  # days of intervals (and windows) a calendar keeps (about 11 years)
+# Local days in a window: a goal of 5bd over a weekend and a holiday or two
+# still ends inside one, and the longest goals take the general walk.
+_WINDOW_DAYS = 16
+
+
+def _put(cache: dict[int, tuple[tuple[int, int], ...]], key: int, value: tuple[tuple[int, int], ...]) -> None:
+    """Store in a day cache of at most ``_DAYS_KEPT`` entries: when full, the
+    oldest quarter goes (dicts keep insertion order), so a worker running for
+    years keeps the days it still uses."""
+    if len(cache) >= _DAYS_KEPT:
+        for old in list(itertools.islice(cache, _DAYS_KEPT // 4)):
+            del cache[old]
+    cache[key] = value
 
 
 _EPOCH_NAIVE = datetime(1970, 1, 1)

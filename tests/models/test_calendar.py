@@ -4,7 +4,7 @@ deadline mean "met iff elapsed <= goal"."""
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, time, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -334,3 +334,77 @@ def test_the_day_cache_is_bounded_and_answers_as_without_it() -> None:
         assert cal.add(t, 3_600_000_000) == fresh.add(t, 3_600_000_000)
         assert len(cal._days) <= _DAYS_KEPT
         fresh._days.clear()  # the reference answers from a cold cache every time
+
+
+# -- the window cache ----------------------------------------------------------------
+
+KATHMANDU = Calendar("kathmandu", "Asia/Kathmandu", weekdays(SPLIT_DAY))  # +05:45
+# Berlin's spring-forward gap (02:00-03:00) moves 02:50 to 03:50 CEST, after the
+# day's last interval (03:00-03:40): a day whose last interval is not the one
+# that ends last, which the walk skips by its last end.
+GAPPED = Calendar("gapped", "Europe/Berlin", (((time(1), time(2, 50)), (time(3), time(3, 40))),) * 7)
+WINDOWED = [*CALENDARS[:-1], KATHMANDU, GAPPED]
+# Around DST switches, holidays and year ends, on a 5-minute grid or anywhere.
+_SPOTS = [ts(x) for x in ("2026-03-08T00:00:00Z", "2026-03-28T12:00:00Z", "2026-10-24T12:00:00Z",
+                          "2026-10-31T12:00:00Z", "2026-12-23T12:00:00Z", "2026-12-30T12:00:00Z")]
+near_switches = st.tuples(st.sampled_from(_SPOTS), st.integers(0, 4 * 24 * 12)).map(lambda x: x[0] + x[1] * 5 * M)
+any_instant = st.one_of(instants, near_switches)
+spans = st.one_of(st.integers(0, 3 * H), st.integers(0, 40 * 24 * H))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(WINDOWED), any_instant, spans)
+def test_windowed_answers_equal_the_day_by_day_walk(cal: Calendar, t: int, span: int) -> None:
+    """``add`` and ``elapsed`` answer from a cached window of intervals; the
+    answer is the walk's over DST switches, holidays, day boundaries and
+    spans longer than a window."""
+    assert cal.add(t, span) == cal._add_walk(t, span)
+    if span:
+        assert cal.elapsed(t, t + span) == cal._elapsed_walk(t, t + span)
+    deadline = cal.add(t, span)
+    if deadline > t:
+        assert cal.elapsed(t, deadline) == cal._elapsed_walk(t, deadline)
+
+
+def test_a_day_the_walk_skips_by_its_last_end_is_never_in_a_window() -> None:
+    t = ts("2026-03-29T01:45:00Z")  # 03:45 CEST: inside the first interval's end, after the last one's
+    assert GAPPED._window(t // (24 * H)) == ()
+    assert GAPPED.add(t, M) == GAPPED._add_walk(t, M)
+    assert GAPPED.elapsed(t, t + 24 * H) == GAPPED._elapsed_walk(t, t + 24 * H)
+    assert GAPPED.elapsed(t, t + 24 * H) == 2 * H + 30 * M  # the next night only (01:00-02:50, 03:00-03:40)
+
+
+def test_the_window_cache_is_bounded() -> None:
+    from leadsla.models.calendar import _DAYS_KEPT
+
+    cal = Calendar("office", "Europe/Berlin", weekdays(NINE_TO_FIVE))
+    for i in range(2 * _DAYS_KEPT):
+        t = _LO + i * 24 * H
+        assert cal.add(t, H) == cal._add_walk(t, H)
+        assert len(cal._windows) <= _DAYS_KEPT and len(cal._days) <= _DAYS_KEPT
+
+
+def _add_days_by_dates(cal: Calendar, start_us: int, days: int) -> int:
+    """``add_days`` as first written, with dates: the reference."""
+    def open_day(day: date) -> tuple[date, tuple[tuple[int, int], ...]]:
+        while not cal.day_intervals(day):
+            day += timedelta(days=1)
+        return day, cal.day_intervals(day)
+
+    day, ivs = open_day(cal._local_date(start_us))
+    while ivs[-1][1] <= start_us:
+        day, ivs = open_day(day + timedelta(days=1))
+    offset = sum(min(b, start_us) - a for a, b in ivs if a < start_us)
+    for _ in range(days):
+        day, ivs = open_day(day + timedelta(days=1))
+    for a, b in ivs:
+        if offset < b - a:
+            return a + offset
+        offset -= b - a
+    return ivs[-1][1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(WINDOWED), any_instant, st.integers(0, 12))
+def test_add_days_by_ordinals_equals_by_dates(cal: Calendar, t: int, days: int) -> None:
+    assert cal.add_days(t, days) == _add_days_by_dates(cal, t, days)
