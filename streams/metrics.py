@@ -11,20 +11,15 @@ import asyncio
 import logging
 import re
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
+from prometheus_client.utils import INF, floatToGoString
 
 from leadsla.models.events import EVENT_TYPES
 from leadsla.models.policy import PolicySet, fingerprint
@@ -43,6 +38,10 @@ OTHER, NONE = "other", "none"
 # guards alone multiply: 200 teams x 500 reps x 3 policies is 300,000 breach
 # series, a 27 MB page that takes seconds to render.
 MAX_SERIES = 10_000
+# Children remembered by label values as given (``_Remembering``), per
+# family: forgotten at this many, as values the guards fold (a rep's name
+# sent by mistake, say) are not bounded.
+_RAW_CACHE = 100_000
 
 log = logging.getLogger("leadsla")
 
@@ -83,20 +82,191 @@ class LabelGuard:
         return value
 
 
-def _exposed_name(metric: Any) -> str:
-    """The name a metric's samples carry on /metrics (a counter's with ``_total``)."""
-    (family,) = metric.describe()
-    return str(family.name) + ("_total" if family.type == "counter" else "")
+class CounterChild:
+    """One series of a ``CounterFamily``: ``inc`` adds to its cell."""
+
+    __slots__ = ("cell",)
+
+    def __init__(self, cell: list[float]) -> None:
+        self.cell = cell
+
+    def inc(self, amount: float = 1) -> None:
+        """Add ``amount`` (≥ 0; raises ValueError otherwise, as a Prometheus counter does)."""
+        if amount < 0:
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+        self.cell[0] += amount
+
+
+class HistogramChild:
+    """One series of a ``HistogramFamily``: ``observe`` counts a value in its bucket."""
+
+    __slots__ = ("bounds", "cell")
+
+    def __init__(self, bounds: tuple[float, ...], cell: list[float]) -> None:
+        self.bounds, self.cell = bounds, cell
+
+    def observe(self, amount: float) -> None:
+        """Count ``amount`` in the first bucket whose bound is at least it, and add it to the sum."""
+        cell = self.cell
+        if amount == amount:  # NaN is in no bucket (as in prometheus_client), only in the sum
+            cell[bisect_left(self.bounds, amount)] += 1
+        cell[-1] += amount
+
+
+class _Remembering:
+    """A family's children by the label values an accessor was given
+    (``Metrics.outcome`` and the like: a team as the event spells it, before
+    the guards), so that a label set seen before costs one dict lookup."""
+
+    __slots__ = ("given",)
+
+    def __init__(self) -> None:
+        self.given: dict[Any, Any] = {}
+
+    def remember(self, given: Any, child: Any) -> Any:
+        """Remember ``child`` under ``given`` (the accessor's key). Past
+        ``_RAW_CACHE`` entries the memory starts again, which is harmless: the
+        same values resolve to the same child (a guard's answer for a value
+        is fixed once asked)."""
+        if len(self.given) >= _RAW_CACHE:
+            self.given.clear()
+        self.given[given] = child
+        return child
+
+
+class CounterFamily(_Remembering):
+    """A counter family counted in plain numbers and exposed at scrape time.
+
+    ``series`` maps label values (in ``labelnames`` order, creation order
+    kept: the exposition lists them so) to a one-element list, the count:
+    counting is one dict lookup and one addition, no lock and no label
+    child. An unlabelled family has its one series from the start, ``cell``.
+    ``name`` is the name its samples carry (with ``_total``)."""
+
+    __slots__ = ("cell", "documentation", "labelnames", "name", "series")
+    type = "counter"
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...] = ()) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, labelnames
+        self.series: dict[tuple[str, ...], list[float]] = {}
+        super().__init__()
+        self.cell: list[float] = [0.0]
+        if not labelnames:
+            self.series[()] = self.cell
+
+    def labels(self, *values: str) -> CounterChild:
+        """The series of ``values`` (created at 0 the first time)."""
+        cell = self.series.get(values)
+        if cell is None:
+            cell = self.series[values] = [0.0]
+        return CounterChild(cell)
+
+    def inc(self, amount: float = 1) -> None:
+        """Count ``amount`` on an unlabelled family."""
+        CounterChild(self.cell).inc(amount)
+
+    def describe(self) -> list[Metric]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> list[Metric]:
+        """The family with one sample per series. Safe in a thread while the
+        event loop counts: ``dict.copy`` runs without releasing the GIL (no
+        Python code runs in it), and each value is read whole."""
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, cell in self.series.copy().items():
+            family.add_metric(values, cell[0])
+        return [family]
+
+
+class HistogramFamily(_Remembering):
+    """A histogram family in plain numbers: each series is a list of the
+    counts in each bucket (not cumulative; ``bounds`` ends with +Inf)
+    followed by the sum of the observed values."""
+
+    __slots__ = ("bounds", "documentation", "labelnames", "les", "name", "series")
+    type = "histogram"
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...], buckets: Iterable[float]) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, labelnames
+        self.bounds = (*(float(b) for b in buckets), INF)
+        super().__init__()
+        self.les = tuple(floatToGoString(b) for b in self.bounds)
+        self.series: dict[tuple[str, ...], list[float]] = {}
+
+    def labels(self, *values: str) -> HistogramChild:
+        """The series of ``values`` (created empty the first time)."""
+        cell = self.series.get(values)
+        if cell is None:
+            cell = self.series[values] = [0.0] * (len(self.bounds) + 1)
+        return HistogramChild(self.bounds, cell)
+
+    def describe(self) -> list[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> list[Metric]:
+        """The family, buckets cumulative. Thread-safe as ``CounterFamily.collect``;
+        one series' buckets and sum are copied at once (a list slice), so they agree."""
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        les = self.les
+        for values, cell in self.series.copy().items():
+            counts = cell[:]
+            acc = 0.0
+            buckets = []
+            for le, n in zip(les, counts, strict=False):
+                acc += n
+                buckets.append((le, acc))
+            family.add_metric(values, buckets, counts[-1])
+        return [family]
+
+
+class InfoGauge:
+    """A gauge family of constant series at 1 (``leadsla_policies_info``)."""
+
+    __slots__ = ("documentation", "labelnames", "name", "series")
+    type = "gauge"
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...]) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, labelnames
+        self.series: list[tuple[str, ...]] = []
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> list[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values in list(self.series):
+            family.add_metric(values, 1.0)
+        return [family]
+
+
+Family = CounterFamily | HistogramFamily | InfoGauge
+
+
+class CountersCollector(Collector):
+    """The ``Metrics`` families in the registry, in declaration order. Read
+    at scrape time, in the thread that renders (see ``CounterFamily.collect``):
+    a scrape may see one series an increment ahead of another, as with any
+    threaded exposition, and never a torn value or a half-built series."""
+
+    def __init__(self, families: list[Family]) -> None:
+        self._families = families
+
+    def describe(self) -> list[Metric]:
+        return [m for f in self._families for m in f.describe()]
+
+    def collect(self) -> Iterator[Metric]:
+        for f in self._families:
+            yield from f.collect()
 
 
 class _Family:
-    """What the family cap keeps of one metric whose trailing ``vary`` labels
+    """What the family cap keeps of one family whose trailing ``vary`` labels
     (team, rep) fold into 'other': its exposed name, the label sets it holds
-    (``series``) and its pre-bound folded-sets counter."""
+    (``series``) and its folded-sets counter's cell."""
 
     __slots__ = ("folded", "name", "series", "vary", "warned")
 
-    def __init__(self, name: str, vary: int, folded: Any) -> None:
+    def __init__(self, name: str, vary: int, folded: list[float]) -> None:
         self.name, self.vary, self.folded = name, vary, folded
         self.series = 0
         self.warned = False
@@ -113,6 +283,13 @@ class Metrics:
     fixed-label set beyond the cap. Each set folded so counts once in
     ``leadsla_metric_series_folded_total{metric}``, and the first one of a
     family is logged (the family's name only, never a label value).
+
+    Values are plain numbers in the families (``CounterFamily``,
+    ``HistogramFamily``), counted on the event loop without a lock and
+    handed to Prometheus by one collector at scrape time. The accessors
+    (``outcome``, ``breach``, …) take label values as they come (a team as
+    the event spells it) and return the child, remembered by those values:
+    a label set seen before costs one dict lookup, not the guards and the cap.
     """
 
     def __init__(self, registry: CollectorRegistry, policies: PolicySet, max_teams: int, max_reps: int = 0,
@@ -123,31 +300,37 @@ class Metrics:
         # Reps are labels only on the breach counter, for routing alerts to a
         # rep; 0 turns them off (every rep is 'none').
         self.rep = LabelGuard(max_reps, _REP_ID) if max_reps else (lambda value: NONE)
-        r = registry
-        self.events = Counter("leadsla_events_total", "Events accepted (duplicates excluded), by type.", ["type"], registry=r)
-        self.duplicates = Counter("leadsla_events_duplicate_total", "Events dropped as duplicates of an event id already seen.", registry=r)
-        self.rejected = Counter("leadsla_events_rejected_total", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=r)
-        self.late = Counter("leadsla_events_late_total", "Accepted events that arrived behind the watermark (later than the allowed lateness).", registry=r)
-        self.offset_gaps = Counter("leadsla_offset_gaps_total", "Offsets of lead-events that did not reach the engine in order (each gap is read again once).", registry=r)
-        self.too_late_total = Counter("leadsla_events_too_late_total", "Late events that could not change a decided clock (dated inside or before a decided cycle), by policy and role.", ["policy", "role"], registry=r)
-        self.outcomes = Counter("leadsla_sla_outcomes_total", "Decided clocks, by policy, outcome (met or breached) and team.", ["policy", "outcome", "team"], registry=r)
-        self.breaches = Counter("leadsla_sla_breaches_total", "Breached clocks by policy, team and rep (rep: an id from the CRM, never a name).", ["policy", "team", "rep"], registry=r)
-        self.corrections = Counter("leadsla_sla_corrections_total", "Late stop events that contradicted a breach already decided.", ["policy", "team"], registry=r)
-        self.elapsed = Histogram("leadsla_sla_elapsed_seconds", "Elapsed SLA (business) time of clocks that stopped.", ["policy", "team"], buckets=ELAPSED_BUCKETS, registry=r)
-        self.pauses_expired = Counter("leadsla_sla_pauses_expired_total", "Pauses that outlasted their policy's max_pause and ended by themselves.", ["policy", "team"], registry=r)
-        self.at_risk_total = Counter("leadsla_sla_at_risk_total", "Clocks that crossed their at-risk threshold.", ["policy", "team"], registry=r)
-        self.depth_attempts = Histogram("leadsla_followup_depth_attempts", "Attempts made on each decided depth clock whose lead was not reached.", ["policy"], buckets=DEPTH_BUCKETS, registry=r)
-        self.followup = Histogram("leadsla_followup_latency_seconds", "Wall-clock time from handoff to the first follow-up attempt.", ["team"], buckets=ELAPSED_BUCKETS, registry=r)
-        self.attempts = Counter("leadsla_followup_attempts_total", "Follow-up attempts (contact attempts and connects), by team.", ["team"], registry=r)
-        self.revenue_won = Counter("leadsla_revenue_won_total", "Won deal amounts (in their own currency units), by policy and what became of the lead's first clock of it: met, breached, open or none (revenue at risk).", ["policy", "outcome"], registry=r)
-        self.handoffs = Counter("leadsla_handoffs_total", "Leads handed off to sales, by team.", ["team"], registry=r)
-        self.sink_errors = Counter("leadsla_sink_send_errors_total", "Records the Kafka producer refused or could not deliver, after retries: each is missing from its topic (outcomes, dead_letters, lead_changelog, window_changelog).", ["topic"], registry=r)
-        self.dead_letters_truncated = Counter("leadsla_dead_letters_truncated_total", "Dead letters too large for the producer, sent with their value cut (headers truncated, original-size, original-sha256).", registry=r)
+        self.events = CounterFamily("leadsla_events_total", "Events accepted (duplicates excluded), by type.", ("type",))
+        self.duplicates = CounterFamily("leadsla_events_duplicate_total", "Events dropped as duplicates of an event id already seen.")
+        self.rejected = CounterFamily("leadsla_events_rejected_total", "Records sent to the dead-letter topic, by reason.", ("reason",))
+        self.late = CounterFamily("leadsla_events_late_total", "Accepted events that arrived behind the watermark (later than the allowed lateness).")
+        self.offset_gaps = CounterFamily("leadsla_offset_gaps_total", "Offsets of lead-events that did not reach the engine in order (each gap is read again once).")
+        self.too_late_total = CounterFamily("leadsla_events_too_late_total", "Late events that could not change a decided clock (dated inside or before a decided cycle), by policy and role.", ("policy", "role"))
+        self.outcomes = CounterFamily("leadsla_sla_outcomes_total", "Decided clocks, by policy, outcome (met or breached) and team.", ("policy", "outcome", "team"))
+        self.breaches = CounterFamily("leadsla_sla_breaches_total", "Breached clocks by policy, team and rep (rep: an id from the CRM, never a name).", ("policy", "team", "rep"))
+        self.corrections = CounterFamily("leadsla_sla_corrections_total", "Late stop events that contradicted a breach already decided.", ("policy", "team"))
+        self.elapsed = HistogramFamily("leadsla_sla_elapsed_seconds", "Elapsed SLA (business) time of clocks that stopped.", ("policy", "team"), ELAPSED_BUCKETS)
+        self.pauses_expired = CounterFamily("leadsla_sla_pauses_expired_total", "Pauses that outlasted their policy's max_pause and ended by themselves.", ("policy", "team"))
+        self.at_risk_total = CounterFamily("leadsla_sla_at_risk_total", "Clocks that crossed their at-risk threshold.", ("policy", "team"))
+        self.depth_attempts = HistogramFamily("leadsla_followup_depth_attempts", "Attempts made on each decided depth clock whose lead was not reached.", ("policy",), DEPTH_BUCKETS)
+        self.followup = HistogramFamily("leadsla_followup_latency_seconds", "Wall-clock time from handoff to the first follow-up attempt.", ("team",), ELAPSED_BUCKETS)
+        self.attempts = CounterFamily("leadsla_followup_attempts_total", "Follow-up attempts (contact attempts and connects), by team.", ("team",))
+        self.revenue_won = CounterFamily("leadsla_revenue_won_total", "Won deal amounts (in their own currency units), by policy and what became of the lead's first clock of it: met, breached, open or none (revenue at risk).", ("policy", "outcome"))
+        self.handoffs = CounterFamily("leadsla_handoffs_total", "Leads handed off to sales, by team.", ("team",))
+        self.sink_errors = CounterFamily("leadsla_sink_send_errors_total", "Records the Kafka producer refused or could not deliver, after retries: each is missing from its topic (outcomes, dead_letters, lead_changelog, window_changelog).", ("topic",))
+        self.dead_letters_truncated = CounterFamily("leadsla_dead_letters_truncated_total", "Dead letters too large for the producer, sent with their value cut (headers truncated, original-size, original-sha256).")
         # One series per worker: workers of one group (app_id) that show
         # different fingerprints decide under different rules.
-        self.policies_info = Gauge("leadsla_policies_info", "1, labelled with the app id and the fingerprint of the policies this worker decides by (leadsla policies prints it).", ["app_id", "fingerprint"], registry=r)
-        self.policies_info.labels(app_id, fingerprint(policies)).set(1)
-        self.folded = Counter("leadsla_metric_series_folded_total", "Label sets that found their metric at max_series label sets and were counted under team (and rep) 'other' instead, by metric.", ["metric"], registry=r)
+        self.policies_info = InfoGauge("leadsla_policies_info", "1, labelled with the app id and the fingerprint of the policies this worker decides by (leadsla policies prints it).", ("app_id", "fingerprint"))
+        self.policies_info.series.append((app_id, fingerprint(policies)))
+        self.folded = CounterFamily("leadsla_metric_series_folded_total", "Label sets that found their metric at max_series label sets and were counted under team (and rep) 'other' instead, by metric.", ("metric",))
+        # One collector for them all, in this order (the order /metrics lists them in).
+        registry.register(CountersCollector([
+            self.events, self.duplicates, self.rejected, self.late, self.offset_gaps, self.too_late_total,
+            self.outcomes, self.breaches, self.corrections, self.elapsed, self.pauses_expired, self.at_risk_total,
+            self.depth_attempts, self.followup, self.attempts, self.revenue_won, self.handoffs, self.sink_errors,
+            self.dead_letters_truncated, self.policies_info, self.folded,
+        ]))
         # The families whose trailing labels are team (and rep), by id: the
         # only ones whose label sets are not bounded by the policies file.
         self._families: dict[int, _Family] = {}
@@ -156,14 +339,17 @@ class Metrics:
             (self.pauses_expired, 1), (self.at_risk_total, 1), (self.followup, 1), (self.attempts, 1),
             (self.handoffs, 1),
         ):
-            name = _exposed_name(metric)
             # At 0 from the start: increase() never counts a series' first sample.
-            self._families[id(metric)] = _Family(name, vary, self.folded.labels(metric=name))
-        # Pre-bound children for label sets known up front.
-        self._events = {t: self.events.labels(type=t) for t in EVENT_TYPES}
-        self._rejected = {reason: self.rejected.labels(reason=reason) for reason in REASONS}
-        self._sink_errors = {topic: self.sink_errors.labels(topic=topic) for topic in SINK_TOPICS}
+            self._families[id(metric)] = _Family(metric.name, vary, self.folded.labels(metric.name).cell)
+        # Children for label sets known up front.
+        self._events = {t: self.events.labels(t) for t in EVENT_TYPES}
+        self._rejected = {reason: self.rejected.labels(reason) for reason in REASONS}
+        self._sink_errors = {topic: self.sink_errors.labels(topic) for topic in SINK_TOPICS}
+        # Each event type's count, for the engine's hot path.
+        self.event_cells: dict[str, list[float]] = {t: child.cell for t, child in self._events.items()}
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._prebound: set[tuple[Any, ...]] = set()
+        self._prebound_teams: set[str | None] = set()
         for p in policies.policies:
             for outcome in ("met", "breached"):
                 self.outcome(p.name, outcome, None)
@@ -176,8 +362,8 @@ class Metrics:
     def _child(self, metric: Any, *labels: str) -> Any:
         """The child of ``metric`` for ``labels`` (already bounded by the
         guards), created once. A folded label set is remembered too, bound to
-        its 'other' child: the hot path stays one dict lookup, and each set
-        counts once as folded. The cache is bounded by the label guards."""
+        its 'other' child: each set counts once as folded. The cache is
+        bounded by the label guards."""
         key = (id(metric), *labels)
         child = self._children.get(key)
         if child is None:
@@ -191,7 +377,7 @@ class Metrics:
         if family.series >= self.max_series:
             folded = labels[:-family.vary] + (OTHER,) * family.vary
             if folded != labels:
-                family.folded.inc()
+                family.folded[0] += 1
                 if not family.warned:
                     family.warned = True
                     log.warning("%s holds %d label sets (the cap): new ones are counted under team%s 'other' "
@@ -201,24 +387,36 @@ class Metrics:
         family.series += 1
         return metric.labels(*labels)
 
-    def event(self, etype: str) -> Any:
+    def event(self, etype: str) -> CounterChild:
         return self._events[etype]
 
-    def reject(self, reason: str) -> Any:
+    def reject(self, reason: str) -> CounterChild:
         return self._rejected[reason]
 
-    def sink_error(self, topic: str) -> Any:
+    def sink_error(self, topic: str) -> CounterChild:
         """The send-error counter of one kind of record (``sink.SINK_TOPICS``)."""
         return self._sink_errors[topic]
 
-    def outcome(self, policy: str, outcome: str, team: str | None) -> Any:
-        return self._child(self.outcomes, policy, outcome, self.team(team))
+    def outcome(self, policy: str, outcome: str, team: str | None) -> CounterChild:
+        f = self.outcomes
+        child = f.given.get((policy, outcome, team))
+        if child is None:
+            child = f.remember((policy, outcome, team), self._child(f, policy, outcome, self.team(team)))
+        return child
 
-    def won(self, policy: str, outcome: str) -> Any:
-        return self._child(self.revenue_won, policy, outcome)
+    def won(self, policy: str, outcome: str) -> CounterChild:
+        f = self.revenue_won
+        child = f.given.get((policy, outcome))
+        if child is None:
+            child = f.remember((policy, outcome), self._child(f, policy, outcome))
+        return child
 
-    def depth_of(self, policy: str) -> Any:
-        return self._child(self.depth_attempts, policy)
+    def depth_of(self, policy: str) -> HistogramChild:
+        f = self.depth_attempts
+        child = f.given.get(policy)
+        if child is None:
+            child = f.remember(policy, self._child(f, policy))
+        return child
 
     def prebind(self, policy: str, team: str | None, rep: str | None, at_risk: bool = False) -> None:
         """Create a clock's outcome series at 0 when it starts: Prometheus'
@@ -232,45 +430,94 @@ class Metrics:
         A breach without a warning first (a give-up, a backlog that warns
         and breaches in one pass, a clock recovered already at risk: the
         engine's rebuild passes no ``at_risk``) is born at 1; the breach
-        recording rules count a series born inside their window by its value."""
+        recording rules count a series born inside their window by its value.
+
+        Done once per label set as given (creating a series is idempotent)."""
+        key = (policy, team, rep, True) if at_risk else (policy, team, None, False)
+        if key in self._prebound:
+            return
         self.outcome(policy, "met", team)
         self.outcome(policy, "breached", team)
         self.elapsed_of(policy, team)
         if at_risk:
             self.breach(policy, team, rep)
+        if len(self._prebound) >= _RAW_CACHE:
+            self._prebound.clear()
+        self._prebound.add(key)
 
     def prebind_team(self, team: str | None) -> None:
         """The same for a team's handoff and follow-up series."""
+        if team in self._prebound_teams:
+            return
         self.handoffs_of(team)
         self.attempts_of(team)
         self.followup_of(team)
+        if len(self._prebound_teams) >= _RAW_CACHE:
+            self._prebound_teams.clear()
+        self._prebound_teams.add(team)
 
-    def too_late(self, policy: str, role: str) -> Any:
-        return self._child(self.too_late_total, policy, role)
+    def too_late(self, policy: str, role: str) -> CounterChild:
+        f = self.too_late_total
+        child = f.given.get((policy, role))
+        if child is None:
+            child = f.remember((policy, role), self._child(f, policy, role))
+        return child
 
-    def breach(self, policy: str, team: str | None, rep: str | None) -> Any:
-        return self._child(self.breaches, policy, self.team(team), self.rep(rep))
+    def breach(self, policy: str, team: str | None, rep: str | None) -> CounterChild:
+        f = self.breaches
+        child = f.given.get((policy, team, rep))
+        if child is None:
+            child = f.remember((policy, team, rep), self._child(f, policy, self.team(team), self.rep(rep)))
+        return child
 
-    def correction(self, policy: str, team: str | None) -> Any:
-        return self._child(self.corrections, policy, self.team(team))
+    def correction(self, policy: str, team: str | None) -> CounterChild:
+        f = self.corrections
+        child = f.given.get((policy, team))
+        if child is None:
+            child = f.remember((policy, team), self._child(f, policy, self.team(team)))
+        return child
 
-    def elapsed_of(self, policy: str, team: str | None) -> Any:
-        return self._child(self.elapsed, policy, self.team(team))
+    def elapsed_of(self, policy: str, team: str | None) -> HistogramChild:
+        f = self.elapsed
+        child = f.given.get((policy, team))
+        if child is None:
+            child = f.remember((policy, team), self._child(f, policy, self.team(team)))
+        return child
 
-    def pause_expired_of(self, policy: str, team: str | None) -> Any:
-        return self._child(self.pauses_expired, policy, self.team(team))
+    def pause_expired_of(self, policy: str, team: str | None) -> CounterChild:
+        f = self.pauses_expired
+        child = f.given.get((policy, team))
+        if child is None:
+            child = f.remember((policy, team), self._child(f, policy, self.team(team)))
+        return child
 
-    def at_risk_of(self, policy: str, team: str | None) -> Any:
-        return self._child(self.at_risk_total, policy, self.team(team))
+    def at_risk_of(self, policy: str, team: str | None) -> CounterChild:
+        f = self.at_risk_total
+        child = f.given.get((policy, team))
+        if child is None:
+            child = f.remember((policy, team), self._child(f, policy, self.team(team)))
+        return child
 
-    def followup_of(self, team: str | None) -> Any:
-        return self._child(self.followup, self.team(team))
+    def followup_of(self, team: str | None) -> HistogramChild:
+        f = self.followup
+        child = f.given.get(team)
+        if child is None:
+            child = f.remember(team, self._child(f, self.team(team)))
+        return child
 
-    def attempts_of(self, team: str | None) -> Any:
-        return self._child(self.attempts, self.team(team))
+    def attempts_of(self, team: str | None) -> CounterChild:
+        f = self.attempts
+        child = f.given.get(team)
+        if child is None:
+            child = f.remember(team, self._child(f, self.team(team)))
+        return child
 
-    def handoffs_of(self, team: str | None) -> Any:
-        return self._child(self.handoffs, self.team(team))
+    def handoffs_of(self, team: str | None) -> CounterChild:
+        f = self.handoffs
+        child = f.given.get(team)
+        if child is None:
+            child = f.remember(team, self._child(f, self.team(team)))
+        return child
 
 
 class RuntimeCollector(Collector):
@@ -462,9 +709,11 @@ def snapshot(registry: CollectorRegistry) -> Collector:
     not a prometheus_client metric (``RuntimeCollector``, ``LedgerCollector``:
     they read engine and ledger state, which only the loop may touch) is
     collected here, in registry order. Counters, gauges and histograms stay
-    live: they lock their own children and values, so a thread may collect
-    them while the loop counts (each value is read whole; two series may be
-    one increment apart, as with any threaded exposition).
+    live: prometheus_client's lock their own children and values, and
+    ``Metrics``' plain-number families (``CountersCollector``) copy their
+    series dicts whole, so a thread may collect them while the loop counts
+    (each value is read whole; two series may be one increment apart, as
+    with any threaded exposition).
 
     Reads the registry's collector list under its lock (prometheus_client
     internals); a registry without that list, or with target info, is
@@ -476,7 +725,8 @@ def snapshot(registry: CollectorRegistry) -> Collector:
         return _Snapshot([list(registry.collect())])
     with lock:
         collectors = list(names)
-    return _Snapshot([c if isinstance(c, MetricWrapperBase) else list(c.collect()) for c in collectors])
+    live = (MetricWrapperBase, CountersCollector)
+    return _Snapshot([c if isinstance(c, live) else list(c.collect()) for c in collectors])
 
 
 async def render_metrics(registry: CollectorRegistry) -> bytes:
