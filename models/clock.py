@@ -360,11 +360,7 @@ def apply(st: LeadState, event: LeadEvent, policies: PolicySet, watermark: int, 
             else:  # a start still waiting for the watermark is an open clock too
                 outcome = "open" if policy.name in st.shown else "none"
             res.wins.append(Won(policy.name, outcome, event.amount))
-    roles = tuple(
-        (policy.name, role)
-        for policy in (policies.policies[i] for i in policies.for_type(event.type))
-        for role in policy.roles(event)
-    )
+    roles = policies.roles(event)
     if not roles and event.type != _HANDOFF and event.type not in _TOUCHES:
         res.wake = next_wake(st)
         return res
@@ -537,10 +533,7 @@ def _deliver(st: LeadState, target: Target, event: LeadEvent, res: Transition) -
 def _policy(policies: PolicySet, name: str) -> Policy | None:
     """A policy by name; None for one no longer in the file (state written
     before a reload can still name it)."""
-    try:
-        return policies.by_name(name)
-    except KeyError:
-        return None
+    return policies.get(name)
 
 
 def _due(c: Clock, w: int, hold_w: int) -> tuple[int, int] | None:
@@ -578,26 +571,45 @@ def _change(
 
 def _advance(st: LeadState, policies: PolicySet, lead_id: str, w: int, now: int, res: Transition) -> None:
     # Walk forward in event time: the next due event or clock change,
-    # whichever is earliest; events at an instant come first.
+    # whichever is earliest; events at an instant come first. The clocks'
+    # due changes are _due's, inlined: this loop runs for every event and
+    # every due lead.
+    clocks = st.clocks
     while True:
-        ev_t = st.buffer[0][0] if st.buffer and st.buffer[0][0] <= w else None
-        best: tuple[int, int] | None = None
-        best_name = ""
-        for name, c in st.clocks.items():
-            due = _due(c, w, w)
-            if due is not None and (best is None or due < best):
-                best, best_name = due, name
-        if ev_t is not None and (best is None or ev_t <= best[0]):
-            _apply_item(st, st.buffer.pop(0), policies, lead_id, w, now, res)
+        best_name: str | None = None
+        best_t = best_kind = 0
+        for name, c in clocks.items():
+            status = c.status
+            if status == RUNNING:
+                if not c.at_risk and c.at_risk_at < c.deadline:
+                    if c.at_risk_at > w:
+                        continue
+                    t, kind = c.at_risk_at, _RISK
+                elif c.deadline < w and c.hold <= w:
+                    t, kind = c.deadline, _BREACH
+                else:
+                    continue
+            elif status == PAUSED and c.pause_limit:
+                t = c.paused_at + c.pause_limit
+                if t > w:
+                    continue
+                kind = _EXPIRE
+            else:
+                continue
+            if best_name is None or t < best_t or (t == best_t and kind < best_kind):
+                best_name, best_t, best_kind = name, t, kind
+        buffer = st.buffer
+        if buffer and buffer[0][0] <= w and (best_name is None or buffer[0][0] <= best_t):
+            _apply_item(st, buffer.pop(0), policies, lead_id, w, now, res)
             continue
-        if best is None:
+        if best_name is None:
             return
-        policy = _policy(policies, best_name)
+        policy = policies.get(best_name)
         if policy is None:
             # A policy removed from the file: its clock runs out silently.
-            del st.clocks[best_name]
+            del clocks[best_name]
             continue
-        _change(st, st.clocks[best_name], policy, best[1], best[0], lead_id, w, now, res)
+        _change(st, clocks[best_name], policy, best_kind, best_t, lead_id, w, now, res)
 
 
 def _lead_level(st: LeadState, item: Buffered, res: Transition) -> None:
@@ -643,8 +655,21 @@ def _apply_item(
 ) -> None:
     """An event in event-time order (after everything already applied)."""
     _lead_level(st, item, res)
-    t, _, _, _, team, rep = item
-    for role, policy, c in _targets(st, item, policies):
+    t, _, _, roles, team, rep = item
+    if not roles:
+        return
+    # _targets, unrolled: this runs for every event the watermark reaches.
+    _log(st, item)
+    clocks = st.clocks
+    for name, role in roles:
+        policy = policies.get(name)
+        if policy is None:
+            continue
+        c = clocks.get(name)
+        if c is None:
+            if role != START:
+                continue
+            c = clocks[name] = Clock()
         _step(st, c, policy, role, t, team, rep, lead_id, w, now, res)
 
 
@@ -925,20 +950,25 @@ def _finish(st: LeadState, policies: PolicySet, res: Transition) -> None:
     """Report changes of what the lead shows on the gauges, drop log entries
     no clock can use any more, and schedule the next wake-up."""
     shown = st.shown
-    for name, c in st.clocks.items():
-        want: Shown | None = None
+    clocks = st.clocks
+    buffer = st.buffer
+    for name, c in clocks.items():
+        old = shown.get(name)
         if c.status != IDLE:
-            want = (c.team, c.rep, c.status, c.at_risk)
-        elif st.buffer:
-            want = _pending(st, name, c.floor)
-        if shown.get(name) != want:
+            # Field by field rather than building the tuple: most calls change nothing.
+            if old is None or old[2] != c.status or old[3] != c.at_risk or old[0] != c.team or old[1] != c.rep:
+                _show(shown, name, (c.team, c.rep, c.status, c.at_risk), res)
+            continue
+        want = _pending(st, name, c.floor) if buffer else None
+        if old != want:
             _show(shown, name, want, res)
-    for item in st.buffer:  # pending starts of policies with no clock yet
+    for item in buffer:  # pending starts of policies with no clock yet
         for name, role in item[3]:
-            if role == START and name not in st.clocks and name not in shown and _policy(policies, name) is not None:
+            if role == START and name not in clocks and name not in shown and policies.get(name) is not None:
                 _show(shown, name, (item[4] or st.owner_team, item[5] or st.owner_rep, PENDING, False), res)
-    for name in [n for n in shown if n not in st.clocks and not _pending(st, n, NEVER)]:
-        _show(shown, name, None, res)
+    if not shown.keys() <= clocks.keys():
+        for name in [n for n in shown if n not in clocks and not _pending(st, n, NEVER)]:
+            _show(shown, name, None, res)
     if res.decisions and st.log:
         floors = {name: c.floor for name, c in st.clocks.items()}
         st.log = [x for x in st.log if any(x[0] > floors.get(n, NEVER) for n, _ in x[3])]
@@ -955,9 +985,9 @@ def _pending(st: LeadState, name: str, floor: int) -> Shown | None:
 def _show(shown: dict[str, Shown], name: str, want: Shown | None, res: Transition) -> None:
     old = shown.get(name)
     if old is not None:
-        res.closed.append(ClockRef(name, *old))
+        res.closed.append(ClockRef(name, old[0], old[1], old[2], old[3]))
     if want is None:
         shown.pop(name, None)
     else:
         shown[name] = want
-        res.opened.append(ClockRef(name, *want))
+        res.opened.append(ClockRef(name, want[0], want[1], want[2], want[3]))

@@ -260,6 +260,14 @@ class Selector:
         return all(event.dimension(k) in vs for k, vs in self.match)
 
 
+def _passes(event: LeadEvent, tests: tuple[tuple[str, frozenset[str]], ...]) -> bool:
+    """Does the event pass every (dimension, allowed values) test?"""
+    for k, vs in tests:  # noqa: SIM110 (a plain loop: no generator for every event)
+        if event.dimension(k) not in vs:
+            return False
+    return True
+
+
 def _compile_match(match: dict[str, MatchValue]) -> tuple[tuple[str, frozenset[str]], ...]:
     return tuple(sorted((k, frozenset([v] if isinstance(v, str) else v)) for k, v in match.items()))
 
@@ -392,6 +400,11 @@ class Target:
         return frozenset(s.type for s in self.selectors)
 
 
+# One compiled way an event type can play a role: (policy index, policy name,
+# role, the dimension tests that must all pass or None).
+_RoleEntry = tuple[int, str, str, tuple[tuple[str, frozenset[str]], ...] | None]
+
+
 @dataclass(frozen=True)
 class PolicySet:
     policies: tuple[Policy, ...]
@@ -405,6 +418,17 @@ class PolicySet:
             for t in p.types():
                 relevant.setdefault(t, []).append(i)
         object.__setattr__(self, "_by_type", {t: tuple(v) for t, v in relevant.items()})
+        # roles() runs for every event: per event type, every (policy, role,
+        # selector) that can apply, in policy order then ROLE_ORDER, with the
+        # dimension tests it needs (the selector's, and the policy's for a
+        # start) resolved here once; None where no test is needed.
+        compiled: dict[str, list[_RoleEntry]] = {}
+        for i, p in enumerate(self.policies):
+            for t, candidates in p._by_type.items():  # type: ignore[attr-defined]
+                for role, sel in candidates:
+                    tests = sel.match + (p.match if role == START else ())
+                    compiled.setdefault(t, []).append((i, p.name, role, tests or None))
+        object.__setattr__(self, "_roles_by_type", {t: tuple(v) for t, v in compiled.items()})
         delivering: dict[str, list[Target]] = {}
         for target in self.targets:
             for t in target.types():
@@ -432,7 +456,30 @@ class PolicySet:
         return tuple(p.name for p in self.policies)
 
     def by_name(self, name: str) -> Policy:
+        """A policy by name. Raises KeyError."""
         return self._by_name[name]  # type: ignore[attr-defined, no-any-return]
+
+    def get(self, name: str) -> Policy | None:
+        """A policy by name, or None (a name state written before a reload can still hold)."""
+        return self._by_name.get(name)  # type: ignore[attr-defined, no-any-return]
+
+    def roles(self, event: LeadEvent) -> tuple[tuple[str, str], ...]:
+        """The (policy name, role) pairs this event plays: policies in file
+        order, each one's roles in ``ROLE_ORDER``; the same as
+        ``Policy.roles`` of each policy in turn."""
+        entries: tuple[_RoleEntry, ...] | None = self._roles_by_type.get(event.type)  # type: ignore[attr-defined]
+        if entries is None:
+            return ()
+        out: list[tuple[str, str]] = []
+        last_i, last_role = -1, ""
+        for i, name, role, tests in entries:
+            if i == last_i and role == last_role:
+                continue  # a role already played (another of its selectors matched)
+            if tests is not None and not _passes(event, tests):
+                continue
+            out.append((name, role))
+            last_i, last_role = i, role
+        return tuple(out)
 
 
 def fingerprint(ps: PolicySet) -> str:

@@ -9,8 +9,11 @@ from datetime import date, time, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leadsla.models.calendar import ALWAYS_OPEN
+from leadsla.models.events import EVENT_TYPES
 from leadsla.models.policy import (
     ATTEMPT,
     GIVE_UP,
@@ -1144,3 +1147,51 @@ def test_the_fingerprint_tells_business_days_from_the_same_nominal_hours() -> No
     assert fingerprint(of("2bd")) != fingerprint(of("16h"))
     # A file without business days is fingerprinted as before they existed.
     assert "goal_days" not in _canonical(of("16h").policies[0])
+
+
+# -- compiled matching -------------------------------------------------------------------
+
+_MATCHING = pol("""\
+    policies:
+      - name: a
+        start: [lead.handed_off, {type: lead.mql, match: {segment: [smb, mid]}}]
+        match: {region: eu, attributes.form: demo}
+        stop: [lead.connected, {type: lead.contact_attempt, match: {attributes.outcome: reached}}]
+        pause: {type: lead.contact_attempt, match: {attributes.outcome: [later, busy]}}
+        resume: [lead.connected, {type: lead.contact_attempt, match: {attributes.outcome: reached}}]
+        goal: 1h
+      - name: b
+        start: {type: lead.connected, match: {team: [t1]}}
+        stop: [lead.connected, lead.qualified, {type: lead.connected, match: {rep: r1}}]
+        attempt: [lead.contact_attempt, {type: lead.contact_attempt, match: {source: sales}}]
+        min_attempts: 2
+        give_up: lead.disqualified
+        goal: 2h
+      - name: c
+        start: lead.handed_off
+        stop: lead.handed_off
+        goal: 5m
+""")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(sorted(EVENT_TYPES)),
+    st.sampled_from([None, "smb", "mid", "ent"]),
+    st.sampled_from([None, "eu", "us"]),
+    st.sampled_from([None, "t1", "t2"]),
+    st.sampled_from([None, "r1", "r2"]),
+    st.sampled_from([None, "marketing", "sales"]),
+    st.dictionaries(st.sampled_from(["form", "outcome"]), st.sampled_from(["demo", "reached", "later", "busy", ""])),
+)
+def test_compiled_roles_equal_each_policys_own(etype: str, segment: str | None, region: str | None, team: str | None,
+                                               rep: str | None, source: str | None, attributes: dict[str, str]) -> None:
+    """PolicySet.roles (compiled once per event type) gives what asking each
+    relevant policy in turn gives."""
+    fields = {k: v for k, v in (("segment", segment), ("region", region), ("team", team), ("rep", rep),
+                                ("source", source)) if v is not None}
+    e = ev(etype, 0, "e", attributes=attributes, **fields)
+    expected = tuple((p.name, role) for i in _MATCHING.for_type(etype) for p in [_MATCHING.policies[i]]
+                     for role in p.roles(e))
+    assert _MATCHING.roles(e) == expected
+    assert _MATCHING.get("a") is _MATCHING.by_name("a") and _MATCHING.get("gone") is None
