@@ -155,7 +155,11 @@ class ChangelogReader:
                                       request_timeout_ms=int(self._timeout * 1000),
                                       max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
                                       **self._security.client_kwargs())
-            await client.start()
+            try:
+                await client.start()
+            except BaseException:
+                await client.stop()  # closes what the failed start opened
+                raise
             self._client = client
         return self._client
 
