@@ -93,7 +93,8 @@ def cut_dead_letter(key: bytes | None, value: bytes, headers: Headers, max_bytes
 
 class KafkaSink:
     """Queues ready records and hands them to the Kafka producer right after
-    each record or timer pass (``drain``).
+    each batch of records or timer pass (``drain``); lead states are kept
+    until the next commit (``persist``, ``flush``).
 
     Faust's own path (send_soon, its producer buffer, publish_message) costs
     more per record than the engine spends deciding a clock. Writing to the
@@ -131,6 +132,8 @@ class KafkaSink:
         self._max_request_size = max_request_size
         self._retries, self._backoff = retries, backoff
         self.queue: list[Record] = []
+        # (partition, lead id) -> the lead's entry (None: deleted), to flush
+        self._states: dict[tuple[int, str], LeadEntry | None] = {}
         # One drain at a time: the agent and the timer both drain, and one
         # waiting between retries must not let the other's newer changelog
         # record for the same key overtake its older one.
@@ -149,8 +152,25 @@ class KafkaSink:
         self._reported: dict[tuple[str, str], tuple[float, int]] = {}
 
     def persist(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None:
-        value = None if entry is None else state_to_bytes(entry.partition, entry.state)
-        self.queue.append((self._leads, lead_key(lead_id), value, partition, None))
+        """Mark a lead's state (None: its tombstone) for its changelog. Kept
+        until the next ``flush``, as Kafka Streams' record cache does: a lead
+        changed by many records in between is encoded and written once, with
+        its latest state (the entry is read at the flush), and a lead deleted
+        after its last change is written as a tombstone only."""
+        self._states[(partition, lead_id)] = entry
+
+    async def flush(self) -> None:
+        """Queue every lead state marked since the last flush, then drain:
+        afterwards all of them are with the producer. The worker flushes
+        before each offset commit, so no committed offset runs ahead of the
+        states it changed."""
+        if self._states:
+            states, self._states = self._states, {}
+            leads, queue = self._leads, self.queue
+            for (partition, lead_id), entry in states.items():
+                value = None if entry is None else state_to_bytes(entry.partition, entry.state)
+                queue.append((leads, lead_key(lead_id), value, partition, None))
+        await self.drain()
 
     def window(self, partition: int, key: str, value: float | None) -> None:
         self.queue.append((self._windows, orjson.dumps(key), None if value is None else orjson.dumps(value),
@@ -191,12 +211,15 @@ class KafkaSink:
         self.queue.append((self._dlq, key, value, None, headers))
 
     async def drain(self) -> None:
-        """Hand the queued records to the producer, in order. Awaiting only
-        waits when the producer's buffer is full (backpressure), or between
-        retries of a send that failed with a retriable error, or for a drain
-        already running (records queued meanwhile follow its records). Never
-        raises for a record the producer refuses: the next records are sent
-        all the same (cancellation still propagates)."""
+        """Hand the queued records to the producer: the outcome records
+        first, then, once the producer has delivered them, every other
+        record in the order queued (records of one topic partition keep
+        their order). Awaiting waits for that delivery, when the
+        producer's buffer is full (backpressure), between retries of a send
+        that failed with a retriable error, or for a drain already running
+        (records queued meanwhile follow its records). Never raises for a
+        record the producer refuses: the next records are sent all the same
+        (cancellation still propagates)."""
         if not self.queue:
             return
         async with self._draining:
@@ -204,35 +227,47 @@ class KafkaSink:
             if not records:
                 return
             producer = self._producer()
-            on_delivery = self._on_delivery
-            outcomes: list[asyncio.Future[Any]] = []
-            for record in records:
-                topic, key, value, partition, headers = record
-                if outcomes and topic == self._leads:
-                    # A decision's outcome is delivered before the lead state
-                    # that records it: killed in between, the worker decides
-                    # again after a restart and re-sends the same decision_id,
-                    # where the other order would lose the outcome for good.
-                    await asyncio.wait(outcomes)
-                    outcomes = []
-                try:
-                    future = await producer.send(topic, value=value, key=key, partition=partition, headers=headers)
-                except Exception as exc:  # whatever the producer raises must not cost the rest of the batch
-                    await self._refused(producer, record, exc)
-                    continue
-                # aiokafka resolves the future on delivery; a fake producer may return none.
-                if isinstance(future, asyncio.Future):
-                    future.add_done_callback(on_delivery[topic])
-                    if topic == self._outcomes:
-                        outcomes.append(future)
+            # A decision's outcome is delivered before the lead state that
+            # records it: killed in between, the worker decides again after a
+            # restart and re-sends the same decision_id, where the other
+            # order would lose the outcome for good. One wait per drain, not
+            # per outcome: with the producer's linger a wait costs a linger.
+            outcomes = [r for r in records if r[0] == self._outcomes]
+            if outcomes:
+                delivering = await self._send_all(producer, outcomes)
+                if delivering:
+                    await asyncio.wait(delivering)
+                records = [r for r in records if r[0] != self._outcomes]
+            await self._send_all(producer, records)
 
-    async def settle(self) -> None:
+    async def _send_all(self, producer: Any, records: list[Record]) -> list[asyncio.Future[Any]]:
+        """Send ``records`` in order; returns the delivery futures."""
+        on_delivery = self._on_delivery
+        futures: list[asyncio.Future[Any]] = []
+        for record in records:
+            topic, key, value, partition, headers = record
+            try:
+                future = await producer.send(topic, value=value, key=key, partition=partition, headers=headers)
+            except Exception as exc:  # whatever the producer raises must not cost the rest of the batch
+                await self._refused(producer, record, exc)
+                continue
+            # aiokafka resolves the future on delivery; a fake producer may return none.
+            if isinstance(future, asyncio.Future):
+                future.add_done_callback(on_delivery[topic])
+                futures.append(future)
+        return futures
+
+    async def settle(self, states: bool = True) -> None:
         """Wait for a drain in progress to hand over its records, then drain
-        what is queued: afterwards every record queued so far is with the
-        producer (whose own stop or flush delivers it)."""
+        what is queued and (``states``) flush the marked lead states:
+        afterwards every record queued so far is with the producer (whose
+        own stop or flush delivers it)."""
         async with self._draining:
             pass
-        await self.drain()
+        if states:
+            await self.flush()
+        else:
+            await self.drain()
 
     async def _refused(self, producer: Any, record: Record, exc: Exception) -> None:
         """The slow path of a record ``send`` raised ``exc`` for: cut a dead

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from leadsla.models.clock import LeadState
 from leadsla.models.policy import parse_policies
 from leadsla.streams import sink as sink_module
-from leadsla.streams.codec import LeadEntry
+from leadsla.streams.codec import LeadEntry, lead_key, state_from_bytes
 from leadsla.streams.metrics import Metrics
 from leadsla.streams.sink import (
     DEAD_LETTER_HEADROOM,
@@ -165,9 +165,10 @@ async def test_a_dead_letter_too_large_to_send_goes_out_cut(metrics: Metrics, ca
     with caplog.at_level(logging.DEBUG, logger="leadsla"):
         await sink.drain()
         await settle()
+    # Outcomes first (delivered before any lead state), then the rest in order.
     assert [(topic, key) for topic, key, *_ in producer.sent] == [
-        (OUTCOMES, b"lead-1"), (DLQ, LEAD.encode()), (OUTCOMES, b"lead-2"), (WINDOWS, b'"3600|0|handoffs|emea|3"')]
-    _, key, value, partition, headers = producer.sent[1]
+        (OUTCOMES, b"lead-1"), (OUTCOMES, b"lead-2"), (DLQ, LEAD.encode()), (WINDOWS, b'"3600|0|handoffs|emea|3"')]
+    _, key, value, partition, headers = producer.sent[2]
     assert partition is None
     assert headers == [
         ("reason", b"too_large"),
@@ -251,12 +252,12 @@ async def test_a_drain_waiting_to_retry_is_not_overtaken(metrics: Metrics, waits
     producer = FakeProducer(refuse=lambda t, k, n: KafkaConnectionError() if n == 0 and t == LEADS else None)
     sink = make_sink(producer, metrics)
     sink.persist(0, LEAD, None)
-    first = asyncio.create_task(sink.drain())
+    first = asyncio.create_task(sink.flush())
     await asyncio.sleep(0)  # the first drain is now waiting to retry
     assert waits == [0.1] and producer.sent == []
     sink.outcome("lead-2", b"2")
     sink.persist(0, "lead-2", None)
-    await sink.drain()
+    await sink.flush()
     await first
     assert [(t, k) for t, k, *_ in producer.sent] == [
         (LEADS, f'"{LEAD}"'.encode()), (OUTCOMES, b"lead-2"), (LEADS, b'"lead-2"')]
@@ -270,7 +271,7 @@ async def test_retries_are_bounded_then_the_record_is_counted(
     sink.persist(2, LEAD, None)
     sink.window(2, "86400|0|attempts|emea|2", 1.0)
     with caplog.at_level(logging.ERROR, logger="leadsla"):
-        await sink.drain()
+        await sink.flush()
     assert producer.attempts[(LEADS, f'"{LEAD}"'.encode())] == 4  # the send and three retries
     assert waits == [0.1, 0.2, 0.4]
     assert producer.sent == [(WINDOWS, b'"86400|0|attempts|emea|2"', b"1.0", 2, None)]
@@ -297,7 +298,7 @@ async def test_permanent_errors_are_not_retried_and_the_rest_of_the_batch_is_sen
     sink.dead_letter(LEAD.encode(), b"{bad", "malformed", "not JSON")
     sink.outcome("lead-3", b"3")
     with caplog.at_level(logging.ERROR, logger="leadsla"):
-        await sink.drain()
+        await sink.flush()
     assert [(t, k) for t, k, *_ in producer.sent] == [(OUTCOMES, b"lead-1"), (OUTCOMES, b"lead-3")]
     assert waits == []
     assert errors(metrics) == {"outcomes": 1.0, "dead_letters": 1.0, "lead_changelog": 1.0, "window_changelog": 0.0,
@@ -306,9 +307,9 @@ async def test_permanent_errors_are_not_retried_and_the_rest_of_the_batch_is_sen
     assert [r.getMessage() for r in caplog.records] == [
         f"a record for {OUTCOMES} (outcomes) was not written: TopicAuthorizationFailedError: "
         "[Error 29] TopicAuthorizationFailedError",
-        f"a record for {LEADS} (lead_changelog) was not written: AssertionError",
         f"a record for {DLQ} (dead_letters) was not written: TopicAuthorizationFailedError: "
         "[Error 29] TopicAuthorizationFailedError",
+        f"a record for {LEADS} (lead_changelog) was not written: AssertionError",
     ]
     assert LEAD not in caplog.text
 
@@ -422,8 +423,61 @@ async def test_an_outcome_is_delivered_before_the_state_that_records_its_decisio
     sink = KafkaSink(lambda: Slow(), "leads-changelog", "windows-changelog", "outcomes", "dlq")
     sink.outcome("L1", b"{}")
     sink.persist(0, "L1", LeadEntry(0, LeadState()))
-    await sink.drain()
+    await sink.flush()
     assert order[:3] == ["send outcomes", "delivered outcomes", "send leads-changelog"]
+
+
+async def test_a_drain_waits_once_for_all_its_outcomes_then_sends_the_states_in_order() -> None:
+    """With the producer's linger, a wait per outcome would cost a linger per
+    decision: the outcomes of one drain go out together and are waited for
+    once, and every other record keeps its order."""
+    order: list[str] = []
+
+    class Slow(FakeProducer):
+        async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                       partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]:
+            order.append(f"send {topic} {key!r}")
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(0.05, lambda: (order.append(f"delivered {topic}"), future.set_result(None)))
+            return future
+
+    sink = KafkaSink(lambda: Slow(), "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    for lead in ("L1", "L2", "L3"):
+        sink.outcome(lead, b"{}")
+        sink.persist(0, lead, LeadEntry(0, LeadState()))
+    await sink.flush()
+    assert order[:3] == ["send outcomes b'L1'", "send outcomes b'L2'", "send outcomes b'L3'"]
+    assert order[3:6] == ["delivered outcomes"] * 3
+    assert order[6:] == [f"send leads-changelog {lead_key(lead)!r}" for lead in ("L1", "L2", "L3")]
+
+
+async def test_a_lead_changed_many_times_between_flushes_is_written_once_with_its_latest_state() -> None:
+    """The record cache: one changelog record per changed lead per flush,
+    its state as it is at the flush; a lead deleted after its last change
+    goes out as a tombstone only, and one re-created after its tombstone
+    as its new state."""
+    producer = FakeProducer()
+    sink = KafkaSink(lambda: producer, "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    entry = LeadEntry(0, LeadState())
+    for at in (1, 2, 3):
+        entry.state.last_event_at = at
+        sink.persist(0, "L1", entry)
+    sink.persist(1, "L2", LeadEntry(1, LeadState()))
+    sink.persist(1, "L2", None)
+    sink.persist(2, "L3", None)
+    sink.persist(2, "L3", LeadEntry(2, LeadState(last_event_at=7)))
+    await sink.drain()
+    assert producer.sent == []  # a drain leaves lead states for the flush
+    await sink.flush()
+    assert [(t, k, p) for t, k, _, p, _ in producer.sent] == [
+        ("leads-changelog", lead_key("L1"), 0), ("leads-changelog", lead_key("L2"), 1),
+        ("leads-changelog", lead_key("L3"), 2)]
+    values = [v for _, _, v, _, _ in producer.sent]
+    assert values[1] is None
+    assert state_from_bytes(values[0]).state.last_event_at == 3
+    assert state_from_bytes(values[2]).state.last_event_at == 7
+    await sink.flush()
+    assert len(producer.sent) == 3  # nothing changed since
 
 
 async def test_settle_waits_for_a_drain_in_progress_then_hands_over_what_is_queued() -> None:
