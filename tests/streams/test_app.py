@@ -63,6 +63,10 @@ async def test_agent_feeds_the_engine_and_the_lead_table(monitor) -> None:
             (b"L2", b"{broken"),
         ):
             await ctx.put(key=key, value=value)
+    # Lead states wait in the record cache for the next commit, which
+    # flushes them first.
+    assert not [s for s in producer.sent if s[0].endswith("-leads-changelog")]
+    await monitor.sink.flush()
     engine = monitor.engine
     entry = engine.store["L1"]
     assert entry.state.seen and len(entry.state.seen) == 1  # the duplicate counted once
@@ -132,13 +136,14 @@ async def test_after_the_broker_lost_the_changelogs_the_state_owned_is_written_a
     lost = [names[n] for n in ("leads", "team-windows", "period-cells", "period-ledger")]  # target-days survived
 
     assert await _restore_changelogs(app, tables, monitor.sink, lost) == 4
+    # (lead states through the record cache, flushed after the cells)
     assert [(topic, key, partition) for topic, key, _, partition, _ in producer.sent] == [
-        (names["leads"], b'"L0"', 0),
         (names["team-windows"], orjson.dumps(window_key(3600, 1795338000, "handoffs", "emea", 0)), 0),
         (names["period-cells"], orjson.dumps(period_cell_key("first_touch", "week", 9, 0, "emea")), 0),
+        (names["leads"], b'"L0"', 0),
     ]
     leads = t["leads"]
-    again = app.serializers.loads_value(leads.value_type, producer.sent[0][2], serializer=leads.value_serializer)
+    again = app.serializers.loads_value(leads.value_type, producer.sent[2][2], serializer=leads.value_serializer)
     assert again.partition == 0 and again.state == state
     assert ledger_sent == [(0, "policy|first_touch|0", {"k": 0, "strikes": 0})]
     # The next recovery reads the lost changelogs from their start, the others where it was.

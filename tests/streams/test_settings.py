@@ -147,7 +147,8 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("LEADSLA_STATE_TTL", "P2D")
     monkeypatch.setenv("LEADSLA_TIMER_INTERVAL", "250ms")
     monkeypatch.setenv("LEADSLA_PARTITIONS", "8")
-    monkeypatch.setenv("LEADSLA_SINGLE_RECORD_BATCHES", "false")
+    monkeypatch.setenv("LEADSLA_SINGLE_RECORD_BATCHES", "true")
+    monkeypatch.setenv("LEADSLA_PRODUCER_LINGER", "25ms")
     monkeypatch.setenv("LEADSLA_LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("LEADSLA_INPUT_TOPIC", "crm-events")
     s = Settings()
@@ -163,7 +164,8 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     assert s.state_ttl == 172800.0
     assert s.timer_interval == 0.25
     assert s.partitions == 8
-    assert s.single_record_batches is False
+    assert s.single_record_batches is True
+    assert s.producer_linger == 0.025
     assert s.log_level == "debug"
     assert s.input_topic == "crm-events"
     assert s.required_topics() == ["crm-events", "lead-events-dlq", "sla-outcomes", "sla-periods",
@@ -268,7 +270,7 @@ def test_consumer_group_timing_defaults_and_overrides(monkeypatch: pytest.Monkey
     s = Settings()
     assert (s.session_timeout, s.heartbeat_interval, s.rebalance_timeout, s.commit_interval) == (10.0, 1.0, 20.0, 2.8)
     assert s.session_timeout >= 2 * 5.0 and s.heartbeat_interval <= s.session_timeout / 3
-    assert s.single_record_batches is True
+    assert s.single_record_batches is False and s.direct_recovery is True
     monkeypatch.setenv("LEADSLA_SESSION_TIMEOUT", "15s")
     monkeypatch.setenv("LEADSLA_HEARTBEAT_INTERVAL", "500ms")
     monkeypatch.setenv("LEADSLA_REBALANCE_TIMEOUT", "PT1M")
@@ -284,6 +286,7 @@ def test_consumer_group_timing_defaults_and_overrides(monkeypatch: pytest.Monkey
         ("heartbeat_interval", "at its next heartbeat"),
         ("single_record_batches", "can end table recovery early"),
         ("single_record_batches", "not recovery time"),
+        ("direct_recovery", "high watermark (right on every broker)"),
     ],
 )
 def test_group_and_recovery_settings_say_what_they_cost(field: str, says: str) -> None:
