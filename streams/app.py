@@ -110,14 +110,16 @@ class _LeadEntryType:
 
 @dataclass
 class Monitor:
-    """A worker, built: its Faust app, engine, metrics registry and sink, and
-    what it knows of its broker (``health.up``, ``health.down_for()``)."""
+    """A worker, built: its Faust app, engine, metrics registry and sink,
+    what it knows of its broker (``health.up``, ``health.down_for()``) and
+    the batch path of lead-events (``batches.records``: records handed over)."""
 
     app: faust.App
     engine: Engine
     registry: CollectorRegistry
     sink: KafkaSink
     health: BrokerHealth | None = None
+    batches: BatchDelivery | None = None
 
 
 def _request_timeout(settings: Settings) -> float:
@@ -375,8 +377,9 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
     # Records of lead-events reach the engine a fetch at a time from inside
     # Faust's consumer (streams.batches). The agent keeps the subscription;
     # a record Faust's own path would hand it is handled the same way.
-    BatchDelivery(app, settings.input_topic, engine.handle_batch, lambda: sink.settle(states=False),
-                  before_commit=sink.settle).install()
+    batches = BatchDelivery(app, settings.input_topic, engine.handle_batch, lambda: sink.settle(states=False),
+                            before_commit=sink.settle)
+    batches.install()
 
     @app.agent(events_topic, name="leadsla.process")
     async def process(stream: Any) -> None:
@@ -456,7 +459,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
     health = watch_broker(app, engine, settings, registry, restore)
     _pages(app, engine, registry)
 
-    return Monitor(app, engine, registry, sink, health)
+    return Monitor(app, engine, registry, sink, health, batches)
 
 
 def _pages(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:
