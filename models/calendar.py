@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 US = 1_000_000
@@ -47,11 +48,16 @@ class Calendar:
     # the walk must take the general path. Deadlines and elapsed times of
     # clocks span a few days, so one flat loop answers nearly every call.
     _windows: dict[int, tuple[tuple[int, int], ...]] = field(init=False, repr=False, compare=False)
+    # What ``add_days`` steps over, by UTC day number likewise: the open days
+    # among those ``_WINDOW_DAYS`` local days, as (date ordinal, intervals).
+    _open_days: dict[int, tuple[tuple[int, tuple[tuple[int, int], ...]], ...]] = field(
+        init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_zone", ZoneInfo(self.timezone))
         object.__setattr__(self, "_days", {})
         object.__setattr__(self, "_windows", {})
+        object.__setattr__(self, "_open_days", {})
 
     # -- the two operations every clock uses ---------------------------------
 
@@ -134,6 +140,35 @@ class Calendar:
         """
         if self.always_open:
             return start_us + days * DAY_US
+        u = start_us // DAY_US
+        open_days = self._open_days.get(u)
+        if open_days is None:
+            open_days = self._open_days_window(u)
+        # The open day of start_us is the first whose hours end after it. Every
+        # day before its local date ended before it (offsets differ by at most
+        # 24 h), so looking from the window's first day finds what the walk
+        # from its local date finds.
+        i = 0
+        for _, ivs in open_days:
+            if ivs[-1][1] > start_us:
+                break
+            i += 1
+        else:
+            return self._add_days_walk(start_us, days)
+        offset = 0
+        for a, b in ivs:
+            if a < start_us:
+                offset += (b if b < start_us else start_us) - a
+        if i + days < len(open_days):
+            ivs = open_days[i + days][1]
+        else:
+            n = open_days[-1][0]
+            for _ in range(i + days - len(open_days) + 1):
+                n, ivs = self._open_ordinal(n + 1)
+        return _at_offset(ivs, offset)
+
+    def _add_days_walk(self, start_us: int, days: int) -> int:
+        """``add_days`` by walking day by day from the local date of ``start_us``."""
         n, ivs = self._open_ordinal(self._local_date(start_us).toordinal())
         while ivs[-1][1] <= start_us:  # that day's hours are over: the next open day
             n, ivs = self._open_ordinal(n + 1)
@@ -143,11 +178,7 @@ class Calendar:
                 offset += (b if b < start_us else start_us) - a
         for _ in range(days):
             n, ivs = self._open_ordinal(n + 1)
-        for a, b in ivs:
-            if offset < b - a:
-                return a + offset
-            offset -= b - a
-        return ivs[-1][1]
+        return _at_offset(ivs, offset)
 
     def nominal_day_us(self) -> int:
         """An open day's length (µs) on average over the week: the weekly open
@@ -183,6 +214,25 @@ class Calendar:
                 return n, ivs
             n += 1
         raise ValueError(f"calendar {self.name!r} has no open hours for {MAX_CLOSED_DAYS} days")
+
+    def _open_days_window(self, u: int) -> tuple[tuple[int, tuple[tuple[int, int], ...]], ...]:
+        """Build the open days of UTC day ``u``'s window (see ``_open_days``):
+        (date ordinal, intervals) of each open day among the ``_WINDOW_DAYS``
+        local days from the first one an instant of that UTC day can fall in;
+        () at the end of the date range (callers walk)."""
+        first = self._first_ordinal(u * DAY_US)
+        out: list[tuple[int, tuple[tuple[int, int], ...]]] = []
+        if first + _WINDOW_DAYS + 2 < _MAX_ORDINAL:
+            days = self._days
+            for n in range(first, first + _WINDOW_DAYS):
+                ivs = days.get(n)
+                if ivs is None:
+                    ivs = self._day_by_ordinal(n)
+                if ivs:
+                    out.append((n, ivs))
+        open_days = tuple(out)
+        _put(self._open_days, u, open_days)
+        return open_days
 
     def _window(self, u: int) -> tuple[tuple[int, int], ...]:
         """Build the window of UTC day ``u`` (see ``_windows``): the intervals
@@ -276,13 +326,23 @@ ALWAYS_OPEN = Calendar(name="24x7", always_open=True)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MIN_ORDINAL = date.min.toordinal()
 _MAX_ORDINAL = date.max.toordinal()
+_V = TypeVar("_V")
 _DAYS_KEPT = 4096  # days of intervals (and windows) a calendar keeps (about 11 years)
 # Local days in a window: a goal of 5bd over a weekend and a holiday or two
 # still ends inside one, and the longest goals take the general walk.
 _WINDOW_DAYS = 16
 
 
-def _put(cache: dict[int, tuple[tuple[int, int], ...]], key: int, value: tuple[tuple[int, int], ...]) -> None:
+def _at_offset(ivs: tuple[tuple[int, int], ...], offset: int) -> int:
+    """The instant ``offset`` business µs into a day's intervals (its closing if the day is shorter)."""
+    for a, b in ivs:
+        if offset < b - a:
+            return a + offset
+        offset -= b - a
+    return ivs[-1][1]
+
+
+def _put(cache: dict[int, _V], key: int, value: _V) -> None:
     """Store in a day cache of at most ``_DAYS_KEPT`` entries: when full, the
     oldest quarter goes (dicts keep insertion order), so a worker running for
     years keeps the days it still uses."""
