@@ -4,7 +4,7 @@ counters and histograms, the partition's gauges and its window cells."""
 from __future__ import annotations
 
 from leadsla.models.clock import BREACHED, CORRECTED, MET, Decision, Transition
-from leadsla.models.periods import period_of
+from leadsla.models.periods import Period, period_of
 from leadsla.models.policy import PolicySet
 from leadsla.streams import windows
 from leadsla.streams.codec import outcome_record
@@ -23,50 +23,58 @@ class Effects:
         self.sink = sink
         self.goals = {p.name: p.goal_us for p in policies.policies}
         self.periods = {p.name: (p.period, p.period_timezone) for p in policies.policies}
+        # The period each policy's last decision counted in: decisions come in
+        # time order mostly, so most fall in the same period as the last one.
+        self._last_period: dict[str, Period] = {}
 
     def apply(self, rt: PartitionRuntime, tr: Transition, now_us: int) -> None:
         """Act on one transition of a lead owned by ``rt`` at wall time ``now_us`` (epoch µs)."""
         m, goal = self.metrics, self.goals
-        for ref in tr.closed:
-            if ref.policy in goal:
-                rt.count(ref, m.team(ref.team), -1)
-        for ref in tr.opened:
-            if ref.policy in goal:
-                rt.count(ref, m.team(ref.team), +1)
-                # Series exist (at 0) from the moment a clock counts as open,
-                # at least one lateness before it can be decided: Prometheus'
-                # increase() never counts a series' first sample. The breach
-                # series by rep waits for the at-risk warning (a ref opened
-                # again with at_risk set): only clocks that may breach get one.
-                m.prebind(ref.policy, ref.team, ref.rep, ref.at_risk)
-                m.prebind_team(ref.team)
+        closed, opened = tr.closed, tr.opened
+        if closed or opened:
+            team, count = m.team, rt.count
+            for ref in closed:
+                if ref.policy in goal:
+                    count(ref, team(ref.team), -1)
+            for ref in opened:
+                if ref.policy in goal:
+                    count(ref, team(ref.team), +1)
+                    # Series exist (at 0) from the moment a clock counts as open,
+                    # at least one lateness before it can be decided: Prometheus'
+                    # increase() never counts a series' first sample. The breach
+                    # series by rep waits for the at-risk warning (a ref opened
+                    # again with at_risk set): only clocks that may breach get one.
+                    m.prebind(ref.policy, ref.team, ref.rep, ref.at_risk)
+                    m.prebind_team(ref.team)
         for d in tr.decisions:
-            if d.policy not in goal:
+            policy = d.policy
+            if policy not in goal:
                 continue
-            if d.outcome == CORRECTED:
-                m.correction(d.policy, d.team).inc()
+            outcome = d.outcome
+            if outcome == CORRECTED:
+                m.correction(policy, d.team).cell[0] += 1
             else:
-                m.outcome(d.policy, d.outcome, d.team).inc()
-                if d.outcome == BREACHED:
-                    m.breach(d.policy, d.team, d.rep).inc()
+                m.outcome(policy, outcome, d.team).cell[0] += 1
+                if outcome == BREACHED:
+                    m.breach(policy, d.team, d.rep).cell[0] += 1
                 if d.elapsed_us is not None:
-                    m.elapsed_of(d.policy, d.team).observe(d.elapsed_us / 1_000_000)
+                    m.elapsed_of(policy, d.team).observe(d.elapsed_us / 1_000_000)
                 if d.attempts is not None:
-                    m.depth_of(d.policy).observe(d.attempts)
-            self.sink.outcome(d.lead_id, outcome_record(d, goal[d.policy]))
+                    m.depth_of(policy).observe(d.attempts)
+            self.sink.outcome(d.lead_id, outcome_record(d, goal[policy]))
             self._count_in_period(rt, d)
         for a in tr.at_risk:
             if a.policy in goal:
-                m.at_risk_of(a.policy, a.team).inc()
+                m.at_risk_of(a.policy, a.team).cell[0] += 1
         for p in tr.pauses_expired:
             if p.policy in goal:
-                m.pause_expired_of(p.policy, p.team).inc()
+                m.pause_expired_of(p.policy, p.team).cell[0] += 1
         for late in tr.late_stops:
             if late.policy in goal:
                 m.elapsed_of(late.policy, late.team).observe(late.elapsed_us / 1_000_000)
         for x in tr.too_late:
             if x.policy in goal:
-                m.too_late(x.policy, x.role).inc()
+                m.too_late(x.policy, x.role).cell[0] += 1
         for delivery in tr.deliveries:
             rt.deliver(delivery)
         for won in tr.wins:
@@ -74,26 +82,31 @@ class Effects:
                 m.won(won.policy, won.outcome).inc(won.amount)
         if tr.handoffs or tr.touches:
             now_s = now_us // 1_000_000
+            add = windows.add
             for h in tr.handoffs:
-                m.handoffs_of(h.team).inc()
-                windows.add(rt, now_s, h.at // 1_000_000, "handoffs", m.team(h.team), 1)
+                m.handoffs_of(h.team).cell[0] += 1
+                add(rt, now_s, h.at // 1_000_000, "handoffs", m.team(h.team), 1)
             for t in tr.touches:
-                team = m.team(t.team)
+                team_label = m.team(t.team)
                 at_s = t.at // 1_000_000
-                m.attempts_of(t.team).inc()
-                windows.add(rt, now_s, at_s, "attempts", team, 1)
+                m.attempts_of(t.team).cell[0] += 1
+                add(rt, now_s, at_s, "attempts", team_label, 1)
                 if t.latency_us is not None:
                     m.followup_of(t.team).observe(t.latency_us / 1_000_000)
-                    windows.add(rt, now_s, at_s, "first", team, 1)
-                    windows.add(rt, now_s, at_s, "latency", team, t.latency_us / 1_000_000)
+                    add(rt, now_s, at_s, "first", team_label, 1)
+                    add(rt, now_s, at_s, "latency", team_label, t.latency_us / 1_000_000)
 
     def _count_in_period(self, rt: PartitionRuntime, d: Decision) -> None:
         """A decision counts in the period holding the moment it was settled:
         its stop (met, or a give-up) or its deadline (breached). A correction
         turns the breach it corrects into a met clock, in the breach's period."""
-        kind, zone = self.periods[d.policy]
         at = d.deadline if d.outcome == CORRECTED or d.stopped_at is None else min(d.stopped_at, d.deadline)
-        p = period_of(at, kind, zone)
+        # A period is the half-open interval [start, end) of its local
+        # midnights: an instant inside the last one is in no other.
+        p = self._last_period.get(d.policy)
+        if p is None or not p.start_us <= at < p.end_us:
+            kind, zone = self.periods[d.policy]
+            p = self._last_period[d.policy] = period_of(at, kind, zone)
         key = (d.policy, self.metrics.team(d.team), p.label, p.end_us)
         if d.outcome == MET:
             rt.decide(key, 1, 0)

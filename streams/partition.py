@@ -137,8 +137,10 @@ class PartitionRuntime:
 
 
 def _add(counter: Counter[GaugeKey], key: GaugeKey, sign: int) -> None:
-    n = counter[key] + sign
+    # dict's own get and pop: Counter's [] and del run Python code for a
+    # missing key (0, and no KeyError), which these do in C.
+    n = counter.get(key, 0) + sign
     if n > 0:
         counter[key] = n
     else:
-        del counter[key]
+        counter.pop(key, None)

@@ -15,13 +15,17 @@ WINDOWS = ((3600, "1h", 2 * 86400), (86400, "1d", 8 * 86400))
 def add(rt: PartitionRuntime, now_s: int, at_s: int, metric: str, team: str, amount: float) -> None:
     """Add ``amount`` to the cells of every window size holding ``at_s``;
     events older than anything a dashboard shows are not kept."""
+    windows, dirty = rt.windows, rt.dirty
+    cell_key = (metric, team)
     for size, _, retention in WINDOWS:
         start = at_s - at_s % size
         if start + size + retention < now_s:
             continue
-        cell = rt.windows.setdefault((size, start), {})
-        cell[(metric, team)] = cell.get((metric, team), 0) + amount
-        rt.dirty.add((size, start, metric, team))
+        cells = windows.get((size, start))
+        if cells is None:
+            cells = windows[(size, start)] = {}
+        cells[cell_key] = cells.get(cell_key, 0) + amount
+        dirty.add((size, start, metric, team))
 
 
 def flush(rt: PartitionRuntime, now_s: int) -> list[tuple[str, float | None]]:
