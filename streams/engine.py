@@ -210,63 +210,81 @@ class Engine:
     def handle_batch(self, partition: int, records: Iterable[tuple[int, bytes | None, bytes | None]]) -> None:
         """Records of one partition of lead-events, in offset order, as
         ``(offset, key, value)`` (raw bytes, as consumed): a fetch at a time.
-        The wall clock is read once per batch (a batch is handled within
-        milliseconds); each record is decided as if handled alone."""
+        The wall clock and the partition's fetch high watermark are read once
+        per batch (a batch is handled in one go, without yielding to the event
+        loop, so the consumer cannot move the high watermark meanwhile); each
+        record is decided as if handled alone with them."""
         now = self.wall_us()
         rt = self._runtime(partition)
+        highwater = self.highwater(partition)
+        now_s = now / 1_000_000
+        max_bytes, skew = self.settings.max_event_bytes, self._skew
+        lateness, replay_lag = self._lateness, self._replay_lag
+        store, policies, sink, index = self.store, self.policies, self.sink, rt.index
+        apply_effects, persist, schedule = self.effects.apply, sink.persist, index.schedule
+        m = self.metrics
+        event_cells, duplicates, late = m.event_cells, m.duplicates.cell, m.late.cell
+        ttl = self._ttl
         for offset, key, value in records:
-            self._handle(rt, now, offset, key, value)
-
-    def _handle(self, rt: PartitionRuntime, now: int, offset: int, key: bytes | None, value: bytes | None) -> None:
-        partition = rt.partition
-        was_caught_up = rt.caught_up
-        gap = rt.check_offset(offset)
-        if gap is not None:
-            first, present = gap
-            self.metrics.offset_gaps.inc(present - first)
-            log.warning("partition %d: offsets %d..%d did not reach the engine; reading them again",
-                        partition, first, present - 1)
-            self.reread(partition, first, present)
-        self.last_event_wall = now / 1_000_000
-        event = decode(key, value, self.settings.max_event_bytes, now, self._skew)
-        if isinstance(event, Rejection):
-            self.metrics.reject(event.reason).inc()
-            self.sink.dead_letter(key, value, event.reason, event.error)
-            return
-        rt.saw(event.occurred_at)
-        # The record that ends a backlog still belongs to it: were the watermark
-        # to jump to the wall clock before it is applied, a handoff buffered
-        # earlier in the backlog would be breached ahead of its own follow-up
-        # (this record), which would then become a correction. The next tick
-        # makes the jump, with every record of the backlog applied.
-        w = self._watermark(rt, now, backlog=not was_caught_up)
-        entry = self.store.get(event.lead_id)
-        if entry is None:
-            entry = self.store[event.lead_id] = LeadEntry(partition, LeadState())
-        try:
-            tr = clock.apply(entry.state, event, self.policies, w, now)
-            if tr.duplicate:
-                self.metrics.duplicates.inc()
-                return
-            if w > entry.state.received_w:
-                entry.state.received_w = w
-            self.metrics.event(event.type).inc()
-            if event.occurred_at <= w:
-                self.metrics.late.inc()
-            entry.partition = partition
-            self.effects.apply(rt, tr, now)
-            wake = tr.wake
-        except Exception as exc:
-            # A defect must cost one record, not the agent: the record goes to
-            # the dead-letter topic with the error's type (never its text,
-            # which could quote the event), and the next record goes on.
-            log.error("partition %d offset %d: an event could not be processed (%s); sent to the dead-letter topic",
-                      partition, offset, exc.__class__.__name__)
-            self.metrics.reject(PROCESSING_ERROR).inc()
-            self.sink.dead_letter(key, value, PROCESSING_ERROR, f"could not be processed: {exc.__class__.__name__}")
-            wake = clock.next_wake(entry.state)
-        rt.index.schedule(event.lead_id, self._wake(entry.state, wake))
-        self.sink.persist(partition, event.lead_id, entry)
+            was_caught_up = rt.caught_up
+            if offset == rt.next_offset:  # the usual case of check_offset: the next offset, in order
+                rt.next_offset = offset + 1
+                if offset > rt.last_offset:
+                    rt.last_offset = offset
+            else:
+                gap = rt.check_offset(offset)
+                if gap is not None:
+                    first, present = gap
+                    m.offset_gaps.inc(present - first)
+                    log.warning("partition %d: offsets %d..%d did not reach the engine; reading them again",
+                                partition, first, present - 1)
+                    self.reread(partition, first, present)
+            self.last_event_wall = now_s
+            event = decode(key, value, max_bytes, now, skew)
+            if isinstance(event, Rejection):
+                m.reject(event.reason).inc()
+                sink.dead_letter(key, value, event.reason, event.error)
+                continue
+            occurred_at = event.occurred_at
+            if occurred_at > rt.max_event_time:  # rt.saw
+                rt.max_event_time = occurred_at
+            # The record that ends a backlog still belongs to it: were the watermark
+            # to jump to the wall clock before it is applied, a handoff buffered
+            # earlier in the backlog would be breached ahead of its own follow-up
+            # (this record), which would then become a correction. The next tick
+            # makes the jump, with every record of the backlog applied.
+            w = rt.advance(now, highwater, lateness, replay_lag, not was_caught_up)
+            lead_id = event.lead_id
+            entry = store.get(lead_id)
+            if entry is None:
+                entry = store[lead_id] = LeadEntry(partition, LeadState())
+            st = entry.state
+            try:
+                tr = clock.apply(st, event, policies, w, now)
+                if tr.duplicate:
+                    duplicates[0] += 1
+                    continue
+                if w > st.received_w:
+                    st.received_w = w
+                event_cells[event.type][0] += 1
+                if occurred_at <= w:
+                    late[0] += 1
+                entry.partition = partition
+                apply_effects(rt, tr, now)
+                wake = tr.wake
+            except Exception as exc:
+                # A defect must cost one record, not the agent: the record goes to
+                # the dead-letter topic with the error's type (never its text,
+                # which could quote the event), and the next record goes on.
+                log.error("partition %d offset %d: an event could not be processed (%s); sent to the dead-letter topic",
+                          partition, offset, exc.__class__.__name__)
+                m.reject(PROCESSING_ERROR).inc()
+                sink.dead_letter(key, value, PROCESSING_ERROR, f"could not be processed: {exc.__class__.__name__}")
+                wake = clock.next_wake(st)
+            # Nothing scheduled: forget the lead (and its dedupe memory) once it
+            # has been quiet for the state TTL (as ``_wake``).
+            schedule(lead_id, st.quiet_since + ttl if wake is None else wake)
+            persist(partition, lead_id, entry)
 
     def tick(self, limit: int | None = None) -> int:
         """Decide what the watermark has reached, at most ``limit`` leads per
