@@ -951,7 +951,14 @@ def _finish(st: LeadState, policies: PolicySet, res: Transition) -> None:
     no clock can use any more, and schedule the next wake-up."""
     shown = st.shown
     clocks = st.clocks
-    buffer = st.buffer
+    # The first buffered start of each policy (the buffer is in event-time
+    # order): a clock shows as pending from its start's arrival. One pass over
+    # the buffer answers every question below.
+    first_start: dict[str, Buffered] = {}
+    for item in st.buffer:
+        for name, role in item[3]:
+            if role == START and name not in first_start:
+                first_start[name] = item
     for name, c in clocks.items():
         old = shown.get(name)
         if c.status != IDLE:
@@ -959,15 +966,18 @@ def _finish(st: LeadState, policies: PolicySet, res: Transition) -> None:
             if old is None or old[2] != c.status or old[3] != c.at_risk or old[0] != c.team or old[1] != c.rep:
                 _show(shown, name, (c.team, c.rep, c.status, c.at_risk), res)
             continue
-        want = _pending(st, name, c.floor) if buffer else None
+        want: Shown | None = None
+        start = first_start.get(name)
+        if start is not None:
+            floor = c.floor
+            want = _pending(st, start) if start[0] > floor else _pending_after(st, name, floor)
         if old != want:
             _show(shown, name, want, res)
-    for item in buffer:  # pending starts of policies with no clock yet
-        for name, role in item[3]:
-            if role == START and name not in clocks and name not in shown and policies.get(name) is not None:
-                _show(shown, name, (item[4] or st.owner_team, item[5] or st.owner_rep, PENDING, False), res)
+    for name, start in first_start.items():  # pending starts of policies with no clock yet
+        if name not in clocks and name not in shown and policies.get(name) is not None:
+            _show(shown, name, _pending(st, start), res)
     if not shown.keys() <= clocks.keys():
-        for name in [n for n in shown if n not in clocks and not _pending(st, n, NEVER)]:
+        for name in [n for n in shown if n not in clocks and n not in first_start]:
             _show(shown, name, None, res)
     if res.decisions and st.log:
         floors = {name: c.floor for name, c in st.clocks.items()}
@@ -975,10 +985,16 @@ def _finish(st: LeadState, policies: PolicySet, res: Transition) -> None:
     res.wake = next_wake(st)
 
 
-def _pending(st: LeadState, name: str, floor: int) -> Shown | None:
-    for t, _, _, roles, team, rep in st.buffer:
-        if t > floor and (name, START) in roles:
-            return (team or st.owner_team, rep or st.owner_rep, PENDING, False)
+def _pending(st: LeadState, start: Buffered) -> Shown:
+    """What a policy shows while its buffered ``start`` waits for the watermark."""
+    return (start[4] or st.owner_team, start[5] or st.owner_rep, PENDING, False)
+
+
+def _pending_after(st: LeadState, name: str, floor: int) -> Shown | None:
+    """What a policy shows for its first buffered start after ``floor`` (None: none)."""
+    for item in st.buffer:
+        if item[0] > floor and (name, START) in item[3]:
+            return _pending(st, item)
     return None
 
 
