@@ -33,6 +33,22 @@ def publish(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes 
     asyncio.run(go())
 
 
+def publish_batched(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
+    """Send records in order (key, value) as a bulk import does: many to a
+    produce batch (a 20 ms linger), all delivered on return."""
+
+    async def go() -> None:
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024)
+        await p.start()
+        try:
+            futures = [await p.send(topic, key=key, value=value) for key, value in records]
+            await asyncio.gather(*futures)
+        finally:
+            await p.stop()
+
+    asyncio.run(go())
+
+
 def iso(dt: datetime) -> str:
     """RFC 3339 at millisecond precision, spelled as leadsla spells its outputs."""
     us = (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
