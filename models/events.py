@@ -3,6 +3,10 @@
 Validation is exactly the contract's: required ids and type, an RFC 3339
 timestamp with an offset, optional bounded dimensions; unknown top-level fields
 are ignored so upstream producers can add fields without breaking the monitor.
+
+``WireEvent`` is the same contract as a msgspec type, for a one-pass typed
+decode of the common record; ``LeadEvent`` stays the reference, and says why a
+record is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
@@ -120,8 +126,10 @@ def _timestamp(value: Any) -> int:
     return parse_timestamp_us(value)
 
 
-Id = Annotated[str, Field(min_length=1, max_length=200)]
-Dim = Annotated[str, Field(max_length=200)]
+# The contract's bounds, in characters (attributes: entries).
+ID_CHARS, DIMENSION_CHARS, ATTRIBUTE_KEY_CHARS, ATTRIBUTE_VALUE_CHARS, ATTRIBUTES = 200, 200, 200, 1000, 100
+Id = Annotated[str, Field(min_length=1, max_length=ID_CHARS)]
+Dim = Annotated[str, Field(max_length=DIMENSION_CHARS)]
 
 
 class LeadEvent(BaseModel):
@@ -142,9 +150,9 @@ class LeadEvent(BaseModel):
     channel: Dim | None = None
     amount: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
-    attributes: dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=1000)]] = Field(
-        default_factory=dict, max_length=100
-    )
+    attributes: dict[
+        Annotated[str, Field(max_length=ATTRIBUTE_KEY_CHARS)], Annotated[str, Field(max_length=ATTRIBUTE_VALUE_CHARS)]
+    ] = Field(default_factory=dict, max_length=ATTRIBUTES)
 
     def dimension(self, name: str) -> str | None:
         """A matching dimension: a top-level field or ``attributes.<key>``."""
@@ -155,3 +163,74 @@ class LeadEvent(BaseModel):
 
 
 MATCH_FIELDS = ("source", "segment", "persona", "team", "rep", "region", "channel", "currency")
+
+
+WireId = Annotated[str, Meta(min_length=1, max_length=ID_CHARS)]
+WireDim = Annotated[str, Meta(max_length=DIMENSION_CHARS)]
+WireAttributes = Annotated[
+    dict[Annotated[str, Meta(max_length=ATTRIBUTE_KEY_CHARS)], Annotated[str, Meta(max_length=ATTRIBUTE_VALUE_CHARS)]],
+    Meta(max_length=ATTRIBUTES),
+]
+
+
+class WireEvent(msgspec.Struct, forbid_unknown_fields=True):
+    """``LeadEvent``'s contract as a msgspec type, for decoding a record's JSON
+    in one pass (``msgspec.json.Decoder(WireEvent)``).
+
+    It accepts a subset of what ``LeadEvent`` accepts, never more: a record
+    with a field the contract does not name is refused here (the JSON inside
+    it is only skipped, not checked as strictly as a full parse checks it),
+    and so is anything else unusual; such a record goes the ``LeadEvent`` way,
+    which accepts it or says why not. ``occurred_at`` is the text as sent; an
+    optional field the record did not carry is ``UNSET``."""
+
+    event_id: WireId
+    lead_id: WireId
+    type: EventType
+    occurred_at: str
+    source: Literal["marketing", "sales"] | None | UnsetType = UNSET
+    segment: WireDim | None | UnsetType = UNSET
+    persona: WireDim | None | UnsetType = UNSET
+    team: WireDim | None | UnsetType = UNSET
+    rep: WireDim | None | UnsetType = UNSET
+    region: WireDim | None | UnsetType = UNSET
+    channel: WireDim | None | UnsetType = UNSET
+    # JSON has no NaN or infinity, and msgspec refuses a number too large for a
+    # float, so every amount decoded here is finite.
+    amount: Annotated[float, Meta(ge=0)] | None | UnsetType = UNSET
+    # \A..\Z: msgspec searches with Python's re, whose "$" also matches before
+    # a final newline; pydantic's "^[A-Z]{3}$" does not.
+    currency: Annotated[str, Meta(pattern=r"\A[A-Z]{3}\Z")] | None | UnsetType = UNSET
+    attributes: WireAttributes | UnsetType = UNSET
+
+    def event(self) -> LeadEvent:
+        """The ``LeadEvent`` that ``LeadEvent.model_validate`` builds from the
+        same record: equal values, the same ``model_fields_set``.
+
+        Raises ValueError when ``occurred_at`` is not an RFC 3339 timestamp."""
+        carried: dict[str, Any] = msgspec.to_builtins(self)  # UNSET fields are left out
+        values = _ABSENT.copy()  # every field, in LeadEvent's order
+        values.update(carried)
+        values["type"] = self.type  # to_builtins wrote the enum's value
+        values["occurred_at"] = parse_timestamp_us(self.occurred_at)
+        if self.attributes is UNSET:
+            values["attributes"] = {}
+        return _validated_event(values, set(carried))
+
+
+_ABSENT: dict[str, Any] = dict.fromkeys(LeadEvent.model_fields)
+_set = object.__setattr__
+
+
+def _validated_event(values: dict[str, Any], fields_set: set[str]) -> LeadEvent:
+    """A ``LeadEvent`` of values that already meet the contract, not checked
+    again: what ``LeadEvent.model_construct`` sets, without its per-field loop,
+    which costs more than the whole decode. ``values`` holds every field in
+    order; ``fields_set`` names those the record carried. tests/models compare
+    the result with ``model_validate``'s, whatever pydantic's version."""
+    event = object.__new__(LeadEvent)
+    _set(event, "__dict__", values)
+    _set(event, "__pydantic_fields_set__", fields_set)
+    _set(event, "__pydantic_extra__", None)  # extra="ignore" keeps none
+    _set(event, "__pydantic_private__", None)
+    return event
