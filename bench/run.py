@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -49,7 +50,17 @@ def cpu_s() -> float:
 
 
 def rss_mib() -> float:
+    """This process's peak RSS (MiB) since the last ``reset_peak_rss``."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS measurement (Linux: clear_refs 5 resets VmHWM)."""
+    with contextlib.suppress(OSError):  # not Linux, or not allowed: the peak is the process's whole run
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def make_events(n: int, policies_file: Path) -> list[dict[str, Any]]:
@@ -76,7 +87,12 @@ async def fill(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None
         await p.stop()
 
 
-async def drain(bootstrap: str, topic: str, n: int, handle: Any) -> tuple[float, float]:
+async def drain(bootstrap: str, topic: str, n: int, handle: Any,
+                highwaters: dict[int, int] | None = None) -> tuple[float, float]:
+    """Read ``n`` records of ``topic`` with a fresh group, calling
+    ``handle(partition, record)`` for each; ``highwaters`` (when given) is
+    kept at each partition's fetch high watermark, as the worker knows it.
+    Returns (wall seconds, CPU seconds)."""
     c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex}",
                          auto_offset_reset="earliest", enable_auto_commit=False,
                          max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20)
@@ -87,6 +103,8 @@ async def drain(bootstrap: str, topic: str, n: int, handle: Any) -> tuple[float,
         while seen < n:
             batch = await c.getmany(timeout_ms=1000, max_records=10_000)
             for tp, recs in batch.items():
+                if highwaters is not None:
+                    highwaters[tp.partition] = c.highwater(tp)
                 for r in recs:
                     handle(tp.partition, r)
             seen += sum(len(v) for v in batch.values())
@@ -95,34 +113,75 @@ async def drain(bootstrap: str, topic: str, n: int, handle: Any) -> tuple[float,
         await c.stop()
 
 
-def stage_engine(settings: Settings, policies_file: Path) -> tuple[Engine, Any]:
+def stage_engine(settings: Settings, policies_file: Path,
+                 highwaters: dict[int, int]) -> tuple[Engine, Any, TimerShare, Any]:
     """The engine as the worker runs it, without Kafka: every lead state it
     persists is encoded as for its changelog (then dropped), and its timer
     runs every ``TICK_EVERY`` records, so B2 carries the state encoding and
-    the timer's share of the work, not the event path alone."""
+    the timer's share of the work, not the event path alone. Returns the
+    engine, the record handler, the timer (its share) and the sink (the
+    decision ids it saw)."""
 
     class EncodingSink:
         """Lead states are encoded as the changelog would carry them; every
         other record the engine writes (outcomes, reports) goes nowhere."""
 
+        def __init__(self) -> None:
+            self.decisions: set[str] = set()
+
         def persist(self, partition: int, lead_id: str, entry: Any) -> None:
             if entry is not None:
                 state_to_bytes(entry.partition, entry.state)
+
+        def outcome(self, lead_id: str, value: bytes) -> None:
+            self.decisions.add(orjson.loads(value)["decision_id"])
 
         def __getattr__(self, name: str) -> Any:
             return lambda *a, **k: None
 
     policies = load_policies(policies_file)
-    engine = Engine(settings, policies, Metrics(CollectorRegistry(), policies, 200, 500), {}, {}, EncodingSink())
+    sink = EncodingSink()
+    engine = Engine(settings, policies, Metrics(CollectorRegistry(), policies, 200, 500), {}, {}, sink,
+                    highwater=highwaters.get)
     seen = [0]
 
     def handle(partition: int, r: Any) -> None:
         engine.handle(partition, r.offset, r.key, r.value)
         seen[0] += 1
         if seen[0] % TICK_EVERY == 0:
-            engine.tick()
+            timer.tick()
 
-    return engine, handle
+    timer = TimerShare(engine)
+    return engine, handle, timer, sink
+
+
+class TimerShare:
+    """Runs the engine's timer and keeps what it cost: CPU seconds and the
+    due leads it handled (for µs per due lead)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.cpu_s = 0.0
+        self.due = 0
+
+    def tick(self) -> int:
+        c0 = cpu_s()
+        handled = self.engine.tick()
+        self.cpu_s += cpu_s() - c0
+        self.due += handled
+        return handled
+
+    def us_per_due_lead(self) -> float | None:
+        return self.cpu_s * US / self.due if self.due else None
+
+
+async def count_decisions(bootstrap: str, topic: str) -> int:
+    """Distinct decision ids on an outcomes topic, read to its end."""
+    from leadsla.streams.topic_reader import read_topic
+
+    ids: set[str] = set()
+    await read_topic(bootstrap, topic, lambda record: ids.add(orjson.loads(record.value)["decision_id"]))
+    return len(ids)
 
 
 def worker_stage(bootstrap: str, topic: str, n: int, partitions: int, extra: dict[str, str]) -> dict[str, Any]:
@@ -213,23 +272,32 @@ def main() -> int:
             "B1 + decode": lambda p, r: decode(r.key, r.value, 65536, now, 900 * US),
         }
         for name, handle in stages.items():
+            reset_peak_rss()
             secs, cpu = asyncio.run(drain(args.listen, topic, args.events, handle))
-            results[name] = {"seconds": secs, "events_per_s": args.events / secs, "cpu_us_per_event": cpu * US / args.events}
-        engine, handle = stage_engine(settings, args.policies)
-        secs, cpu = asyncio.run(drain(args.listen, topic, args.events, handle))
+            results[name] = {"seconds": secs, "events_per_s": args.events / secs, "cpu_us_per_event": cpu * US / args.events,
+                             "peak_rss_mib": rss_mib()}
+        reset_peak_rss()
+        highwaters: dict[int, int] = {}
+        engine, handle, timer, sink = stage_engine(settings, args.policies, highwaters)
+        secs, cpu = asyncio.run(drain(args.listen, topic, args.events, handle, highwaters))
         t1 = time.perf_counter()
         # What the timer would do once the backlog is read: decide what is due.
         for _ in range(10_000):
-            if not (engine.tick() or engine.pending()):
+            if not (timer.tick() or engine.pending()):
                 break
-        results["B2 + engine, metrics, timer, state encoding"] = {"seconds": secs, "events_per_s": args.events / secs,
-                                           "cpu_us_per_event": cpu * US / args.events,
-                                           "final_tick_s": time.perf_counter() - t1,
-                                           "leads": len(engine.store), "peak_rss_mib": rss_mib()}
+        results["B2 + engine, metrics, timer, state encoding"] = {
+            "seconds": secs, "events_per_s": args.events / secs, "cpu_us_per_event": cpu * US / args.events,
+            "final_tick_s": time.perf_counter() - t1, "timer_us_per_due_lead": timer.us_per_due_lead(),
+            "timer_due_leads": timer.due, "leads": len(engine.store), "decisions": len(sink.decisions),
+            "peak_rss_mib": rss_mib()}
         if not args.skip_worker:
             extra = {"LEADSLA_POLICIES": str(args.policies.resolve()), **dict(kv.split("=", 1) for kv in args.worker_env)}
             results["B6 leadsla run"] = worker_stage(args.listen, topic, args.events, args.partitions, extra)
             results["B6 leadsla run"]["settings"] = extra
+            # The same history decided by the worker and by B2's engine: the
+            # distinct decision ids on the outcomes topic against B2's (a few
+            # clocks whose deadline falls between the two runs may differ).
+            results["B6 leadsla run"]["decisions"] = asyncio.run(count_decisions(args.listen, f"{topic}-outcomes"))
 
     base = results["B0 raw drain"]["events_per_s"]
     print(f"\n{'stage':<46}{'events/s':>12}{'ratio':>8}{'cpu µs/ev':>11}{'rss MiB':>9}")
@@ -238,6 +306,12 @@ def main() -> int:
             r["ratio_to_b0"] = r["events_per_s"] / base
             print(f"{name:<46}{r['events_per_s']:>12,.0f}{r['ratio_to_b0']:>8.3f}{r['cpu_us_per_event']:>11.1f}"
                   f"{r.get('peak_rss_mib', 0):>9.0f}")
+    b2 = results["B2 + engine, metrics, timer, state encoding"]
+    if b2["timer_us_per_due_lead"] is not None:
+        print(f"\ntimer: {b2['timer_us_per_due_lead']:.1f} CPU µs per due lead ({b2['timer_due_leads']:,} due leads)")
+    b6 = results.get("B6 leadsla run", {})
+    if "decisions" in b6:
+        print(f"decisions: B2 {b2['decisions']:,}, B6 {b6['decisions']:,} (distinct decision ids)")
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2, sort_keys=True))
