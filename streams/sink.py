@@ -134,6 +134,8 @@ class KafkaSink:
         self.queue: list[Record] = []
         # (partition, lead id) -> the lead's entry (None: deleted), to flush
         self._states: dict[tuple[int, str], LeadEntry | None] = {}
+        # Outcome records handed to the producer and not yet delivered.
+        self._outcomes_in_flight: set[asyncio.Future[Any]] = set()
         # One drain at a time: the agent and the timer both drain, and one
         # waiting between retries must not let the other's newer changelog
         # record for the same key overtake its older one.
@@ -211,12 +213,12 @@ class KafkaSink:
         self.queue.append((self._dlq, key, value, None, headers))
 
     async def drain(self) -> None:
-        """Hand the queued records to the producer: the outcome records
-        first, then, once the producer has delivered them, every other
-        record in the order queued (records of one topic partition keep
-        their order). Awaiting waits for that delivery, when the
-        producer's buffer is full (backpressure), between retries of a send
-        that failed with a retriable error, or for a drain already running
+        """Hand the queued records to the producer, in the order queued
+        (records of one topic partition keep their order), except that
+        lead states go last, once every outcome record sent so far is
+        delivered. Awaiting waits for that delivery, when the producer's
+        buffer is full (backpressure), between retries of a send that
+        failed with a retriable error, or for a drain already running
         (records queued meanwhile follow its records). Never raises for a
         record the producer refuses: the next records are sent all the same
         (cancellation still propagates)."""
@@ -227,23 +229,25 @@ class KafkaSink:
             if not records:
                 return
             producer = self._producer()
+            leads = self._leads
+            states = [r for r in records if r[0] == leads]
+            if not states:
+                await self._send_all(producer, records)
+                return
             # A decision's outcome is delivered before the lead state that
             # records it: killed in between, the worker decides again after a
             # restart and re-sends the same decision_id, where the other
-            # order would lose the outcome for good. One wait per drain, not
-            # per outcome: with the producer's linger a wait costs a linger.
-            outcomes = [r for r in records if r[0] == self._outcomes]
-            if outcomes:
-                delivering = await self._send_all(producer, outcomes)
-                if delivering:
-                    await asyncio.wait(delivering)
-                records = [r for r in records if r[0] != self._outcomes]
-            await self._send_all(producer, records)
+            # order would lose the outcome for good. Lead states go out at
+            # a flush (before a commit), so one wait there covers every
+            # outcome sent since the last one.
+            await self._send_all(producer, [r for r in records if r[0] != leads])
+            if self._outcomes_in_flight:
+                await asyncio.wait(list(self._outcomes_in_flight))
+            await self._send_all(producer, states)
 
-    async def _send_all(self, producer: Any, records: list[Record]) -> list[asyncio.Future[Any]]:
-        """Send ``records`` in order; returns the delivery futures."""
-        on_delivery = self._on_delivery
-        futures: list[asyncio.Future[Any]] = []
+    async def _send_all(self, producer: Any, records: list[Record]) -> None:
+        """Send ``records`` in order; outcome records are in flight until delivered."""
+        on_delivery, outcomes, in_flight = self._on_delivery, self._outcomes, self._outcomes_in_flight
         for record in records:
             topic, key, value, partition, headers = record
             try:
@@ -254,8 +258,9 @@ class KafkaSink:
             # aiokafka resolves the future on delivery; a fake producer may return none.
             if isinstance(future, asyncio.Future):
                 future.add_done_callback(on_delivery[topic])
-                futures.append(future)
-        return futures
+                if topic == outcomes:
+                    in_flight.add(future)
+                    future.add_done_callback(in_flight.discard)
 
     async def settle(self, states: bool = True) -> None:
         """Wait for a drain in progress to hand over its records, then drain
@@ -302,6 +307,9 @@ class KafkaSink:
                 self._metrics.dead_letters_truncated.inc()
             if isinstance(future, asyncio.Future):
                 future.add_done_callback(self._on_delivery[topic])
+                if topic == self._outcomes:
+                    self._outcomes_in_flight.add(future)
+                    future.add_done_callback(self._outcomes_in_flight.discard)
             return
 
     def _delivery_callback(self, topic: str) -> Callable[[asyncio.Future[Any]], None]:

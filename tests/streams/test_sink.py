@@ -165,10 +165,9 @@ async def test_a_dead_letter_too_large_to_send_goes_out_cut(metrics: Metrics, ca
     with caplog.at_level(logging.DEBUG, logger="leadsla"):
         await sink.drain()
         await settle()
-    # Outcomes first (delivered before any lead state), then the rest in order.
     assert [(topic, key) for topic, key, *_ in producer.sent] == [
-        (OUTCOMES, b"lead-1"), (OUTCOMES, b"lead-2"), (DLQ, LEAD.encode()), (WINDOWS, b'"3600|0|handoffs|emea|3"')]
-    _, key, value, partition, headers = producer.sent[2]
+        (OUTCOMES, b"lead-1"), (DLQ, LEAD.encode()), (OUTCOMES, b"lead-2"), (WINDOWS, b'"3600|0|handoffs|emea|3"')]
+    _, key, value, partition, headers = producer.sent[1]
     assert partition is None
     assert headers == [
         ("reason", b"too_large"),
@@ -449,6 +448,32 @@ async def test_a_drain_waits_once_for_all_its_outcomes_then_sends_the_states_in_
     assert order[:3] == ["send outcomes b'L1'", "send outcomes b'L2'", "send outcomes b'L3'"]
     assert order[3:6] == ["delivered outcomes"] * 3
     assert order[6:] == [f"send leads-changelog {lead_key(lead)!r}" for lead in ("L1", "L2", "L3")]
+
+
+async def test_a_drain_without_lead_states_never_waits_for_deliveries_and_a_flush_waits_for_all_earlier_outcomes() -> None:
+    """Between commits a drain only hands records over (a wait would cost
+    the producer's linger per batch); the flush that writes the lead states
+    waits for every outcome sent before, by any drain."""
+    order: list[str] = []
+
+    class Slow(FakeProducer):
+        async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                       partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]:
+            order.append(f"send {topic} {key!r}")
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(0.05, lambda: (order.append(f"delivered {key!r}"), future.set_result(None)))
+            return future
+
+    sink = KafkaSink(lambda: Slow(), "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    sink.outcome("L1", b"{}")
+    sink.persist(0, "L1", LeadEntry(0, LeadState()))
+    sink.window(0, "k", 1.0)
+    await sink.drain()
+    assert order == ["send outcomes b'L1'", "send windows-changelog b'\"k\"'"]  # nothing waited for
+    sink.outcome("L2", b"{}")
+    await sink.flush()
+    assert order[2:] == ["send outcomes b'L2'", "delivered b'L1'", "delivered b'\"k\"'", "delivered b'L2'",
+                         f"send leads-changelog {lead_key('L1')!r}"]
 
 
 async def test_a_lead_changed_many_times_between_flushes_is_written_once_with_its_latest_state() -> None:
