@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import orjson
@@ -132,8 +132,22 @@ def outcome_record(d: Decision, goal_us: int) -> bytes:
 # Lead state is written by field name with a version, so a field added to a
 # clock does not break the recovery of older changelogs: a missing field takes
 # its default, an unknown one (written by a newer release) is ignored.
+#
+# Version 3: MessagePack ``[3, partition, state]``, the state and its clocks
+# by the field names of their dataclasses, encoded and decoded in one pass
+# each by msgspec, typed by LeadState's own annotations. For the states the
+# engine writes it is about 60 % of version 2's cost to write, 40 % to read,
+# and a quarter smaller. Versions 1 and 2 were JSON objects (a record starting
+# with "{"); version 2 wrote a clock's fields that differ from their defaults.
+#
+# Every version is read. STATE_VERSION is the one written: version 3 is
+# written once a release that reads it is everywhere, since a worker of the
+# release before fails on it (in a rolling upgrade, a partition can move back
+# to such a worker).
 
 STATE_VERSION = 2
+_STATE_ENCODER = msgspec.msgpack.Encoder()
+_STATE_DECODER = msgspec.msgpack.Decoder(tuple[Literal[3], int, LeadState])
 _CLOCK_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(Clock))
 _CLOCK_NAMES = frozenset(name for name, _ in _CLOCK_DEFAULTS)
 # The first release wrote a clock as a list in this order (its __slots__).
@@ -169,13 +183,22 @@ def _item(x: list[Any]) -> Buffered:
 
 
 def state_to_bytes(partition: int, st: LeadState) -> bytes:
-    """One lead-table changelog value (JSON, field names, ``"v": 2``)."""
+    """One lead-table changelog value, in version ``STATE_VERSION`` (see
+    above). Raises ValueError or TypeError for a value the format cannot
+    hold, such as an integer past 64 bits."""
+    if STATE_VERSION == 3:
+        return _STATE_ENCODER.encode((3, partition, st))
+    return _state_v2_bytes(partition, st)
+
+
+def _state_v2_bytes(partition: int, st: LeadState) -> bytes:
+    """A version 2 record: a JSON object by field name, ``"v": 2``."""
     clocks = {}
     for name, c in st.clocks.items():
         clocks[name] = {k: v for k, d in _CLOCK_DEFAULTS if (v := getattr(c, k)) != d}
     return orjson.dumps(
         {
-            "v": STATE_VERSION,
+            "v": 2,
             "partition": partition,
             "seen": st.seen,
             "buffer": st.buffer,
@@ -194,13 +217,23 @@ def state_to_bytes(partition: int, st: LeadState) -> bytes:
 
 
 def state_from_bytes(raw: bytes) -> LeadEntry:
-    """Read a lead-table changelog value of any release. Raises ValueError
-    (or orjson.JSONDecodeError, a ValueError) for bytes that are neither."""
+    """Read a lead-table changelog value of any release (versions 1 to 3).
+    Raises ValueError (msgspec.DecodeError, orjson.JSONDecodeError) for bytes
+    that are none of them."""
+    if raw[:1] != b"{":
+        _, partition, st = _STATE_DECODER.decode(raw)
+        return LeadEntry(partition, st)
     d = orjson.loads(raw)
     if not isinstance(d, dict):
         raise ValueError("a lead state record must be a JSON object")
     if "v" not in d:
         return _state_v1(d)
+    return _state_v2(d)
+
+
+def _state_v2(d: dict[str, Any]) -> LeadEntry:
+    """The second release's record: a JSON object by field name, ``"v": 2``;
+    a clock's fields left out where they had their default."""
     st = LeadState(
         seen=d.get("seen", []),
         buffer=[_item(x) for x in d.get("buffer", [])],
