@@ -321,6 +321,18 @@ class Transition:
         return self.wake is None
 
 
+def _transition() -> Transition:
+    """``Transition()``, built without its dataclass's default factories:
+    one is made for every apply and advance."""
+    res = object.__new__(Transition)
+    res.duplicate = False
+    res.decisions, res.started, res.opened, res.closed = [], [], [], []
+    res.at_risk, res.pauses_expired, res.late_stops, res.too_late = [], [], [], []
+    res.handoffs, res.touches, res.deliveries, res.wins = [], [], [], []
+    res.wake = None
+    return res
+
+
 def decision_id(lead_id: str, policy: str, started_at: int, kind: str, cycle: int = 1) -> str:
     """Stable across re-sends: the same clock decided again gets the same id.
 
@@ -337,7 +349,7 @@ def apply(st: LeadState, event: LeadEvent, policies: PolicySet, watermark: int, 
     """Apply one accepted event at ``watermark`` (epoch µs), processing time
     ``now`` (epoch µs). A duplicate event id changes nothing and is reported
     as ``duplicate``."""
-    res = Transition()
+    res = _transition()
     h = id_hash(event.event_id)
     if h in st.seen:
         res.duplicate = True
@@ -386,7 +398,7 @@ def apply(st: LeadState, event: LeadEvent, policies: PolicySet, watermark: int, 
 def advance(st: LeadState, policies: PolicySet, lead_id: str, watermark: int, now: int) -> Transition:
     """Move one lead to ``watermark`` (epoch µs): apply due buffered events,
     flag at-risk clocks, end expired pauses, breach overdue clocks."""
-    res = Transition()
+    res = _transition()
     _advance(st, policies, lead_id, watermark, now, res)
     _finish(st, policies, res)
     return res
@@ -820,7 +832,7 @@ def _goal(c: Clock, policy: Policy) -> int:
 
 def _set_deadlines(c: Clock, policy: Policy, t: int) -> None:
     """Deadline and at-risk instant of a cycle that (re)starts counting at ``t``."""
-    goal = _goal(c, policy)
+    goal = c.goal or policy.goal_us  # _goal(c, policy), inlined
     remaining = max(0, goal - c.consumed)
     c.deadline = policy.calendar.add(t, remaining)
     risk_left = round(goal * policy.at_risk) - c.consumed
@@ -839,7 +851,7 @@ def _start(
     now: int,
     res: Transition,
 ) -> None:
-    if c.status == IDLE and c.decided and t <= c.last_end:
+    if c.status == IDLE and c.cycle and t <= c.last_end:  # idle and decided before
         # A start inside a cycle already decided (a re-sent handoff): in time
         # order it was a repeated start of that cycle, not a new one.
         return
@@ -980,9 +992,23 @@ def _finish(st: LeadState, policies: PolicySet, res: Transition) -> None:
         for name in [n for n in shown if n not in clocks and n not in first_start]:
             _show(shown, name, None, res)
     if res.decisions and st.log:
-        floors = {name: c.floor for name, c in st.clocks.items()}
-        st.log = [x for x in st.log if any(x[0] > floors.get(n, NEVER) for n, _ in x[3])]
+        st.log = _still_needed(st.log, clocks)
     res.wake = next_wake(st)
+
+
+def _still_needed(log: list[Buffered], clocks: dict[str, Clock]) -> list[Buffered]:
+    """The logged events some clock can still use: dated after the last
+    decided cycle of a policy they play a role in (any time, for a policy
+    with no clock yet)."""
+    floors = {name: (c.last_end if c.cycle - (c.status != IDLE) else NEVER) for name, c in clocks.items()}
+    kept = []
+    for x in log:
+        t = x[0]
+        for n, _ in x[3]:
+            if t > floors.get(n, NEVER):
+                kept.append(x)
+                break
+    return kept
 
 
 def _pending(st: LeadState, start: Buffered) -> Shown:

@@ -923,3 +923,14 @@ def test_a_resume_within_max_pause_is_an_ordinary_resume() -> None:
     lead.advance(T0 + 10 * H)
     assert lead.of(PauseExpired) == []
     assert [(d.outcome, d.elapsed_us) for d in lead.decisions] == [("met", 110 * M)]
+
+
+def test_the_empty_transition_the_clock_builds_equals_the_dataclass_default() -> None:
+    """apply and advance start from _transition(), a faster Transition():
+    every field set, all empty (a field added to Transition and not there
+    fails here)."""
+    from leadsla.models.clock import Transition, _transition
+
+    built = _transition()
+    assert built == Transition() and built.quiet and not built.duplicate
+    assert built.decisions is not _transition().decisions
