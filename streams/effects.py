@@ -31,21 +31,18 @@ class Effects:
         """Act on one transition of a lead owned by ``rt`` at wall time ``now_us`` (epoch µs)."""
         m, goal = self.metrics, self.goals
         closed, opened = tr.closed, tr.opened
-        if closed or opened:
-            team, count = m.team, rt.count
-            for ref in closed:
-                if ref.policy in goal:
-                    count(ref, team(ref.team), -1)
+        if closed:
+            rt.count_refs(closed, m.team, -1, goal)
+        if opened:
+            rt.count_refs(opened, m.team, +1, goal)
             for ref in opened:
                 if ref.policy in goal:
-                    count(ref, team(ref.team), +1)
                     # Series exist (at 0) from the moment a clock counts as open,
                     # at least one lateness before it can be decided: Prometheus'
                     # increase() never counts a series' first sample. The breach
                     # series by rep waits for the at-risk warning (a ref opened
                     # again with at_risk set): only clocks that may breach get one.
-                    m.prebind(ref.policy, ref.team, ref.rep, ref.at_risk)
-                    m.prebind_team(ref.team)
+                    m.clock_opened(ref.policy, ref.team, ref.rep, ref.at_risk)
         for d in tr.decisions:
             policy = d.policy
             if policy not in goal:

@@ -55,21 +55,38 @@ _REP_ID = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
 _TEAM_NAME = re.compile(r"[^@\x00-\x1f\x7f]{1,100}")
 
 
-class LabelGuard:
+class LabelGuard(dict[str | None, str]):
     """Keeps a label's value set bounded and free of people: a value that
     does not fully match ``shape`` (``_REP_ID`` for reps: ``rep-07``, a CRM
     user id, not ``Jane Doe`` or ``jane@example.com``; ``_TEAM_NAME`` for
     teams: no e-mail address) is 'other', and past ``limit`` distinct values
-    new ones are 'other' too; empty or None is 'none'."""
+    new ones are 'other' too; empty or None is 'none'.
+
+    ``guard(value)`` answers; so does ``guard[value]``, the hot paths' form:
+    a guard is a dict of the answers given so far (a value's answer never
+    changes once given), filled on a miss, so a value asked before costs one
+    lookup in C. Past ``_RAW_CACHE`` answers it forgets them (values that
+    fold into 'other' are not bounded); the values it admitted stay."""
 
     __slots__ = ("_known", "_limit", "_shape")
 
     def __init__(self, limit: int, shape: re.Pattern[str] = _TEAM_NAME) -> None:
+        super().__init__()
         self._known: set[str] = set()
         self._limit = limit
         self._shape = shape
 
     def __call__(self, value: str | None) -> str:
+        return self[value]
+
+    def __missing__(self, value: str | None) -> str:
+        answer = self._answer(value)
+        if len(self) >= _RAW_CACHE:
+            self.clear()
+        self[value] = answer
+        return answer
+
+    def _answer(self, value: str | None) -> str:
         if not value:
             return NONE
         if value in self._known:
@@ -350,6 +367,7 @@ class Metrics:
         self._children: dict[tuple[Any, ...], Any] = {}
         self._prebound: set[tuple[Any, ...]] = set()
         self._prebound_teams: set[str | None] = set()
+        self._opened: set[tuple[Any, ...]] = set()
         for p in policies.policies:
             for outcome in ("met", "breached"):
                 self.outcome(p.name, outcome, None)
@@ -455,6 +473,18 @@ class Metrics:
         if len(self._prebound_teams) >= _RAW_CACHE:
             self._prebound_teams.clear()
         self._prebound_teams.add(team)
+
+    def clock_opened(self, policy: str, team: str | None, rep: str | None, at_risk: bool) -> None:
+        """``prebind`` then ``prebind_team``, for a clock that begins counting
+        as open (or opens again, at risk): once per label set as given."""
+        key = (policy, team, rep, True) if at_risk else (policy, team, None, False)
+        if key in self._opened:
+            return
+        self.prebind(policy, team, rep, at_risk)
+        self.prebind_team(team)
+        if len(self._opened) >= _RAW_CACHE:
+            self._opened.clear()
+        self._opened.add(key)
 
     def too_late(self, policy: str, role: str) -> CounterChild:
         f = self.too_late_total

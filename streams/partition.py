@@ -5,6 +5,7 @@ cells. Rebuilt after recovery, dropped on revocation. Instants are epoch µs."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Container, Iterable, Mapping
 
 from leadsla.models.clock import NEVER, PAUSED, ClockRef, Delivery
 from leadsla.streams.index import DeadlineIndex
@@ -134,6 +135,35 @@ class PartitionRuntime:
             _add(self.at_risk, key, sign)
         if ref.status == PAUSED:
             _add(self.paused, key, sign)
+
+    def count_refs(self, refs: Iterable[ClockRef], team: Mapping[str | None, str], sign: int,
+                   policies: Container[str]) -> None:
+        """``count`` for each ref whose policy is in ``policies``; ``team``
+        bounds a ref's team (``Metrics.team``: ``team[ref.team]``). One call
+        per transition's list, the additions written out: this runs for most
+        transitions."""
+        open_, at_risk, paused = self.open, self.at_risk, self.paused
+        for ref in refs:
+            if ref.policy not in policies:
+                continue
+            key = (ref.policy, team[ref.team])
+            n = open_.get(key, 0) + sign
+            if n > 0:
+                open_[key] = n
+            else:
+                open_.pop(key, None)
+            if ref.at_risk:
+                n = at_risk.get(key, 0) + sign
+                if n > 0:
+                    at_risk[key] = n
+                else:
+                    at_risk.pop(key, None)
+            if ref.status == PAUSED:
+                n = paused.get(key, 0) + sign
+                if n > 0:
+                    paused[key] = n
+                else:
+                    paused.pop(key, None)
 
 
 def _add(counter: Counter[GaugeKey], key: GaugeKey, sign: int) -> None:
