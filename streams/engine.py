@@ -289,27 +289,41 @@ class Engine:
     def tick(self, limit: int | None = None) -> int:
         """Decide what the watermark has reached, at most ``limit`` leads per
         partition; returns the leads handled. Runs on the timer of every
-        worker, for the partitions it owns."""
+        worker, for the partitions it owns.
+
+        Per partition, the due leads are popped from the index at once and
+        decided in one pass, with everything the pass needs bound first; the
+        window, delivery and period cells they changed are written once at
+        the end of the pass."""
         now = self.wall_us()
         limit = limit or self.settings.timer_batch
         handled = 0
+        store, policies, ttl = self.store, self.policies, self._ttl
+        advance, forget = clock.advance, clock.forget
+        apply_effects, persist = self.effects.apply, self.sink.persist
         for rt in list(self.runtimes.values()):
             w = self._watermark(rt, now)
-            for lead_id in rt.index.pop_due(w, limit):
-                handled += 1
-                entry = self.store.get(lead_id)
-                if entry is None or entry.partition != rt.partition:
+            due = rt.index.pop_due(w, limit)
+            handled += len(due)
+            partition, schedule = rt.partition, rt.index.schedule
+            for lead_id in due:
+                entry = store.get(lead_id)
+                if entry is None or entry.partition != partition:
                     continue
                 st = entry.state
-                tr = clock.advance(st, self.policies, lead_id, w, now)
-                self.effects.apply(rt, tr, now)
-                if tr.quiet and w >= st.quiet_since + self._ttl:
-                    self.effects.apply(rt, clock.forget(st), now)
-                    del self.store[lead_id]
-                    self.sink.persist(rt.partition, lead_id, None)
-                    continue
-                rt.index.schedule(lead_id, self._wake(st, tr.wake))
-                self.sink.persist(rt.partition, lead_id, entry)
+                tr = advance(st, policies, lead_id, w, now)
+                apply_effects(rt, tr, now)
+                wake = tr.wake
+                if wake is None:  # quiet: forgotten once quiet for the state TTL
+                    forget_at = st.quiet_since + ttl
+                    if w >= forget_at:
+                        apply_effects(rt, forget(st), now)
+                        del store[lead_id]
+                        persist(partition, lead_id, None)
+                        continue
+                    wake = forget_at
+                schedule(lead_id, wake)
+                persist(partition, lead_id, entry)
             for key, value in windows.flush(rt, now // 1_000_000):
                 if value is None:
                     self.window_store.pop(key, None)

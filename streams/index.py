@@ -57,19 +57,25 @@ class DeadlineIndex:
         return self._heap[0] * BUCKET_US if self._heap else None
 
     def pop_due(self, watermark_us: int, limit: int) -> list[str]:
-        """Remove and return up to ``limit`` leads whose bucket is due."""
+        """Remove and return up to ``limit`` leads whose bucket is due, the
+        earliest bucket first. A bucket's leads leave in ``set.pop`` order."""
         out: list[str] = []
-        while len(out) < limit:
-            due = self.next_due_us()
-            if due is None or due > watermark_us:
+        heap, buckets, where = self._heap, self._buckets, self._where
+        due_key = watermark_us // BUCKET_US  # a bucket keyed k is due once the watermark reaches k s
+        while heap and len(out) < limit:
+            key = heap[0]
+            bucket = buckets.get(key)
+            if bucket is None:  # emptied by schedule: skipped lazily
+                heapq.heappop(heap)
+                continue
+            if key > due_key:
                 break
-            key = self._heap[0]
-            bucket = self._buckets[key]
-            while bucket and len(out) < limit:
-                lead = bucket.pop()
-                del self._where[lead]
-                out.append(lead)
+            take = min(len(bucket), limit - len(out))
+            popped = [bucket.pop() for _ in range(take)]
+            for lead in popped:
+                del where[lead]
+            out.extend(popped)
             if not bucket:
-                del self._buckets[key]
-                heapq.heappop(self._heap)
+                del buckets[key]
+                heapq.heappop(heap)
         return out

@@ -8,6 +8,8 @@ bucket ``k = wake // 1_000_000 + 1`` and is due once the watermark reaches
 
 from __future__ import annotations
 
+import heapq
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -191,3 +193,43 @@ def test_matches_a_naive_model(ops: list[tuple[str, int | None]], watermarks: li
             del model[lead]
         assert len(idx) == len(model)
         assert all(due_at(wake) > w for wake in model.values())
+
+
+class ReferenceIndex(DeadlineIndex):
+    """``pop_due`` as it was first written (one lead at a time through
+    ``next_due_us``): the order leads leave in must not change, since the
+    timer decides them, and counts their metrics, in that order."""
+
+    def pop_due(self, watermark_us: int, limit: int) -> list[str]:
+        out: list[str] = []
+        while len(out) < limit:
+            due = self.next_due_us()
+            if due is None or due > watermark_us:
+                break
+            key = self._heap[0]
+            bucket = self._buckets[key]
+            while bucket and len(out) < limit:
+                lead = bucket.pop()
+                del self._where[lead]
+                out.append(lead)
+            if not bucket:
+                del self._buckets[key]
+                heapq.heappop(self._heap)
+        return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.just("schedule"), st.integers(0, 40), st.one_of(st.none(), st.integers(-3 * S, 30 * S))),
+    st.tuples(st.just("pop"), st.integers(-2 * S, 32 * S), st.integers(1, 12)),
+), max_size=150))
+def test_pop_due_leaves_in_the_reference_order(ops: list[tuple[str, int, int | None]]) -> None:
+    idx, ref = DeadlineIndex(), ReferenceIndex()
+    for op, a, b in ops:
+        if op == "schedule":
+            idx.schedule(f"lead-{a}", b)
+            ref.schedule(f"lead-{a}", b)
+        else:
+            assert b is not None
+            assert idx.pop_due(a, b) == ref.pop_due(a, b)
+        assert len(idx) == len(ref) and idx.next_due_us() == ref.next_due_us()
