@@ -82,9 +82,9 @@ class Effects:
             add = windows.add
             for h in tr.handoffs:
                 m.handoffs_of(h.team).cell[0] += 1
-                add(rt, now_s, h.at // 1_000_000, "handoffs", m.team(h.team), 1)
+                add(rt, now_s, h.at // 1_000_000, "handoffs", m.team[h.team], 1)
             for t in tr.touches:
-                team_label = m.team(t.team)
+                team_label = m.team[t.team]
                 at_s = t.at // 1_000_000
                 m.attempts_of(t.team).cell[0] += 1
                 add(rt, now_s, at_s, "attempts", team_label, 1)
@@ -104,7 +104,7 @@ class Effects:
         if p is None or not p.start_us <= at < p.end_us:
             kind, zone = self.periods[d.policy]
             p = self._last_period[d.policy] = period_of(at, kind, zone)
-        key = (d.policy, self.metrics.team(d.team), p.label, p.end_us)
+        key = (d.policy, self.metrics.team[d.team], p.label, p.end_us)
         if d.outcome == MET:
             rt.decide(key, 1, 0)
         elif d.outcome == BREACHED:
