@@ -1027,9 +1027,28 @@ def _pending_after(st: LeadState, name: str, floor: int) -> Shown | None:
 def _show(shown: dict[str, Shown], name: str, want: Shown | None, res: Transition) -> None:
     old = shown.get(name)
     if old is not None:
-        res.closed.append(ClockRef(name, old[0], old[1], old[2], old[3]))
+        res.closed.append(_clock_ref(name, old))
     if want is None:
         shown.pop(name, None)
     else:
         shown[name] = want
-        res.opened.append(ClockRef(name, want[0], want[1], want[2], want[3]))
+        res.opened.append(_clock_ref(name, want))
+
+
+# ClockRefs by (policy, what is shown): the same few combinations of policy,
+# owner, status and at-risk flag recur across leads, and a frozen dataclass
+# costs several times a dict lookup to build. Values are immutable, so one
+# instance serves every transition. Bounded (cleared when full).
+_REFS: dict[tuple[str, Shown], ClockRef] = {}
+_REFS_KEPT = 65_536
+
+
+def _clock_ref(name: str, shown: Shown) -> ClockRef:
+    """``ClockRef(name, *shown)``, from the cache when seen before."""
+    key = (name, shown)
+    ref = _REFS.get(key)
+    if ref is None:
+        if len(_REFS) >= _REFS_KEPT:
+            _REFS.clear()
+        ref = _REFS[key] = ClockRef(name, shown[0], shown[1], shown[2], shown[3])
+    return ref

@@ -934,3 +934,16 @@ def test_the_empty_transition_the_clock_builds_equals_the_dataclass_default() ->
     built = _transition()
     assert built == Transition() and built.quiet and not built.duplicate
     assert built.decisions is not _transition().decisions
+
+
+def test_clock_refs_come_from_a_bounded_cache_and_equal_fresh_ones() -> None:
+    from leadsla.models import clock as clock_module
+    from leadsla.models.clock import PENDING, RUNNING, ClockRef, _clock_ref
+
+    shown = ("emea", "r1", RUNNING, True)
+    assert _clock_ref("first_touch", shown) == ClockRef("first_touch", "emea", "r1", RUNNING, True)
+    assert _clock_ref("first_touch", shown) is _clock_ref("first_touch", ("emea", "r1", RUNNING, True))
+    assert _clock_ref("first_touch", ("emea", None, PENDING, False)) == ClockRef("first_touch", "emea", None, PENDING, False)
+    for i in range(clock_module._REFS_KEPT + 10):
+        assert _clock_ref("p", (f"team{i}", None, RUNNING, False)).team == f"team{i}"
+    assert len(clock_module._REFS) <= clock_module._REFS_KEPT
