@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -185,7 +186,9 @@ async def count_decisions(bootstrap: str, topic: str) -> int:
 
 
 def worker_stage(bootstrap: str, topic: str, n: int, partitions: int, extra: dict[str, str]) -> dict[str, Any]:
-    port = 16000 + os.getpid() % 1000
+    with socket.socket() as probe:  # a port free now, for the worker's web server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     with tempfile.TemporaryDirectory() as tmp:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("LEADSLA_")},
                "LEADSLA_BROKER": f"kafka://{bootstrap}", "LEADSLA_INPUT_TOPIC": topic,
@@ -196,37 +199,62 @@ def worker_stage(bootstrap: str, topic: str, n: int, partitions: int, extra: dic
         proc = subprocess.Popen([sys.executable, "-m", "leadsla", "run"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            # From the moment the worker says ready (recovered, about to
+            # fetch) to the wall time it received its last record (its own
+            # leadsla_last_event_timestamp_seconds): scrapes only say when.
             t_start = time.perf_counter()
-            first = done = None
-            while time.perf_counter() - t_start < 1800:
+            ready = None
+            while ready is None and time.perf_counter() - t_start < 300:
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                        text = r.read().decode()
-                except OSError:
-                    time.sleep(0.5)
-                    continue
-                total = 0.0
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as r:
+                        if json.loads(r.read())["ready"]:
+                            ready = (time.time(), _proc_cpu(proc.pid))
+                except (OSError, ValueError):
+                    pass
+                if ready is None:
+                    time.sleep(0.05)
+            if ready is None:
+                return {"error": "worker not ready"}
+            # A scrape renders every series: often enough to end soon after
+            # the last record, rarely enough to stay out of what is measured.
+            poll = min(1.0, max(0.1, n / 200_000))
+            while time.perf_counter() - t_start < 1800:
+                time.sleep(poll)
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+                    text = r.read().decode()
+                total, last = 0.0, 0.0
                 for fam in text_string_to_metric_families(text):
                     if fam.name in ("leadsla_events", "leadsla_events_duplicate", "leadsla_events_rejected"):
                         total += sum(s.value for s in fam.samples if s.name.endswith("_total"))
-                if total > 0 and first is None:
-                    first = (time.perf_counter(), total, _proc_cpu(proc.pid))
+                    elif fam.name == "leadsla_last_event_timestamp_seconds":
+                        last = fam.samples[0].value
                 if total >= n:
-                    done = (time.perf_counter(), total, _proc_cpu(proc.pid))
-                    break
-                # Once a second: each scrape renders every series, which a
-                # faster poll would make a noticeable part of what is measured.
-                time.sleep(1.0)
-            if first is None or done is None:
-                return {"error": "worker did not finish"}
-            rss = _proc_rss_mib(proc.pid)
-            elapsed = done[0] - first[0]
-            counted = done[1] - first[1]
-            return {"seconds": elapsed, "events": counted, "events_per_s": counted / elapsed,
-                    "cpu_us_per_event": (done[2] - first[2]) * US / counted, "peak_rss_mib": rss}
+                    cpu = _proc_cpu(proc.pid) - ready[1]
+                    elapsed = max(last - ready[0], 1e-3)
+                    result = {"seconds": elapsed, "events": total, "events_per_s": total / elapsed,
+                              "cpu_us_per_event": cpu * US / total, "peak_rss_mib": _proc_rss_mib(proc.pid)}
+                    _settle(port)
+                    return result
+            return {"error": "worker did not finish"}
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def _settle(port: int, quiet_s: float = 1.0, limit_s: float = 120.0) -> None:
+    """Wait until the worker's timer has decided what the history left due:
+    its outcome count unchanged over ``quiet_s`` seconds (at most ``limit_s``)."""
+    previous = None
+    deadline = time.perf_counter() + limit_s
+    while time.perf_counter() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+            text = r.read().decode()
+        decided = sum(s.value for fam in text_string_to_metric_families(text) if fam.name == "leadsla_sla_outcomes"
+                      for s in fam.samples if s.name.endswith("_total"))
+        if decided == previous:
+            return
+        previous = decided
+        time.sleep(quiet_s)
 
 
 def _proc_cpu(pid: int) -> float:
