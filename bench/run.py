@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from leadsla.models.durations import parse_duration_us
 from leadsla.models.policy import load_policies
 from leadsla.streams.broker import EmbeddedBroker, ensure_topics
 from leadsla.streams.codec import decode, state_to_bytes
@@ -64,12 +65,13 @@ def reset_peak_rss() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
-def make_events(n: int, policies_file: Path) -> list[dict[str, Any]]:
-    """A backlog of ``n`` events in time order: one history over 30 days with
-    enough leads, cut at ``n`` (concatenated histories would replay the
-    month several times, most of it behind the watermark)."""
+def make_events(n: int, policies_file: Path, end_ago_us: int = 0) -> list[dict[str, Any]]:
+    """A backlog of ``n`` events in time order: one history over the 30
+    days before ``end_ago_us`` ago (µs), with enough leads, cut at ``n``
+    (concatenated histories would replay the month several times, most of
+    it behind the watermark)."""
     gen = TrafficGenerator(load_policies(policies_file), seed=11)
-    now = time.time_ns() // 1000
+    now = time.time_ns() // 1000 - end_ago_us
     leads = max(1, n // 4)
     out = gen.history(now, days=30, leads=leads)
     while len(out) < n:
@@ -277,13 +279,15 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
     ap.add_argument("--policies", type=Path, default=EXAMPLE_POLICIES,
                     help="the policies file for the traffic, the engine and the worker (default: the example)")
+    ap.add_argument("--end-ago", default="0s", metavar="DURATION",
+                    help="the history ends this long ago (e.g. 30d: every clock decided, none due during the run)")
     ap.add_argument("--skip-worker", action="store_true")
     ap.add_argument("--worker-env", action="append", default=[], metavar="LEADSLA_X=VALUE",
                     help="a setting for the B6 worker (repeatable)")
     args = ap.parse_args()
 
     print(f"generating {args.events} events …", file=sys.stderr)
-    events = make_events(args.events, args.policies)
+    events = make_events(args.events, args.policies, parse_duration_us(args.end_ago))
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     results: dict[str, Any] = {"events": args.events, "partitions": args.partitions, "policies": str(args.policies)}
     with EmbeddedBroker(args.listen):

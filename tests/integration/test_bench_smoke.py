@@ -21,7 +21,9 @@ def test_the_benchmark_runs_every_stage_and_the_worker_decides_as_the_engine(tmp
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSLA_")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     run = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--events", "3000", "--partitions", "4",
+        # A history that ended 30 days ago: no deadline falls between the
+        # engine's run and the worker's, so both decide the same clocks.
+        [sys.executable, "-m", "bench.run", "--events", "3000", "--partitions", "4", "--end-ago", "30d",
          "--listen", f"127.0.0.1:{free_port()}", "--out", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
