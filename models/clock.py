@@ -41,6 +41,7 @@ import hashlib
 from bisect import insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from leadsla.models.events import EventType, LeadEvent
 from leadsla.models.periods import period_of
@@ -55,6 +56,7 @@ BUFFER_LIMIT = 256  # events waiting for the watermark, per lead
 LOG_LIMIT = 32  # applied events kept per lead to re-run an open cycle
 TOO_LATE_KEPT = 8  # the lead's most recent too-late events, for its timeline
 NEVER = -(1 << 62)  # before any instant
+_R = TypeVar("_R")
 
 _HANDOFF = EventType.HANDED_OFF.value
 _WON = EventType.DEAL_WON.value
@@ -571,7 +573,7 @@ def _change(
 ) -> None:
     if kind == _RISK:
         c.at_risk = True
-        res.at_risk.append(AtRisk(policy.name, c.team, c.cycle))
+        res.at_risk.append(_at_risk_record(policy.name, c.team, c.cycle))
     elif kind == _BREACH:
         _decide(st, c, policy.name, lead_id, BREACHED, None, None, w, now, res, policy if policy.is_depth else None)
     else:
@@ -863,7 +865,7 @@ def _start(
         c.team, c.rep = team or st.owner_team, rep or st.owner_rep
         c.goal, c.timing = policy.goal_from(t), policy.timing
         _set_deadlines(c, policy, t)
-        res.started.append(ClockStarted(policy.name, c.team, c.rep, c.cycle))
+        res.started.append(_started_record(policy.name, c.team, c.rep, c.cycle))
         # A stop at the same instant applied just before (a smaller tie).
         for x in reversed(st.log):
             if x[0] < t:
@@ -1035,20 +1037,45 @@ def _show(shown: dict[str, Shown], name: str, want: Shown | None, res: Transitio
         res.opened.append(_clock_ref(name, want))
 
 
-# ClockRefs by (policy, what is shown): the same few combinations of policy,
-# owner, status and at-risk flag recur across leads, and a frozen dataclass
-# costs several times a dict lookup to build. Values are immutable, so one
-# instance serves every transition. Bounded (cleared when full).
-_REFS: dict[tuple[str, Shown], ClockRef] = {}
-_REFS_KEPT = 65_536
+# The records a transition reports about a clock's gauges, starts and
+# at-risk crossings (ClockRef, ClockStarted, AtRisk) repeat the same few
+# combinations of policy, owner, status, flag and cycle across leads, and a
+# frozen dataclass costs several times a dict lookup to build. Values are
+# immutable and compare by value, so one instance serves every transition.
+# Bounded (cleared when full).
+_RECORDS: dict[tuple[Any, ...], Any] = {}
+_RECORDS_KEPT = 65_536
 
 
 def _clock_ref(name: str, shown: Shown) -> ClockRef:
-    """``ClockRef(name, *shown)``, from the cache when seen before."""
+    """``ClockRef(name, *shown)``, shared."""
     key = (name, shown)
-    ref = _REFS.get(key)
+    ref: ClockRef | None = _RECORDS.get(key)
     if ref is None:
-        if len(_REFS) >= _REFS_KEPT:
-            _REFS.clear()
-        ref = _REFS[key] = ClockRef(name, shown[0], shown[1], shown[2], shown[3])
+        ref = _keep(key, ClockRef(name, shown[0], shown[1], shown[2], shown[3]))
     return ref
+
+
+def _started_record(name: str, team: str | None, rep: str | None, cycle: int) -> ClockStarted:
+    """``ClockStarted(name, team, rep, cycle)``, shared."""
+    key = (ClockStarted, name, team, rep, cycle)
+    rec: ClockStarted | None = _RECORDS.get(key)
+    if rec is None:
+        rec = _keep(key, ClockStarted(name, team, rep, cycle))
+    return rec
+
+
+def _at_risk_record(name: str, team: str | None, cycle: int) -> AtRisk:
+    """``AtRisk(name, team, cycle)``, shared."""
+    key = (AtRisk, name, team, cycle)
+    rec: AtRisk | None = _RECORDS.get(key)
+    if rec is None:
+        rec = _keep(key, AtRisk(name, team, cycle))
+    return rec
+
+
+def _keep(key: tuple[Any, ...], record: _R) -> _R:
+    if len(_RECORDS) >= _RECORDS_KEPT:
+        _RECORDS.clear()
+    _RECORDS[key] = record
+    return record

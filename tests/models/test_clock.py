@@ -936,14 +936,29 @@ def test_the_empty_transition_the_clock_builds_equals_the_dataclass_default() ->
     assert built.decisions is not _transition().decisions
 
 
-def test_clock_refs_come_from_a_bounded_cache_and_equal_fresh_ones() -> None:
+def test_clock_records_come_from_a_bounded_cache_and_equal_fresh_ones() -> None:
     from leadsla.models import clock as clock_module
-    from leadsla.models.clock import PENDING, RUNNING, ClockRef, _clock_ref
+    from leadsla.models.clock import (
+        PENDING,
+        RUNNING,
+        AtRisk,
+        ClockRef,
+        ClockStarted,
+        _at_risk_record,
+        _clock_ref,
+        _started_record,
+    )
+
+    for cycle in (1, 2):
+        started = _started_record("first_touch", "emea", "r1", cycle)
+        assert (started, started.cycle) == (ClockStarted("first_touch", "emea", "r1", cycle), cycle)
+        risk = _at_risk_record("first_touch", None, cycle)
+        assert (risk, risk.cycle) == (AtRisk("first_touch", None, cycle), cycle)
 
     shown = ("emea", "r1", RUNNING, True)
     assert _clock_ref("first_touch", shown) == ClockRef("first_touch", "emea", "r1", RUNNING, True)
     assert _clock_ref("first_touch", shown) is _clock_ref("first_touch", ("emea", "r1", RUNNING, True))
     assert _clock_ref("first_touch", ("emea", None, PENDING, False)) == ClockRef("first_touch", "emea", None, PENDING, False)
-    for i in range(clock_module._REFS_KEPT + 10):
+    for i in range(clock_module._RECORDS_KEPT + 10):
         assert _clock_ref("p", (f"team{i}", None, RUNNING, False)).team == f"team{i}"
-    assert len(clock_module._REFS) <= clock_module._REFS_KEPT
+    assert len(clock_module._RECORDS) <= clock_module._RECORDS_KEPT
