@@ -324,6 +324,7 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         metrics=metrics,
         deliveries_topic=deliveries.changelog_topic.get_topic_name(),
         periods=(period_cells.changelog_topic.get_topic_name(), settings.reports_topic, settings.periods_topic),
+        state_version=settings.state_format,
     )
     security = settings.kafka_security()
     gaps = GapReader(settings.bootstrap(), settings.input_topic, settings.rebalance_timeout, security=security)

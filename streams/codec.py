@@ -140,12 +140,12 @@ def outcome_record(d: Decision, goal_us: int) -> bytes:
 # and a quarter smaller. Versions 1 and 2 were JSON objects (a record starting
 # with "{"); version 2 wrote a clock's fields that differ from their defaults.
 #
-# Every version is read. STATE_VERSION is the one written: version 3 is
-# written once a release that reads it is everywhere, since a worker of the
-# release before fails on it (in a rolling upgrade, a partition can move back
-# to such a worker).
-
-STATE_VERSION = 2
+# Every version is read; STATE_VERSION is the one written by default. A
+# worker of a release before version 3 fails on it, so a rolling upgrade
+# from such a release writes version 2 (LEADSLA_STATE_FORMAT=2) until every
+# worker runs this one: a partition can move back to an old worker meanwhile.
+STATE_VERSION = 3
+STATE_VERSIONS = (2, 3)  # the versions that can be written
 _STATE_ENCODER = msgspec.msgpack.Encoder()
 _STATE_DECODER = msgspec.msgpack.Decoder(tuple[Literal[3], int, LeadState])
 _CLOCK_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(Clock))
@@ -182,11 +182,11 @@ def _item(x: list[Any]) -> Buffered:
     return (t, h, etype, tuple((n, r) for n, r in roles), team, rep)
 
 
-def state_to_bytes(partition: int, st: LeadState) -> bytes:
-    """One lead-table changelog value, in version ``STATE_VERSION`` (see
-    above). Raises ValueError or TypeError for a value the format cannot
-    hold, such as an integer past 64 bits."""
-    if STATE_VERSION == 3:
+def state_to_bytes(partition: int, st: LeadState, version: int = STATE_VERSION) -> bytes:
+    """One lead-table changelog value, in ``version`` (one of
+    ``STATE_VERSIONS``; see above). Raises ValueError or TypeError for a
+    value the format cannot hold, such as an integer past 64 bits."""
+    if version == 3:
         return _STATE_ENCODER.encode((3, partition, st))
     return _state_v2_bytes(partition, st)
 

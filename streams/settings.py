@@ -116,6 +116,9 @@ class Settings(BaseSettings):
         "read the changelogs with leadsla's own client before Faust's recovery: whole fetches up to the fetch's "
         "high watermark (right on every broker), about twenty times faster than Faust's record-by-record reading "
         "(README: Reliability)"))
+    state_format: int = Field(3, ge=2, le=3, description=(
+        "the lead-state changelog format written: 3 (MessagePack, smaller and about twice as fast to read back); "
+        "2 (JSON) only during a rolling upgrade from a release that cannot read 3. Both are always read"))
     producer_linger: float = Field(0.01, ge=0, description=(
         "how long the producer waits to fill a batch before sending it (duration): changelog, outcome and "
         "dead-letter records of a fetch go out in a few requests, not one each"))

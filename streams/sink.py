@@ -15,7 +15,7 @@ import orjson
 from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from leadsla.streams.codec import LeadEntry, lead_key, state_to_bytes
+from leadsla.streams.codec import STATE_VERSION, LeadEntry, lead_key, state_to_bytes
 
 if TYPE_CHECKING:
     from leadsla.streams.metrics import Metrics
@@ -108,6 +108,7 @@ class KafkaSink:
     value cut (see ``cut_dead_letter``); any other refused or undelivered
     record is counted in ``metrics`` (leadsla_sink_send_errors_total, when
     given) and logged with its topic and the error, never its key.
+    ``state_version`` is the lead-state format written (``codec.STATE_VERSIONS``).
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class KafkaSink:
         deliveries_topic: str | None = None,
         periods: tuple[str, str, str] | None = None,
         max_request_size: int = PRODUCER_MAX_REQUEST_SIZE,
+        state_version: int = STATE_VERSION,
         retries: int = SEND_RETRIES,
         backoff: float = SEND_BACKOFF,
     ) -> None:
@@ -130,6 +132,7 @@ class KafkaSink:
         self._outcomes, self._dlq = outcomes_topic, dlq_topic
         self._metrics = metrics
         self._max_request_size = max_request_size
+        self._state_version = state_version
         self._retries, self._backoff = retries, backoff
         self.queue: list[Record] = []
         # (partition, lead id) -> the lead's entry (None: deleted), to flush
@@ -168,9 +171,9 @@ class KafkaSink:
         states it changed."""
         if self._states:
             states, self._states = self._states, {}
-            leads, queue = self._leads, self.queue
+            leads, queue, version = self._leads, self.queue, self._state_version
             for (partition, lead_id), entry in states.items():
-                value = None if entry is None else state_to_bytes(entry.partition, entry.state)
+                value = None if entry is None else state_to_bytes(entry.partition, entry.state, version)
                 queue.append((leads, lead_key(lead_id), value, partition, None))
         await self.drain()
 

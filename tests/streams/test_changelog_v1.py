@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import orjson
 
 from leadsla.models.clock import IDLE, PENDING, RUNNING, apply, restore_shown
 from leadsla.models.policy import STOP, load_policies
-from leadsla.streams.codec import state_from_bytes, state_to_bytes
+from leadsla.streams.codec import STATE_VERSIONS, state_from_bytes, state_to_bytes
 from leadsla.streams.settings import EXAMPLE_POLICIES
 from tests.models.conftest import ev, ts
 
@@ -54,10 +55,14 @@ def test_a_decided_lead_recovers_its_orphan_stops_and_open_breach() -> None:
 def test_a_recovered_record_is_written_back_in_the_current_format() -> None:
     entry = state_from_bytes(RECORDS[0])
     restore_shown(entry.state, POLICIES)
-    raw = state_to_bytes(entry.partition, entry.state)
-    assert orjson.loads(raw)["v"] == 2
-    again = state_from_bytes(raw)
-    assert not again.legacy and again.state == entry.state
+    for version in STATE_VERSIONS:
+        raw = state_to_bytes(entry.partition, entry.state, version)
+        if version == 2:
+            assert orjson.loads(raw)["v"] == 2
+        else:
+            assert msgspec.msgpack.decode(raw)[0] == version
+        again = state_from_bytes(raw)
+        assert not again.legacy and again.state == entry.state
 
 
 def test_a_pending_start_in_a_recovered_buffer_shows_as_pending() -> None:

@@ -189,11 +189,12 @@ def test_any_state_written_in_version_2_decodes(partition: int, s: LeadState) ->
     _same(state_from_bytes(v2_bytes(partition, s)), partition, s)
 
 
-def test_state_to_bytes_writes_the_version_it_names(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_state_to_bytes_writes_the_version_it_names() -> None:
     s = LeadState(seen=[1], clocks={"first_touch": Clock(cycle=1, status=1)})
+    assert codec.STATE_VERSIONS == (2, 3)
     for version, raw in ((2, v2_bytes(5, s)), (3, v3_bytes(5, s))):
-        monkeypatch.setattr(codec, "STATE_VERSION", version)
-        assert state_to_bytes(5, s) == raw
+        assert state_to_bytes(5, s, version) == raw
+    assert state_to_bytes(5, s) == v3_bytes(5, s)  # the default: version 3
 
 
 # -- version 3 across releases ------------------------------------------------------------

@@ -291,3 +291,12 @@ def test_consumer_group_timing_defaults_and_overrides(monkeypatch: pytest.Monkey
 )
 def test_group_and_recovery_settings_say_what_they_cost(field: str, says: str) -> None:
     assert says in (Settings.model_fields[field].description or "")
+
+
+def test_the_state_format_written_is_3_unless_a_rolling_upgrade_asks_for_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().state_format == 3
+    monkeypatch.setenv("LEADSLA_STATE_FORMAT", "2")
+    assert Settings().state_format == 2
+    monkeypatch.setenv("LEADSLA_STATE_FORMAT", "4")
+    with pytest.raises(ValidationError):
+        Settings()
