@@ -119,9 +119,10 @@ async def drain(bootstrap: str, topic: str, n: int, handle: Any,
 def stage_engine(settings: Settings, policies_file: Path,
                  highwaters: dict[int, int]) -> tuple[Engine, Any, TimerShare, Any]:
     """The engine as the worker runs it, without Kafka: every lead state it
-    persists is encoded as for its changelog (then dropped), and its timer
-    runs every ``TICK_EVERY`` records, so B2 carries the state encoding and
-    the timer's share of the work, not the event path alone. Returns the
+    persists is encoded as for its changelog (then dropped) through a record
+    cache flushed with each timer pass, and its timer runs every
+    ``TICK_EVERY`` records, so B2 carries the state encoding and the timer's
+    share of the work, not the event path alone. Returns the
     engine, the record handler, the timer (its share) and the sink (the
     decision ids it saw)."""
 
@@ -131,10 +132,18 @@ def stage_engine(settings: Settings, policies_file: Path,
 
         def __init__(self) -> None:
             self.decisions: set[str] = set()
+            self.states: dict[tuple[int, str], Any] = {}
 
         def persist(self, partition: int, lead_id: str, entry: Any) -> None:
-            if entry is not None:
-                state_to_bytes(entry.partition, entry.state)
+            self.states[(partition, lead_id)] = entry
+
+        def flush(self) -> None:
+            # As the worker's record cache, flushed at every timer pass here
+            # (the worker flushes at each commit, a few times less often).
+            states, self.states = self.states, {}
+            for entry in states.values():
+                if entry is not None:
+                    state_to_bytes(entry.partition, entry.state)
 
         def outcome(self, lead_id: str, value: bytes) -> None:
             self.decisions.add(orjson.loads(value)["decision_id"])
@@ -171,6 +180,7 @@ class TimerShare:
         c0 = cpu_s()
         handled = self.engine.tick()
         self.cpu_s += cpu_s() - c0
+        self.engine.sink.flush()  # type: ignore[attr-defined]
         self.due += handled
         return handled
 
