@@ -106,7 +106,9 @@ class Settings(BaseSettings):
     outcomes_topic: str = Field(topics.OUTCOMES, description="decisions out")
     periods_topic: str = Field(topics.PERIODS, description="judged periods out (one record per level and period)")
     timer_interval: float = Field(0.5, description="how often due clocks are looked for (duration)")
-    timer_batch: int = Field(5000, ge=1, description="due leads decided per partition per timer pass before yielding")
+    timer_batch: int = Field(500, ge=1, description=(
+        "due leads decided per partition in one slice of a timer pass; between slices the worker reads records, "
+        "so a burst of due clocks never stalls consumption for long"))
     single_record_batches: bool = Field(False, description=(
         "one record per changelog batch: only for a broker whose ListOffsets answer is wrong after multi-record "
         "batches (the embedded broker's is), and only with direct_recovery off, where Faust's recovery would trust "

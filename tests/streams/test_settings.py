@@ -35,7 +35,7 @@ def test_defaults_match_the_contract() -> None:
     assert s.state_ttl == 30 * 86400.0
     assert s.partitions == 4
     assert s.app_id == "leadsla"
-    assert s.timer_batch == 5000
+    assert s.timer_batch == 500
     assert s.max_team_labels == 200
     assert s.log_level == "info"
 
