@@ -348,7 +348,7 @@ def _put(cache: dict[int, _V], key: int, value: _V) -> None:
     years keeps the days it still uses."""
     if len(cache) >= _DAYS_KEPT:
         for old in list(itertools.islice(cache, _DAYS_KEPT // 4)):
-            del cache[old]
+            cache.pop(old, None)  # gone already if a second thread evicted first
     cache[key] = value
 
 
