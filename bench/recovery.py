@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -113,6 +114,32 @@ async def _changelog_ends(bootstrap: str, app_id: str) -> int:
         topics = [t for t in await c.topics() if t.startswith(f"{app_id}-") and t.endswith("-changelog")]
         tps = [TopicPartition(t, p) for t in topics for p in c.partitions_for_topic(t) or ()]
         return sum((await c.end_offsets(tps)).values()) if tps else 0
+    finally:
+        await c.stop()
+
+
+async def _raw_changelog_drain(bootstrap: str, app_id: str) -> tuple[int, float]:
+    """Read every changelog of the group from its start to its fetch high
+    watermark, records not even decoded: (records, seconds). What a
+    recovery could at best take, the denominator of its ratio."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                         max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
+    await c.start()
+    try:
+        topics = [t for t in await c.topics() if t.startswith(f"{app_id}-") and t.endswith("-changelog")]
+        tps = [TopicPartition(t, p) for t in topics for p in c.partitions_for_topic(t) or ()]
+        t0 = time.perf_counter()
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        pending, records = set(tps), 0
+        while pending:
+            got = await c.getmany(*pending, timeout_ms=200, max_records=50_000)
+            records += sum(len(v) for v in got.values())
+            for tp in list(pending):
+                hw = c.highwater(tp)
+                if hw is not None and await c.position(tp) >= hw:
+                    pending.discard(tp)
+        return records, time.perf_counter() - t0
     finally:
         await c.stop()
 
@@ -216,11 +243,13 @@ def processed(w: Worker, n: int, partitions: int) -> bool:
             and m.get("leadsla_consumer_lag", -1) == 0)
 
 
-def restart(w: Worker, n: int, idle: Any) -> dict[str, Any]:
+def restart(w: Worker, n: int, idle: Any, bootstrap: str) -> dict[str, Any]:
     """(a) and (b): once idle, SIGTERM, start again, time to the web server,
-    /ready and the whole state."""
+    /ready and the whole state; and a raw drain of the group's changelogs
+    (while stopped) to compare the restart with."""
     idle()
     w.stop(signal.SIGTERM)
+    raw_records, raw_s = asyncio.run(_raw_changelog_drain(bootstrap, w.env["LEADSLA_APP_ID"]))
     t0 = w.start()
     up = ready = state = None
     at_ready = None
@@ -242,7 +271,19 @@ def restart(w: Worker, n: int, idle: Any) -> dict[str, Any]:
     final = open_clocks(w.metrics())
     return {"to_web_s": up - t0, "to_ready_s": ready - t0, "to_state_s": state - t0,
             "open_clocks_at_ready": at_ready, "open_clocks_after": final,
+            "changelog_records": raw_records, "raw_drain_s": raw_s, "ratio_raw_drain_to_ready": raw_s / (ready - t0),
+            "reader": _reader_line(w),
             "exact": final == n * N_POLICIES and at_ready == n * N_POLICIES}
+
+
+def _reader_line(w: Worker) -> dict[str, float] | None:
+    """What the worker's log says its changelog reader read, and how fast."""
+    log = (w.logs / f"{w.name}.{w.starts}.log").read_text(errors="replace")
+    found = re.findall(r"changelogs: (\d+) record\(s\) of \d+ partition\(s\) read in ([\d.]+) s", log)
+    if not found:
+        return None
+    records, seconds = sum(int(r) for r, _ in found), sum(float(t) for _, t in found)
+    return {"records": records, "seconds": seconds, "records_per_s": records / seconds if seconds else None}
 
 
 def split(workers: list[Worker], partitions: int) -> bool:
@@ -306,10 +347,15 @@ def main() -> int:
             ("rejoin → split", [x["rejoin_to_split_s"] for x in rounds])]
     print(f"\n{args.leads:,} leads, {args.partitions} partitions, settings {extra or 'defaults'}")
     print(f"{'step':<28}{'min s':>8}{'median s':>10}{'max s':>8}")
+    rows.append(("raw drain of the changelogs", [x["raw_drain_s"] for x in restarts]))
     rows = [(name, values) for name, values in rows if values]
     for name, values in rows:
         s = spread(values)
         print(f"{name:<28}{s['min']:>8.1f}{s['median']:>10.1f}{s['max']:>8.1f}")
+    if restarts:
+        ratios = [x["ratio_raw_drain_to_ready"] for x in restarts]
+        print(f"restart → ready as a ratio of the raw drain ({restarts[0]['changelog_records']:,} changelog records): "
+              f"{min(ratios):.2f}–{max(ratios):.2f}")
     results["summary"] = {name: spread(values) for name, values in rows}
     exact = all(x["exact"] for x in restarts + rounds)
     results["exact"] = exact
@@ -350,7 +396,7 @@ def run(n: int, partitions: int, restarts: int, rounds: int, extra: dict[str, st
             results["initial_s"] = wait(lambda: processed(a, n, partitions), f"{n} leads processed") - t0
             print(f"processed in {results['initial_s']:.1f}s; restarting …", file=sys.stderr)
             for i in range(restarts):
-                results["restarts"].append(restart(a, n, idle))
+                results["restarts"].append(restart(a, n, idle, listen))
                 print(f"restart {i + 1}: {results['restarts'][-1]}", file=sys.stderr)
             b.start()
             wait(lambda: split([a, b], partitions), "the first split")
