@@ -44,7 +44,21 @@ class Period:
 def period_of(t_us: int, kind: str = MONTH, zone: str = "UTC") -> Period:
     """The period of ``kind`` in ``zone`` (IANA) that holds ``t_us``.
     Raises ValueError for an unknown kind."""
-    return _period(kind, zone, _local_date(t_us, zone))
+    # Most calls ask for the period the last one found. An instant two days
+    # or more inside its bounds is in it whatever the zone does: UTC offsets
+    # stay within ±24 h, so its local date is inside the period's local days.
+    last = _last.get((kind, zone))
+    if last is not None and last.start_us + _MARGIN_US <= t_us < last.end_us - _MARGIN_US:
+        return last
+    p = _period(kind, zone, _local_date(t_us, zone))
+    if len(_last) >= 256:
+        _last.clear()
+    _last[(kind, zone)] = p
+    return p
+
+
+_MARGIN_US = 2 * 86_400_000_000
+_last: dict[tuple[str, str], Period] = {}  # the period last found, by (kind, zone)
 
 
 def next_period(p: Period, zone: str = "UTC") -> Period:

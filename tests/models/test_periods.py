@@ -4,7 +4,7 @@ with the contract's goal line (goal × d ÷ n)."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadsla.models.periods import MONTH, QUARTER, WEEK, next_period, period_of
@@ -106,3 +106,28 @@ def test_the_earliest_instant_an_event_may_carry_has_a_period_in_any_zone() -> N
 
     p = period_of(MIN_TIMESTAMP_US + 600_000_000, "month", "America/New_York")
     assert (p.label, p.days) == ("0001-01", 31)
+
+
+_ZONES = ["UTC", "Europe/Berlin", "America/New_York", "America/Goose_Bay", "Pacific/Apia", "Australia/Lord_Howe",
+          "Asia/Kathmandu", "Pacific/Kiritimati"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([MONTH, WEEK, QUARTER]),
+    st.sampled_from(_ZONES),
+    st.lists(st.integers(ts("2011-01-01T00:00:00Z"), ts("2028-01-01T00:00:00Z")), min_size=1, max_size=8),
+    st.lists(st.integers(-3 * 86_400_000_000, 3 * 86_400_000_000), min_size=1, max_size=8),
+)
+def test_period_of_answers_as_from_the_local_date(kind: str, zone: str, starts: list[int], steps: list[int]) -> None:
+    """period_of reuses the period it found last for an instant two days
+    inside it; the answer is always the period of the instant's local date,
+    across DST switches, period ends and zones that skipped a day (Apia) or
+    moved their clocks at 00:01 (Goose Bay)."""
+    from leadsla.models.periods import _local_date, _period
+
+    for t0 in starts:
+        t = t0
+        for step in steps:
+            t += step
+            assert period_of(t, kind, zone) == _period(kind, zone, _local_date(t, zone))
