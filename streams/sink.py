@@ -246,7 +246,59 @@ class KafkaSink:
             await self._send_all(producer, [r for r in records if r[0] != leads])
             if self._outcomes_in_flight:
                 await asyncio.wait(list(self._outcomes_in_flight))
+            await self._send_states(producer, states)
+
+    async def _send_states(self, producer: Any, states: list[Record]) -> None:
+        """Lead states in produce batches built here, one per changelog
+        partition (as many as their size needs), in order: a flush writes
+        thousands, and the producer's per-record ``send`` costs several
+        times a batch append. A producer without batches (or a record no
+        batch takes) goes through ``send``, retries and all."""
+        if getattr(producer, "create_batch", None) is None:
             await self._send_all(producer, states)
+            return
+        by_partition: dict[int | None, list[Record]] = {}
+        for record in states:
+            by_partition.setdefault(record[3], []).append(record)
+        for partition, records in by_partition.items():
+            if partition is None:
+                await self._send_all(producer, records)
+                continue
+            batch, held = producer.create_batch(), []
+            for record in records:
+                if batch.append(timestamp=None, key=record[1], value=record[2], headers=[]) is None:
+                    await self._send_batch(producer, batch, partition, held)
+                    batch, held = producer.create_batch(), []
+                    if batch.append(timestamp=None, key=record[1], value=record[2], headers=[]) is None:
+                        await self._send_all(producer, [record])  # too large for any batch: send's own errors
+                        batch = producer.create_batch()
+                        continue
+                held.append(record)
+            await self._send_batch(producer, batch, partition, held)
+
+    async def _send_batch(self, producer: Any, batch: Any, partition: int, records: list[Record]) -> None:
+        """Hand one batch of lead states (``records``, as appended) to the
+        producer; refused, they are sent one by one (``send`` retries)."""
+        if not records:
+            return
+        try:
+            future = await producer.send_batch(batch, self._leads, partition=partition)
+        except Exception:  # the records go the long way, with its retries and counting
+            await self._send_all(producer, records)
+            return
+        if isinstance(future, asyncio.Future):
+            future.add_done_callback(self._batch_callback(len(records)))
+
+    def _batch_callback(self, records: int) -> Callable[[asyncio.Future[Any]], None]:
+        def delivered(future: asyncio.Future[Any]) -> None:
+            if future.cancelled():
+                return
+            exc = future.exception()
+            if exc is not None:
+                for _ in range(records):  # each record of the batch is lost
+                    self._failed(self._leads, exc)
+
+        return delivered
 
     async def _send_all(self, producer: Any, records: list[Record]) -> None:
         """Send ``records`` in order; outcome records are in flight until delivered."""

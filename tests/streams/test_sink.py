@@ -533,3 +533,48 @@ async def test_settle_waits_for_a_drain_in_progress_then_hands_over_what_is_queu
     await asyncio.wait_for(stopping, 5)
     assert timer.done()
     assert [key for _, key, *_ in producer.sent] == [b"lead-1", b"lead-2", b"lead-3"]
+
+
+class BatchingProducer(FakeProducer):
+    """A producer with aiokafka's own batch builder (small batches, so that
+    a flush needs several): records the batches it is handed."""
+
+    def __init__(self, batch_size: int) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.batches: list[tuple[str, int, list[tuple[bytes | None, bytes | None]]]] = []
+
+    def create_batch(self) -> Any:
+        from aiokafka.producer.message_accumulator import BatchBuilder
+
+        return BatchBuilder(self.batch_size, 0)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> None:
+        from aiokafka.record.default_records import DefaultRecordBatch
+
+        records = [(r.key, r.value) for r in DefaultRecordBatch(bytearray(batch._build()))]
+        self.batches.append((topic, partition, records))
+
+
+async def test_a_flush_writes_lead_states_in_batches_per_partition_in_order() -> None:
+    producer = BatchingProducer(batch_size=400)
+    sink = KafkaSink(lambda: producer, "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    entries = {f"L{i}": LeadEntry(i % 2, LeadState(last_event_at=i)) for i in range(12)}
+    for lead, entry in entries.items():
+        sink.persist(entry.partition, lead, entry)
+    sink.persist(1, "gone", None)
+    sink.outcome("L0", b"{}")
+    await sink.flush()
+    assert producer.sent == [("outcomes", b"L0", b"{}", None, None)]  # outcomes still one by one
+    assert {topic for topic, _, _ in producer.batches} == {"leads-changelog"}
+    assert len(producer.batches) > 2  # the small batches filled up
+    for partition in (0, 1):
+        written = [kv for _, p, records in producer.batches if p == partition for kv in records]
+        expected = [(lead_key(lead), entry) for lead, entry in entries.items() if entry.partition == partition]
+        if partition == 1:
+            expected.append((lead_key("gone"), None))
+        assert [k for k, _ in written] == [k for k, _ in expected]
+        for (_, raw), (_, entry) in zip(written, expected, strict=True):
+            assert (raw is None) == (entry is None)
+            if raw is not None and entry is not None:
+                assert state_from_bytes(bytes(raw)).state == entry.state
