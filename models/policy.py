@@ -260,6 +260,21 @@ class Selector:
         return all(event.dimension(k) in vs for k, vs in self.match)
 
 
+def _roles_of(event: LeadEvent | None, entries: tuple[_RoleEntry, ...]) -> tuple[tuple[str, str], ...]:
+    """The (policy name, role) pairs of compiled ``entries`` whose tests the
+    event passes (``event`` None: entries without tests)."""
+    out: list[tuple[str, str]] = []
+    last_i, last_role = -1, ""
+    for i, name, role, tests in entries:
+        if i == last_i and role == last_role:
+            continue  # a role already played (another of its selectors matched)
+        if tests is not None and (event is None or not _passes(event, tests)):
+            continue
+        out.append((name, role))
+        last_i, last_role = i, role
+    return tuple(out)
+
+
 def _passes(event: LeadEvent, tests: tuple[tuple[str, frozenset[str]], ...]) -> bool:
     """Does the event pass every (dimension, allowed values) test?"""
     for k, vs in tests:  # noqa: SIM110 (a plain loop: no generator for every event)
@@ -422,13 +437,19 @@ class PolicySet:
         # selector) that can apply, in policy order then ROLE_ORDER, with the
         # dimension tests it needs (the selector's, and the policy's for a
         # start) resolved here once; None where no test is needed.
+        # Where no entry of a type needs a test, every event of that type
+        # plays the same roles: the answer itself is kept instead.
         compiled: dict[str, list[_RoleEntry]] = {}
         for i, p in enumerate(self.policies):
             for t, candidates in p._by_type.items():  # type: ignore[attr-defined]
                 for role, sel in candidates:
                     tests = sel.match + (p.match if role == START else ())
                     compiled.setdefault(t, []).append((i, p.name, role, tests or None))
-        object.__setattr__(self, "_roles_by_type", {t: tuple(v) for t, v in compiled.items()})
+        by_type: dict[str, tuple[tuple[tuple[str, str], ...] | None, tuple[_RoleEntry, ...]]] = {}
+        for t, entries in compiled.items():
+            fixed = None if any(e[3] is not None for e in entries) else _roles_of(None, tuple(entries))
+            by_type[t] = (fixed, tuple(entries))
+        object.__setattr__(self, "_roles_by_type", by_type)
         delivering: dict[str, list[Target]] = {}
         for target in self.targets:
             for t in target.types():
@@ -467,19 +488,11 @@ class PolicySet:
         """The (policy name, role) pairs this event plays: policies in file
         order, each one's roles in ``ROLE_ORDER``; the same as
         ``Policy.roles`` of each policy in turn."""
-        entries: tuple[_RoleEntry, ...] | None = self._roles_by_type.get(event.type)  # type: ignore[attr-defined]
-        if entries is None:
+        compiled = self._roles_by_type.get(event.type)  # type: ignore[attr-defined]
+        if compiled is None:
             return ()
-        out: list[tuple[str, str]] = []
-        last_i, last_role = -1, ""
-        for i, name, role, tests in entries:
-            if i == last_i and role == last_role:
-                continue  # a role already played (another of its selectors matched)
-            if tests is not None and not _passes(event, tests):
-                continue
-            out.append((name, role))
-            last_i, last_role = i, role
-        return tuple(out)
+        fixed, entries = compiled
+        return fixed if fixed is not None else _roles_of(event, entries)
 
 
 def fingerprint(ps: PolicySet) -> str:
