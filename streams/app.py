@@ -354,17 +354,20 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         # fetcher would drop records below what it has already delivered.
         app.loop.call_soon(lambda: asyncio.ensure_future(read_gap(partition, first, end)))
 
+    # The tables' own dicts (a memory store keeps its data in one dict for
+    # its whole life): the engine reads and writes them on every record,
+    # and the store's mapping methods are Python code around the same dict.
     engine = Engine(
         settings,
         policies,
         metrics,
-        store=leads.data,
-        windows=windows.data,
+        store=leads.data.data,
+        windows=windows.data.data,
         sink=sink,
         highwater=highwater,
         reread=reread,
-        deliveries=deliveries.data,
-        period_cells=period_cells.data,
+        deliveries=deliveries.data.data,
+        period_cells=period_cells.data.data,
     )
     registry.register(RuntimeCollector(engine.views.snapshot, policies))
     ledger = Ledger(policies, ledger_table, sink, settings.partitions, engine.wall_us)

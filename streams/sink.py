@@ -264,7 +264,8 @@ class KafkaSink:
             if partition is None:
                 await self._send_all(producer, records)
                 continue
-            batch, held = producer.create_batch(), []
+            batch = producer.create_batch()
+            held: list[Record] = []
             for record in records:
                 if batch.append(timestamp=None, key=record[1], value=record[2], headers=[]) is None:
                     await self._send_batch(producer, batch, partition, held)

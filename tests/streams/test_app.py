@@ -46,6 +46,17 @@ class FakeProducer:
         self.sent.append((topic, key, value, partition, headers))
 
 
+def test_the_engine_works_on_the_tables_own_dicts(monitor) -> None:
+    # What recovery applies to a table (Faust's apply_changelog_batch writes
+    # the store's dict) is what the engine reads, and the other way round.
+    tables = monitor.app.tables
+    engine = monitor.engine
+    assert engine.store is tables["leads"].data.data
+    assert engine.window_store is tables["team-windows"].data.data
+    assert engine.delivery_store is tables["target-days"].data.data
+    assert engine.period_store is tables["period-cells"].data.data
+
+
 def test_the_monitor_knows_its_broker_watch(monitor) -> None:
     # What a status line needs to tell a broker outage from a recovery.
     assert monitor.health is not None
