@@ -15,9 +15,9 @@ caught up (its high watermark one past the last offset handed over), lead
 (``VirtualWall``) is real time that can be held still: while records are
 loaded it stands still, so a handoff dated one second after the watermark
 is on time however long the loading takes; it runs again for the measured
-phases. Sizes and settings are the defaults (4 partitions, timer every
-0.5 s, 5,000 leads per partition per timer slice, commit every 2.8 s,
-allowed lateness 2 minutes) unless ``LEADSLA_*`` says otherwise.
+phases. The worker's settings are ``Settings()``'s (partitions, timer
+interval and slice, commit interval, allowed lateness: the JSON records
+them), so ``LEADSLA_*`` changes them as it changes the worker's.
 
 1. **RSS per open clock.** Leads are handed off (lead.created and lead.mql
    before, as real leads come) until the engine's gauges (``rt.open``,
@@ -26,7 +26,10 @@ allowed lateness 2 minutes) unless ``LEADSLA_*`` says otherwise.
    The wall clock then moves past the allowed lateness and timer passes
    apply the handoffs, so the clocks run. RSS (``VmRSS`` of
    ``/proc/self/status``, after ``gc.collect()``) before and after, divided
-   by the open clocks the views count. Target ≤ 1 KiB.
+   by the open clocks the views count. Target ≤ 1 KiB. ``trimmed_bytes``
+   is the same once the C allocator has returned its free pages
+   (``malloc_trim``): what live objects hold, without what transient
+   records (queued outcome records, encoded states) left resident.
    **RSS per decided, quiet lead**: then ``--quiet`` leads with a whole
    history (created, mql, handed off, attempted, connected, qualified): all
    their clocks decided, each kept for dedupe until its state TTL (30 days
