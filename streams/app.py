@@ -258,15 +258,27 @@ async def _restore_changelogs(app: faust.App, tables: _Tables, sink: KafkaSink, 
     return written
 
 
-async def every(interval: float, work: Callable[[], Awaitable[None]], stopping: asyncio.Event) -> None:
+# The shortest pause between two timer passes (seconds), however soon the
+# next deadline: a due bucket that a pass cannot empty never spins the loop.
+MIN_PAUSE = 0.01
+
+
+async def every(interval: float, work: Callable[[], Awaitable[None]], stopping: asyncio.Event,
+                sooner: Callable[[], float | None] = lambda: None) -> None:
     """Await ``work()`` again and again, ``interval`` seconds (> 0) after the
     start and after each pass ends, until ``stopping`` is set: at once if it
-    is set during a pause, else after the pass under way. A pass longer than
-    the interval is no fault, and the next one waits a whole interval after
-    it. Exceptions of ``work`` propagate."""
+    is set during a pause, else after the pass under way. ``sooner()`` may
+    shorten a pause: the seconds until work is known to be due (None:
+    nothing known), never below ``MIN_PAUSE``. A pass longer than the
+    interval is no fault, and the next one waits after it as any other.
+    Exceptions of ``work`` propagate."""
     while not stopping.is_set():
+        pause = interval
+        due = sooner()
+        if due is not None:
+            pause = min(interval, max(MIN_PAUSE, due))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), interval)
+            await asyncio.wait_for(stopping.wait(), pause)
         if stopping.is_set():
             return
         await work()
@@ -419,7 +431,14 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         # do by design (deciding its overdue clocks, yielding to the agents
         # between slices, whose time counts as the pass's own): on every demo
         # start. Here the next pass simply starts an interval after one ends.
-        await every(settings.timer_interval, deadline_pass, stopping)
+        await every(settings.timer_interval, deadline_pass, stopping, sooner=next_due_s)
+
+    def next_due_s() -> float | None:
+        # Wake when the next deadline bucket falls due, not up to an interval
+        # later: a breach is decided within about a bucket of its deadline
+        # and the allowed lateness.
+        due = engine.next_due_wall_us()
+        return None if due is None else (due - engine.wall_us()) / 1_000_000
 
     offsets = GroupOffsets(settings.bootstrap(), settings.app_id, settings.rebalance_timeout, security=security)
 

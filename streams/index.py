@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import heapq
 
-BUCKET_US = 1_000_000  # one-second buckets: breaches fire at most ~1 s late
+BUCKET_US = 100_000  # 100 ms buckets: a deadline is found at most 0.1 s after it passed
 
 
 class DeadlineIndex:

@@ -184,6 +184,25 @@ async def test_the_deadline_passes_pause_an_interval_after_each_and_stop_when_as
     assert loop.time() - ended[-1] < 0.15  # the pause cut short
 
 
+async def test_a_pause_ends_when_work_is_due_sooner_but_never_spins() -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    started: list[float] = []
+    # Due in 0.05 s, then "already due" (a bucket a pass could not empty), then nothing known.
+    answers = iter([0.05, -1.0, None])
+
+    async def work() -> None:
+        started.append(loop.time())
+        if len(started) == 3:
+            stopping.set()
+
+    t0 = loop.time()
+    await asyncio.wait_for(every(0.5, work, stopping, sooner=lambda: next(answers)), 5)
+    assert 0.05 <= started[0] - t0 < 0.3
+    assert 0.01 <= started[1] - started[0] < 0.3  # at least MIN_PAUSE, however overdue
+    assert started[2] - started[1] >= 0.5  # nothing known: the whole interval
+
+
 async def test_a_pass_under_way_when_stopping_is_the_last() -> None:
     stopping = asyncio.Event()
     passes = 0

@@ -15,6 +15,7 @@ from leadsla.models import clock
 from leadsla.models.clock import decision_id
 from leadsla.models.events import format_timestamp_us
 from leadsla.streams.codec import LeadEntry, decode, state_from_bytes, state_to_bytes, window_key
+from leadsla.streams.index import BUCKET_US
 from leadsla.streams.windows import WINDOWS
 from tests.models.conftest import D
 
@@ -36,9 +37,9 @@ DEADLINE = T0 + H  # first_touch of a handoff at T0
 
 
 def due_wall(wake: int) -> int:
-    """The first wall time at which a live timer acts on ``wake``: the index's
-    one-second bucket after it, plus the allowed lateness."""
-    return (wake // S + 1) * S + LATENESS
+    """The first wall time at which a live timer acts on ``wake``: the end of
+    the index's bucket holding it, plus the allowed lateness."""
+    return (wake // BUCKET_US + 1) * BUCKET_US + LATENESS
 
 
 def ts_text(us: int) -> str:
@@ -181,6 +182,19 @@ def test_live_breach_only_after_deadline_plus_lateness(offset: int) -> None:
     assert rec["was_at_risk"] is True
     assert r.engine.views.snapshot()["open"] == {}
     assert outcome_count(r, "first_touch", "breached") == 1.0
+
+
+def test_the_next_due_wall_time_is_the_earliest_bucket_plus_the_allowed_lateness() -> None:
+    r = Rig(wall=T0 + 5 * S)
+    assert r.engine.next_due_wall_us() is None
+    r.live()
+    r.send("A", "lead.handed_off", T0, "a-h")
+    r.send("B", "lead.handed_off", T0 + 10 * M, "b-h")
+    # A's next wake (at-risk or its deadline) is the earliest; the timer acts
+    # at the end of its bucket plus the allowed lateness.
+    wake = min(r.engine.runtimes[0].index._where.values()) * BUCKET_US
+    assert r.engine.next_due_wall_us() == wake + LATENESS
+    assert due_wall(wake - 1) == r.engine.next_due_wall_us()
 
 
 def test_live_stop_within_the_allowed_lateness_is_met() -> None:

@@ -1,9 +1,10 @@
-"""streams.index.DeadlineIndex: one-second buckets, due strictly after every
+"""streams.index.DeadlineIndex: 100 ms buckets, due strictly after every
 wake time in a bucket, limits, and a property test against a naive model.
 
 The rule, from the class docstring: a lead waking at ``wake`` (µs) sits in
-bucket ``k = wake // 1_000_000 + 1`` and is due once the watermark reaches
-``k * 1_000_000``, i.e. popped by ``pop_due(w)`` iff ``(wake // 1e6 + 1) * 1e6 <= w``.
+bucket ``k = wake // BUCKET_US + 1`` and is due once the watermark reaches
+``k * BUCKET_US``, i.e. popped by ``pop_due(w)`` iff ``(wake // B + 1) * B <= w``.
+The tests count in buckets: ``S`` is one bucket.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from hypothesis import strategies as st
 
 from leadsla.streams.index import BUCKET_US, DeadlineIndex
 
-S = 1_000_000
+S = BUCKET_US  # one bucket
 
 
 def due_at(wake: int) -> int:
     return (wake // BUCKET_US + 1) * BUCKET_US
 
 
-def test_bucket_is_one_second() -> None:
-    assert BUCKET_US == 1_000_000
+def test_a_bucket_is_a_tenth_of_a_second() -> None:
+    # A deadline is found at most one bucket after the watermark passed it.
+    assert BUCKET_US == 100_000
 
 
 def test_empty_index() -> None:
@@ -35,15 +37,15 @@ def test_empty_index() -> None:
 
 def test_schedule_len_and_next_due() -> None:
     idx = DeadlineIndex()
-    idx.schedule("a", 5 * S + 250_000)
+    idx.schedule("a", 5 * S + S // 4)
     idx.schedule("b", 3 * S)
-    idx.schedule("c", 3 * S + 999_999)
+    idx.schedule("c", 3 * S + (S - 1))
     assert len(idx) == 3
     # b and c share the bucket [3 s, 4 s): due at 4 s.
     assert idx.next_due_us() == 4 * S
 
 
-def test_wake_exactly_on_a_second_boundary_is_not_due_at_that_watermark() -> None:
+def test_wake_exactly_on_a_bucket_boundary_is_not_due_at_that_watermark() -> None:
     idx = DeadlineIndex()
     idx.schedule("a", 7 * S)
     assert idx.pop_due(7 * S, 10) == []
@@ -58,11 +60,11 @@ def test_pop_due_only_returns_buckets_strictly_past() -> None:
     idx = DeadlineIndex()
     idx.schedule("early", 1 * S + 10)
     idx.schedule("edge", 2 * S)
-    idx.schedule("late", 2 * S + 500_000)
+    idx.schedule("late", 2 * S + S // 2)
     idx.schedule("later", 9 * S)
     assert idx.pop_due(2 * S, 10) == ["early"]
     assert sorted(idx.pop_due(3 * S, 10)) == ["edge", "late"]
-    assert idx.pop_due(9 * S + 999_999, 10) == []
+    assert idx.pop_due(9 * S + (S - 1), 10) == []
     assert idx.next_due_us() == 10 * S
     assert idx.pop_due(10 * S, 10) == ["later"]
 
@@ -79,13 +81,13 @@ def test_reschedule_moves_the_lead() -> None:
     assert idx.next_due_us() == 1 * S
     assert idx.pop_due(1 * S, 10) == ["a"]
     assert len(idx) == 0
-    assert idx.pop_due(10**12, 10) == []  # the stale bucket of 21 s is gone
+    assert idx.pop_due(10**12, 10) == []  # the stale bucket of 21 buckets is gone
 
 
 def test_reschedule_into_the_same_bucket_is_a_no_op() -> None:
     idx = DeadlineIndex()
     idx.schedule("a", 1 * S + 1)
-    idx.schedule("a", 1 * S + 999_999)
+    idx.schedule("a", 1 * S + (S - 1))
     assert len(idx) == 1
     assert idx.pop_due(2 * S, 10) == ["a"]
 
@@ -120,7 +122,7 @@ def test_limit_is_honoured_and_the_rest_pops_next_call() -> None:
     idx = DeadlineIndex()
     leads = [f"L{i}" for i in range(7)]
     for i, lead in enumerate(leads):
-        idx.schedule(lead, (i % 2) * S + i)  # two buckets: due at 1 s and 2 s
+        idx.schedule(lead, (i % 2) * S + i)  # two buckets: due at 1 and 2 buckets
     got1 = idx.pop_due(5 * S, 3)
     assert len(got1) == 3
     assert len(idx) == 4
@@ -130,7 +132,7 @@ def test_limit_is_honoured_and_the_rest_pops_next_call() -> None:
     assert len(got3) == 1
     assert idx.pop_due(5 * S, 3) == []
     assert sorted(got1 + got2 + got3) == leads
-    # Earlier buckets come first: the 4 leads of the 1 s bucket before the 3 of the 2 s one.
+    # Earlier buckets come first: the 4 leads of the first bucket before the 3 of the second.
     assert set(got1) | {got2[0]} == {"L0", "L2", "L4", "L6"}
     assert len(idx) == 0
 
