@@ -46,6 +46,9 @@ DEAD_LETTER_HEADROOM = 1024
 # Retries of a send that failed with a retriable error, and the first wait
 # between them (seconds; doubled each time).
 SEND_RETRIES, SEND_BACKOFF = 3, 0.1
+# Lead states encoded and handed over per slice of a flush, between which
+# the event loop runs (a slice is a few tens of milliseconds of work).
+FLUSH_SLICE = 2000
 # A failure is logged at once; more of the same kind (topic and error) within
 # this many seconds are only counted, and the next line says how many.
 LOG_EVERY = 60.0
@@ -137,6 +140,7 @@ class KafkaSink:
         self.queue: list[Record] = []
         # (partition, lead id) -> the lead's entry (None: deleted), to flush
         self._states: dict[tuple[int, str], LeadEntry | None] = {}
+        self._flushing = asyncio.Lock()
         # Outcome records handed to the producer and not yet delivered.
         self._outcomes_in_flight: set[asyncio.Future[Any]] = set()
         # One drain at a time: the agent and the timer both drain, and one
@@ -169,13 +173,20 @@ class KafkaSink:
         afterwards all of them are with the producer. The worker flushes
         before each offset commit, so no committed offset runs ahead of the
         states it changed."""
-        if self._states:
-            states, self._states = self._states, {}
-            leads, queue, version = self._leads, self.queue, self._state_version
-            for (partition, lead_id), entry in states.items():
-                value = None if entry is None else state_to_bytes(entry.partition, entry.state, version)
-                queue.append((leads, lead_key(lead_id), value, partition, None))
-        await self.drain()
+        async with self._flushing:  # flushes in order: a lead's newer state never overtakes an older one
+            if self._states:
+                states, self._states = self._states, {}
+                leads, version = self._leads, self._state_version
+                for encoded, ((partition, lead_id), entry) in enumerate(states.items(), 1):
+                    value = None if entry is None else state_to_bytes(entry.partition, entry.state, version)
+                    self.queue.append((leads, lead_key(lead_id), value, partition, None))
+                    if encoded % FLUSH_SLICE == 0:
+                        # Hand this slice over and let the worker read
+                        # records meanwhile: a burst can leave 100,000
+                        # states to write, seconds of encoding.
+                        await self.drain()
+                        await asyncio.sleep(0)
+            await self.drain()
 
     def window(self, partition: int, key: str, value: float | None) -> None:
         self.queue.append((self._windows, orjson.dumps(key), None if value is None else orjson.dumps(value),

@@ -578,3 +578,28 @@ async def test_a_flush_writes_lead_states_in_batches_per_partition_in_order() ->
             assert (raw is None) == (entry is None)
             if raw is not None and entry is not None:
                 assert state_from_bytes(bytes(raw)).state == entry.state
+
+
+async def test_a_large_flush_goes_out_in_slices_with_the_loop_running_between_them() -> None:
+    """A burst can leave many states to write at a commit: the event loop
+    runs between slices, and every state is written once, in order."""
+    from leadsla.streams import sink as sink_module
+
+    producer = FakeProducer()
+    sink = KafkaSink(lambda: producer, "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    n = 2 * sink_module.FLUSH_SLICE + 10
+    for i in range(n):
+        sink.persist(0, f"L{i}", LeadEntry(0, LeadState(last_event_at=i)))
+    seen_during: list[int] = []
+
+    async def watch() -> None:
+        while len(producer.sent) < n:
+            seen_during.append(len(producer.sent))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    await sink.flush()
+    await watcher
+    assert [k for _, k, *_ in producer.sent] == [lead_key(f"L{i}") for i in range(n)]
+    # The loop ran while the flush was part-way through.
+    assert any(0 < sent < n for sent in seen_during)
