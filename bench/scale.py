@@ -37,9 +37,10 @@ them), so ``LEADSLA_*`` changes them as it changes the worker's.
 2. **Deadline firing lateness**, with those clocks held: ``--due`` leads
    whose ``bench_short`` deadlines fall evenly over the next
    ``--due-window`` seconds. The timer runs as the worker's
-   (``streams.app``'s ``every`` and ``deadline_pass``, copied: an asyncio
-   task calling ``Engine.tick`` every ``timer_interval``, in slices, draining
-   the sink and yielding between them) alongside the commit task (the
+   (``streams.timer``'s ``every`` and ``deadline_pass``, as ``streams.app``
+   runs them: a pass every ``timer_interval`` or when the next deadline
+   bucket falls due, ``Engine.tick`` in slices, draining the sink and
+   yielding between them) alongside the commit task (the
    sink's record cache encoded and flushed every ``commit_interval``). The
    sink notes ``time.monotonic_ns()`` as each outcome record reaches it;
    a breach's lateness is that instant, in the engine's wall time, less its
@@ -91,7 +92,7 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,7 @@ from leadsla.streams.ledger import Ledger
 from leadsla.streams.metrics import LedgerCollector, Metrics, RuntimeCollector, render_metrics
 from leadsla.streams.settings import EXAMPLE_POLICIES, Settings
 from leadsla.streams.sink import KafkaSink
+from leadsla.streams.timer import deadline_pass, every, next_due_s
 
 MS = 1_000
 SHORT = "bench_short"  # the benchmark's short-goal policy (figures 2 and 3)
@@ -412,18 +414,7 @@ async def apply_due(engine: Engine, sink: KafkaSink) -> None:
             return
 
 
-# -- the worker's timer and commit, copied from streams.app ---------------------------
-
-
-async def every(interval: float, work: Callable[[], Awaitable[None]], stopping: asyncio.Event) -> None:
-    """``streams.app.every``: await ``work()`` ``interval`` seconds after the
-    start and after each pass ends, until ``stopping`` is set."""
-    while not stopping.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), interval)
-        if stopping.is_set():
-            return
-        await work()
+# -- the worker's timer (streams.timer, as streams.app runs it) and commit -------------
 
 
 class Worker:
@@ -440,16 +431,7 @@ class Worker:
         self.commits = Longest()
 
     async def deadline_pass(self, stopping: asyncio.Event) -> None:
-        # streams.app's deadline_pass: decide in slices, yielding between them.
-        engine, sink = self.engine, self.sink
-        while not stopping.is_set():
-            t = time.perf_counter()
-            engine.tick()
-            await sink.drain()
-            self.slices.add(time.perf_counter() - t)
-            if not engine.pending():
-                break
-            await asyncio.sleep(0)
+        await deadline_pass(self.engine, self.sink, stopping, on_slice=self.slices.add)
 
     async def commit(self) -> None:
         t = time.perf_counter()
@@ -460,7 +442,8 @@ class Worker:
         """Run the tasks until ``done()`` (checked every 20 ms) or
         ``timeout_s``; True when done."""
         stopping = asyncio.Event()
-        tasks = [asyncio.ensure_future(every(self.settings.timer_interval, lambda: self.deadline_pass(stopping), stopping)),
+        tasks = [asyncio.ensure_future(every(self.settings.timer_interval, lambda: self.deadline_pass(stopping), stopping,
+                                             sooner=lambda: next_due_s(self.engine))),
                  asyncio.ensure_future(every(self.settings.commit_interval, self.commit, stopping))]
         if consumer is not None:
             tasks.append(asyncio.ensure_future(consumer.run(stopping)))

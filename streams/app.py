@@ -10,9 +10,7 @@ key is only ever written to one changelog partition.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -55,6 +53,7 @@ from leadsla.streams.screen import mount as mount_screen
 from leadsla.streams.screen import with_screen_paths
 from leadsla.streams.settings import Settings
 from leadsla.streams.sink import KafkaSink
+from leadsla.streams.timer import deadline_pass, every, next_due_s
 
 log = logging.getLogger("leadsla")
 
@@ -258,32 +257,6 @@ async def _restore_changelogs(app: faust.App, tables: _Tables, sink: KafkaSink, 
     return written
 
 
-# The shortest pause between two timer passes (seconds), however soon the
-# next deadline: a due bucket that a pass cannot empty never spins the loop.
-MIN_PAUSE = 0.01
-
-
-async def every(interval: float, work: Callable[[], Awaitable[None]], stopping: asyncio.Event,
-                sooner: Callable[[], float | None] = lambda: None) -> None:
-    """Await ``work()`` again and again, ``interval`` seconds (> 0) after the
-    start and after each pass ends, until ``stopping`` is set: at once if it
-    is set during a pause, else after the pass under way. ``sooner()`` may
-    shorten a pause: the seconds until work is known to be due (None:
-    nothing known), never below ``MIN_PAUSE``. A pass longer than the
-    interval is no fault, and the next one waits after it as any other.
-    Exceptions of ``work`` propagate."""
-    while not stopping.is_set():
-        pause = interval
-        due = sooner()
-        if due is not None:
-            pause = min(interval, max(MIN_PAUSE, due))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), pause)
-        if stopping.is_set():
-            return
-        await work()
-
-
 def _stop_before_the_producer(app: faust.App, sink: KafkaSink) -> asyncio.Event:
     """An event set when the worker stops, before Faust stops its producer,
     after which every record the sink had queued is with the producer (whose
@@ -413,14 +386,8 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
 
     stopping = _stop_before_the_producer(app, sink)
 
-    async def deadline_pass() -> None:
-        # Decide in slices so a burst of due clocks never stalls consumption.
-        while not stopping.is_set():
-            engine.tick()
-            await sink.drain()
-            if not engine.pending():
-                break
-            await asyncio.sleep(0)
+    async def timer_pass() -> None:
+        await deadline_pass(engine, sink, stopping)
         for line in engine.views.progress():
             log.info(line)
 
@@ -431,14 +398,9 @@ def build_monitor(settings: Settings, policies: PolicySet, registry: CollectorRe
         # do by design (deciding its overdue clocks, yielding to the agents
         # between slices, whose time counts as the pass's own): on every demo
         # start. Here the next pass simply starts an interval after one ends.
-        await every(settings.timer_interval, deadline_pass, stopping, sooner=next_due_s)
-
-    def next_due_s() -> float | None:
-        # Wake when the next deadline bucket falls due, not up to an interval
-        # later: a breach is decided within about a bucket of its deadline
-        # and the allowed lateness.
-        due = engine.next_due_wall_us()
-        return None if due is None else (due - engine.wall_us()) / 1_000_000
+        # Woken when the next deadline bucket falls due, not up to an
+        # interval later (streams.timer).
+        await every(settings.timer_interval, timer_pass, stopping, sooner=lambda: next_due_s(engine))
 
     offsets = GroupOffsets(settings.bootstrap(), settings.app_id, settings.rebalance_timeout, security=security)
 

@@ -13,9 +13,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from leadsla.models.clock import LeadState
 from leadsla.models.policy import parse_policies
-from leadsla.streams.app import _restore_changelogs, _Tables, build_monitor, every
+from leadsla.streams.app import _restore_changelogs, _Tables, build_monitor
 from leadsla.streams.codec import LeadEntry, delivery_key, period_cell_key, window_key
 from leadsla.streams.settings import Settings
+from leadsla.streams.timer import every
 
 POLICIES = """
 policies:
