@@ -93,6 +93,18 @@ def _date_prefix(days: int) -> str:
     return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
 
 
+# The pieces of a formatted instant, written once: ``HH:MM:`` by minute of
+# the day, ``SS`` by second, ``.fffZ`` by millisecond; and the date part by
+# UTC day, in a dict (a lookup in C; the lru_cache's call costs more than
+# the rest of the formatting). An outcome record formats four instants, so
+# these make up most of its cost.
+_HH_MM = tuple(f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440))
+_SS = tuple(f"{s:02d}" for s in range(60))
+_MILLIS_Z = tuple(f".{ms:03d}Z" for ms in range(1000))
+_DATES: dict[int, str] = {}
+_DATES_KEPT = 1024  # days; past that the cache starts again
+
+
 def format_timestamp_us(us: int) -> str:
     """Epoch microseconds (UTC) -> RFC 3339 ``date-time`` text (section 5.6) in UTC.
 
@@ -110,16 +122,20 @@ def format_timestamp_us(us: int) -> str:
             "outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999999Z"
         )
     # Fields by hand: strftime("%Y") does not zero-pad years before 1000 on
-    # every platform. The date part is cached: most records share a few days.
+    # every platform.
     days, us_of_day = divmod(us, _DAY_US)
+    day = _DATES.get(days)
+    if day is None:
+        if len(_DATES) >= _DATES_KEPT:
+            _DATES.clear()
+        day = _DATES[days] = _date_prefix(days)
     secs, micro = divmod(us_of_day, 1_000_000)
+    minutes, sec = divmod(secs, 60)
     if micro == 0:
-        frac = "Z"
-    elif micro % 1000:
-        frac = f".{micro:06d}Z"
-    else:
-        frac = f".{micro // 1000:03d}Z"
-    return f"{_date_prefix(days)}{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}{frac}"
+        return f"{day}{_HH_MM[minutes]}{_SS[sec]}Z"
+    if micro % 1000:
+        return f"{day}{_HH_MM[minutes]}{_SS[sec]}.{micro:06d}Z"
+    return f"{day}{_HH_MM[minutes]}{_SS[sec]}{_MILLIS_Z[micro // 1000]}"
 
 
 def _timestamp(value: Any) -> int:

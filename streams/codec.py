@@ -103,8 +103,27 @@ def _first_error(exc: ValidationError) -> str:
     return "; ".join(parts) + more
 
 
+# The decisions of one fetch or timer pass share their decided_at (the wall
+# clock read once per batch) and mostly their watermark: their text is
+# remembered, by instant, for the next decision.
+_RECENT_INSTANTS: dict[int, str] = {}
+_RECENT_KEPT = 64
+
+
+def _recent_instant(us: int) -> str:
+    """``format_timestamp_us(us)``, remembered for the next decisions."""
+    text = _RECENT_INSTANTS.get(us)
+    if text is None:
+        if len(_RECENT_INSTANTS) >= _RECENT_KEPT:
+            _RECENT_INSTANTS.clear()
+        text = _RECENT_INSTANTS[us] = format_timestamp_us(us)
+    return text
+
+
 def outcome_record(d: Decision, goal_us: int) -> bytes:
-    """One ``sla-outcomes`` value (contract §5, plus a few more fields)."""
+    """One ``sla-outcomes`` value (contract §5, plus a few more fields): JSON,
+    instants as RFC 3339 text in UTC (``format_timestamp_us``), durations in
+    seconds. Raises ValueError for an instant outside years 1 to 9999."""
     rec: dict[str, object] = {
         "decision_id": d.decision_id,
         "lead_id": d.lead_id,
@@ -113,8 +132,8 @@ def outcome_record(d: Decision, goal_us: int) -> bytes:
         "cycle": d.cycle,
         "started_at": format_timestamp_us(d.started_at),
         "deadline": format_timestamp_us(d.deadline),
-        "decided_at": format_timestamp_us(d.decided_at),
-        "watermark": format_timestamp_us(d.watermark),
+        "decided_at": _recent_instant(d.decided_at),
+        "watermark": _recent_instant(d.watermark),
         "goal_seconds": (d.goal_us or goal_us) / 1_000_000,
         "stopped_at": None if d.stopped_at is None else format_timestamp_us(d.stopped_at),
         "elapsed_seconds": None if d.elapsed_us is None else d.elapsed_us / 1_000_000,
