@@ -1,7 +1,15 @@
 """leadsla benchmark: one broker, one pre-filled topic, stages from a raw
 aiokafka drain (the denominator) to the real ``leadsla run`` worker.
 
-    python -m bench.run [--events 200000] [--partitions 8] [--out bench/results]
+    python -m bench.run [--events 200000] [--partitions 8] [--scale full|quick|none] [--out bench/results]
+
+B0 a raw aiokafka drain (the denominator), B1 + decode, B2 + the engine in
+process (metrics, the timer and the state encoding included), B6 the real
+``leadsla run`` worker on the same topic: events/s, ratio to B0, CPU µs per
+event, peak RSS; the timer's CPU µs per due lead; the decisions of B2 and
+B6 compared. Then the scale figures of ``bench.scale`` (RSS per open clock
+with a million open, deadline firing lateness, the stall of a burst of due
+clocks, the ``/metrics`` render) in a process of their own.
 
 Prints a table and writes JSON. Absolute numbers move from machine to machine;
 the ratios to B0 within one run are what count. Not a test: nothing here
@@ -188,6 +196,17 @@ class TimerShare:
         return self.cpu_s * US / self.due if self.due else None
 
 
+def scale_figures(quick: bool) -> dict[str, Any]:
+    """``python -m bench.scale`` in a process of its own (its RSS figures
+    must not carry this one's), its table passed through; its JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "bench.scale", "--out", tmp, *(["--quick"] if quick else [])]
+        print("\nscale figures (bench.scale) …", file=sys.stderr, flush=True)
+        subprocess.run(cmd, check=True)
+        [found] = Path(tmp).glob("scale-*.json")
+        return json.loads(found.read_text())  # type: ignore[no-any-return]
+
+
 async def count_decisions(bootstrap: str, topic: str) -> int:
     """Distinct decision ids on an outcomes topic, read to its end."""
     from leadsla.streams.topic_reader import read_topic
@@ -292,6 +311,9 @@ def main() -> int:
     ap.add_argument("--end-ago", default="0s", metavar="DURATION",
                     help="the history ends this long ago (e.g. 30d: every clock decided, none due during the run)")
     ap.add_argument("--skip-worker", action="store_true")
+    ap.add_argument("--scale", choices=("full", "quick", "none"), default="full",
+                    help="the scale figures of bench.scale, in a process of their own (full: a million open "
+                         "clocks, ~3.5 GiB and a few minutes; quick: a smoke size; none: skip them)")
     ap.add_argument("--worker-env", action="append", default=[], metavar="LEADSLA_X=VALUE",
                     help="a setting for the B6 worker (repeatable)")
     args = ap.parse_args()
@@ -354,6 +376,8 @@ def main() -> int:
     b6 = results.get("B6 leadsla run", {})
     if "decisions" in b6:
         print(f"decisions: B2 {b2['decisions']:,}, B6 {b6['decisions']:,} (distinct decision ids)")
+    if args.scale != "none":
+        results["scale"] = scale_figures(args.scale == "quick")
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2, sort_keys=True))
