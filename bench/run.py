@@ -1,7 +1,8 @@
 """leadsla benchmark: one broker, one pre-filled topic, stages from a raw
 aiokafka drain (the denominator) to the real ``leadsla run`` worker.
 
-    python -m bench.run [--events 200000] [--partitions 8] [--scale full|quick|none] [--out bench/results]
+    python -m bench.run [--events 200000] [--partitions 8] [--scale full|quick|none]
+                        [--recovery-leads 1000000] [--out bench/results]
 
 B0 a raw aiokafka drain (the denominator), B1 + decode, B2 + the engine in
 process (metrics, the timer and the state encoding included), B6 the real
@@ -9,7 +10,9 @@ process (metrics, the timer and the state encoding included), B6 the real
 event, peak RSS; the timer's CPU µs per due lead; the decisions of B2 and
 B6 compared. Then the scale figures of ``bench.scale`` (RSS per open clock
 with a million open, deadline firing lateness, the stall of a burst of due
-clocks, the ``/metrics`` render) in a process of their own.
+clocks, the ``/metrics`` render) and of ``bench.recovery`` (restart to
+ready with a million leads against a raw drain of their changelogs), each
+in a process of its own.
 
 Prints a table and writes JSON. Absolute numbers move from machine to machine;
 the ratios to B0 within one run are what count. Not a test: nothing here
@@ -207,6 +210,18 @@ def scale_figures(quick: bool) -> dict[str, Any]:
         return json.loads(found.read_text())  # type: ignore[no-any-return]
 
 
+def recovery_figures(leads: int, partitions: int) -> dict[str, Any]:
+    """``python -m bench.recovery`` with ``leads`` leads and one restart, in
+    a process of its own (its table passed through); its JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "bench.recovery", "--leads", str(leads), "--partitions", str(partitions),
+               "--restarts", "1", "--rounds", "0", "--out", tmp]
+        print(f"\nrestart with {leads:,} leads (bench.recovery) …", file=sys.stderr, flush=True)
+        subprocess.run(cmd, check=True)
+        [found] = Path(tmp).glob("recovery-*.json")
+        return json.loads(found.read_text())  # type: ignore[no-any-return]
+
+
 async def count_decisions(bootstrap: str, topic: str) -> int:
     """Distinct decision ids on an outcomes topic, read to its end."""
     from leadsla.streams.topic_reader import read_topic
@@ -311,6 +326,9 @@ def main() -> int:
     ap.add_argument("--end-ago", default="0s", metavar="DURATION",
                     help="the history ends this long ago (e.g. 30d: every clock decided, none due during the run)")
     ap.add_argument("--skip-worker", action="store_true")
+    ap.add_argument("--recovery-leads", type=int, default=1_000_000, metavar="N",
+                    help="bench.recovery with N leads, one restart: restart to ready against a raw drain of the "
+                         "changelogs (0: skip; a million takes several minutes)")
     ap.add_argument("--scale", choices=("full", "quick", "none"), default="full",
                     help="the scale figures of bench.scale, in a process of their own (full: a million open "
                          "clocks, ~3.5 GiB and a few minutes; quick: a smoke size; none: skip them)")
@@ -378,6 +396,8 @@ def main() -> int:
         print(f"decisions: B2 {b2['decisions']:,}, B6 {b6['decisions']:,} (distinct decision ids)")
     if args.scale != "none":
         results["scale"] = scale_figures(args.scale == "quick")
+    if args.recovery_leads:
+        results["recovery"] = recovery_figures(args.recovery_leads, args.partitions)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2, sort_keys=True))

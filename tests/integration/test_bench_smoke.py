@@ -24,7 +24,7 @@ def test_the_benchmark_runs_every_stage_and_the_worker_decides_as_the_engine(tmp
         # A history that ended 30 days ago: no deadline falls between the
         # engine's run and the worker's, so both decide the same clocks.
         [sys.executable, "-m", "bench.run", "--events", "3000", "--partitions", "4", "--end-ago", "30d",
-         "--scale", "none",  # tests/bench runs bench.scale's smoke size
+         "--scale", "none", "--recovery-leads", "0",  # tests/bench runs bench.scale's smoke size
          "--listen", f"127.0.0.1:{free_port()}", "--out", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
