@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -91,13 +90,13 @@ def test_the_counters_are_read_in_the_rendering_thread(monkeypatch: pytest.Monke
     (collector,) = [c for c in reg._collector_to_names if isinstance(c, CountersCollector)]
     assert collector in snapshot(reg)._parts  # type: ignore[attr-defined]  # live: not collected on the loop
     threads: list[int] = []
-    real = CountersCollector.collect
+    real = CountersCollector.expose
 
-    def spy(self: CountersCollector) -> Any:
+    def spy(self: CountersCollector, out: list[str]) -> None:
         threads.append(threading.get_ident())
-        return real(self)
+        real(self, out)
 
-    monkeypatch.setattr(CountersCollector, "collect", spy)
+    monkeypatch.setattr(CountersCollector, "expose", spy)
 
     async def scrape() -> tuple[bytes, int]:
         return await render_metrics(reg), threading.get_ident()
