@@ -38,7 +38,7 @@ Events older than the watermark on arrival are *late*. Each role has a rule
 from __future__ import annotations
 
 import hashlib
-from bisect import insort
+from bisect import bisect_right, insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -57,6 +57,18 @@ LOG_LIMIT = 32  # applied events kept per lead to re-run an open cycle
 TOO_LATE_KEPT = 8  # the lead's most recent too-late events, for its timeline
 NEVER = -(1 << 62)  # before any instant
 _R = TypeVar("_R")
+_V = TypeVar("_V")
+
+# Equal immutable values that many leads hold, kept once: an event's roles
+# (a handful of distinct tuples per policies file), team and rep names, what
+# a clock shows on the gauges, delivery keys, goals in business µs. Built or
+# decoded per event, each was an object of its own in every lead: about a
+# fifth of an open lead's memory. Bounded (cleared when full: that costs
+# sharing, never a value). Only strings, ints and tuples go in (of strings,
+# ints and bools whose types follow from their position; never a bare bool
+# or float), so an equal key is always an equal value.
+_SHARED: dict[Any, Any] = {}
+_SHARED_KEPT = 65_536
 
 _HANDOFF = EventType.HANDED_OFF.value
 _WON = EventType.DEAL_WON.value
@@ -68,6 +80,16 @@ _RISK, _BREACH, _EXPIRE = 1, 2, 3
 def id_hash(text: str) -> int:
     """A stable 63-bit hash of an id (Python's own ``hash`` is salted per process)."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def shared(value: _V) -> _V:
+    """``value``, or an equal one already held (see ``_SHARED``: a string,
+    an int, or a tuple such as an event's roles or a ``Shown``; None stays
+    None). Values are immutable, so any lead can hold the one copy."""
+    if len(_SHARED) >= _SHARED_KEPT:
+        _SHARED.clear()
+    kept: _V = _SHARED.setdefault(value, value)
+    return kept
 
 
 # -- state ---------------------------------------------------------------------
@@ -130,10 +152,14 @@ Shown = tuple[str | None, str | None, int, bool]
 
 @dataclass(slots=True)
 class LeadState:
-    """Everything leadsla keeps of one lead; a plain value (compares by value)."""
+    """Everything leadsla keeps of one lead; a plain value (compares by value).
+
+    The buffer and the too-late events are tuples, replaced on a change: both
+    are empty for nearly every lead, and the empty tuple is one object where
+    each empty list is 56 bytes. (Their repr spells them as lists still.)"""
 
     seen: list[int] = field(default_factory=list)
-    buffer: list[Buffered] = field(default_factory=list)
+    buffer: tuple[Buffered, ...] = ()  # events the watermark has not reached, by (time, tie)
     log: list[Buffered] = field(default_factory=list)  # applied events with roles, by (time, tie)
     clocks: dict[str, Clock] = field(default_factory=dict)
     last_event_at: int = 0
@@ -143,7 +169,7 @@ class LeadState:
     handoff_at: int | None = None  # the last handoff applied, for follow-up latency
     touched: bool = True  # a touch was applied since that handoff
     shown: dict[str, Shown] = field(default_factory=dict)
-    too_late: list[tuple[int, str, str]] = field(default_factory=list)  # (occurred_at, policy, role)
+    too_late: tuple[tuple[int, str, str], ...] = ()  # (occurred_at, policy, role), the last TOO_LATE_KEPT
     # Delivery targets: "target|period" -> (occurred_at, value) of the event
     # that delivered the lead in that period (its first by event time).
     delivered: dict[str, tuple[int, float]] = field(default_factory=dict)
@@ -158,6 +184,19 @@ class LeadState:
         """Where the lead's state TTL starts (epoch µs): its last event, or
         the watermark when that event arrived if later."""
         return max(self.last_event_at, self.received_w)
+
+    def __repr__(self) -> str:
+        # The dataclass's repr, sequences spelled as lists: the text of a
+        # state does not depend on which sequence type holds a field.
+        fields = ", ".join(
+            f"{name}={list(v) if isinstance(v, tuple) else v!r}"
+            for name in _LEAD_FIELDS
+            for v in (getattr(self, name),)
+        )
+        return f"LeadState({fields})"
+
+
+_LEAD_FIELDS = tuple(LeadState.__dataclass_fields__)
 
 
 # -- what a transition reports ---------------------------------------------------
@@ -378,14 +417,21 @@ def apply(st: LeadState, event: LeadEvent, policies: PolicySet, watermark: int, 
     if not roles and event.type != _HANDOFF and event.type not in _TOUCHES:
         res.wake = next_wake(st)
         return res
-    item: Buffered = (event.occurred_at, h, event.type.value, roles, event.team, event.rep)
+    # Kept in the log, and the owner in the lead and its clocks: shared values.
+    item: Buffered = (event.occurred_at, h, event.type.value, shared(roles), shared(event.team), shared(event.rep))
     lead_id = event.lead_id
     if event.occurred_at > watermark:
-        insort(st.buffer, item)
-        if len(st.buffer) > BUFFER_LIMIT:
+        buffer = st.buffer
+        if not buffer or buffer[-1] <= item:
+            st.buffer = buffer = (*buffer, item)
+        else:
+            i = bisect_right(buffer, item)
+            st.buffer = buffer = (*buffer[:i], item, *buffer[i:])
+        if len(buffer) > BUFFER_LIMIT:
             # A lead flooding events into the future: apply the oldest now
             # rather than grow without bound.
-            _apply_item(st, st.buffer.pop(0), policies, lead_id, watermark, now, res)
+            st.buffer = buffer[1:]
+            _apply_item(st, buffer[0], policies, lead_id, watermark, now, res)
     else:
         # First everything the watermark already reached (due events,
         # breaches), as if the lead's timer had just run, so the result does
@@ -489,7 +535,7 @@ def rebase(st: LeadState, policies: PolicySet) -> list[Rebased]:
         if c.status == IDLE or c.timing == policy.timing:
             continue  # the same goal, calendar and shares: the same deadlines
         c.timing = policy.timing
-        goal = policy.goal_from(c.started_at)
+        goal = shared(policy.goal_from(c.started_at))
         old_goal, old_deadline, old_risk = c.goal, c.deadline, c.at_risk_at
         c.goal = goal
         if c.status == RUNNING:
@@ -502,7 +548,7 @@ def rebase(st: LeadState, policies: PolicySet) -> list[Rebased]:
     # Buffered and logged events keep the roles they were given on arrival:
     # a removed policy's roles go with it (roles for a policy added since
     # are not given to events already received).
-    st.buffer = [_without_removed(x, names) for x in st.buffer]
+    st.buffer = tuple(_without_removed(x, names) for x in st.buffer)
     st.log = [_without_removed(x, names) for x in st.log]
     if any(n not in names for n in st.shown):
         _finish(st, policies, Transition())
@@ -513,13 +559,64 @@ def _without_removed(item: Buffered, names: set[str]) -> Buffered:
     t, tie, etype, roles, team, rep = item
     if all(n in names for n, _ in roles):
         return item
-    return (t, tie, etype, tuple(r for r in roles if r[0] in names), team, rep)
+    return (t, tie, etype, shared(tuple(r for r in roles if r[0] in names)), team, rep)
 
 
 def restore_shown(st: LeadState, policies: PolicySet) -> None:
     """Recompute what the lead shows on the gauges from its clocks and buffer,
     without reporting it (for state written before ``shown`` was kept)."""
     _finish(st, policies, Transition())
+
+
+def compact(st: LeadState) -> None:
+    """Make ``st`` hold one copy of what it repeats, and share with other
+    leads what they repeat (``shared``), as ``apply`` builds a state: for a
+    state decoded from bytes, where every string, tuple and instant is an
+    object of its own (read back, an open lead took about twice the memory).
+    Changes no value."""
+    if len(_SHARED) >= _SHARED_KEPT:
+        _SHARED.clear()
+    # shared(), as one C call per value: this runs for every state recovered.
+    # (The table may pass its bound by one state's values until the next call.)
+    keep = _SHARED.setdefault
+    team, rep, at = st.owner_team, st.owner_rep, st.owner_at
+    st.owner_team, st.owner_rep = keep(team, team), keep(rep, rep)
+    if st.handoff_at == at:
+        st.handoff_at = at
+    if st.last_event_at == at:
+        st.last_event_at = at
+    if st.log:
+        st.log = [(at if t == at else t, h, keep(e, e), keep(r, r), keep(tm, tm), keep(rp, rp))
+                  for t, h, e, r, tm, rp in st.log]
+    if st.buffer:
+        st.buffer = tuple((t, h, keep(e, e), keep(r, r), keep(tm, tm), keep(rp, rp)) for t, h, e, r, tm, rp in st.buffer)
+    for c in st.clocks.values():
+        team, rep, goal, timing = c.team, c.rep, c.goal, c.timing
+        c.team, c.rep, c.goal, c.timing = keep(team, team), keep(rep, rep), keep(goal, goal), keep(timing, timing)
+        started = c.started_at
+        if started == at:
+            c.started_at = started = at
+        if c.resumed_at == started:
+            c.resumed_at = started
+        if c.opened_at == started:
+            c.opened_at = started
+        if c.cycle > (c.status != IDLE):  # a cycle decided
+            outcome, first = c.last_outcome, c.first_outcome
+            c.last_outcome, c.first_outcome = keep(outcome, outcome), keep(first, first)
+            if c.last_started == started:
+                c.last_started = started
+            deadline = c.deadline
+            if c.last_deadline == deadline:
+                c.last_deadline = deadline
+            if c.last_end == deadline:
+                c.last_end = deadline
+    shown = st.shown
+    for name, v in shown.items():
+        shown[name] = keep(v, v)  # a value replaced, no key added: the iteration stays valid
+    if st.too_late:
+        st.too_late = tuple((t, keep(name, name), keep(role, role)) for t, name, role in st.too_late)
+    if st.delivered:
+        st.delivered = {keep(k, k): v for k, v in st.delivered.items()}
 
 
 # -- internals -----------------------------------------------------------------
@@ -531,7 +628,7 @@ def _deliver(st: LeadState, target: Target, event: LeadEvent, res: Transition) -
     it waits for no watermark, and a late earlier event moves the count."""
     t = event.occurred_at
     period = period_of(t, target.period, target.timezone)
-    key = f"{target.name}|{period.label}"
+    key = shared(f"{target.name}|{period.label}")
     value = target.value_of(event)
     prev = st.delivered.get(key)
     if prev is not None:
@@ -614,7 +711,8 @@ def _advance(st: LeadState, policies: PolicySet, lead_id: str, w: int, now: int,
                 best_name, best_t, best_kind = name, t, kind
         buffer = st.buffer
         if buffer and buffer[0][0] <= w and (best_name is None or buffer[0][0] <= best_t):
-            _apply_item(st, buffer.pop(0), policies, lead_id, w, now, res)
+            st.buffer = buffer[1:]
+            _apply_item(st, buffer[0], policies, lead_id, w, now, res)
             continue
         if best_name is None:
             return
@@ -706,9 +804,7 @@ def _apply_late(
             _step(st, c, policy, role, t, team, rep, lead_id, w, now, res)
         else:
             res.too_late.append(TooLate(name, role, t))
-            st.too_late.append((t, name, role))
-            if len(st.too_late) > TOO_LATE_KEPT:
-                del st.too_late[0]
+            st.too_late = (*st.too_late, (t, name, role))[-TOO_LATE_KEPT:]
 
 
 def _history_kept(st: LeadState, c: Clock, name: str) -> bool:
@@ -863,7 +959,8 @@ def _start(
         c.at_risk = c.paused = False
         c.hold, c.opened_at, c.attempts = 0, t, 0
         c.team, c.rep = team or st.owner_team, rep or st.owner_rep
-        c.goal, c.timing = policy.goal_from(t), policy.timing
+        # A goal in business days is computed per start: the few distinct values are shared.
+        c.goal, c.timing = shared(policy.goal_from(t)), policy.timing
         _set_deadlines(c, policy, t)
         res.started.append(_started_record(policy.name, c.team, c.rep, c.cycle))
         # A stop at the same instant applied just before (a smaller tie).
@@ -883,7 +980,7 @@ def _start(
     if policy.on_restart == "restart" and t > c.started_at and c.status == RUNNING:
         c.started_at, c.resumed_at, c.consumed = t, t, 0
         c.at_risk = False
-        c.goal = policy.goal_from(t)
+        c.goal = shared(policy.goal_from(t))
         _set_deadlines(c, policy, t)
 
 
@@ -978,7 +1075,7 @@ def _finish(st: LeadState, policies: PolicySet, res: Transition) -> None:
         if c.status != IDLE:
             # Field by field rather than building the tuple: most calls change nothing.
             if old is None or old[2] != c.status or old[3] != c.at_risk or old[0] != c.team or old[1] != c.rep:
-                _show(shown, name, (c.team, c.rep, c.status, c.at_risk), res)
+                _show(shown, name, shared((c.team, c.rep, c.status, c.at_risk)), res)
             continue
         want: Shown | None = None
         start = first_start.get(name)
@@ -993,6 +1090,10 @@ def _finish(st: LeadState, policies: PolicySet, res: Transition) -> None:
     if not shown.keys() <= clocks.keys():
         for name in [n for n in shown if n not in clocks and n not in first_start]:
             _show(shown, name, None, res)
+    if res.closed and not shown:
+        # An emptied dict keeps its table (184 bytes, against 64 for a new
+        # one), and a decided lead is kept until its state TTL.
+        st.shown = {}
     if res.decisions and st.log:
         st.log = _still_needed(st.log, clocks)
     res.wake = next_wake(st)
@@ -1015,7 +1116,7 @@ def _still_needed(log: list[Buffered], clocks: dict[str, Clock]) -> list[Buffere
 
 def _pending(st: LeadState, start: Buffered) -> Shown:
     """What a policy shows while its buffered ``start`` waits for the watermark."""
-    return (start[4] or st.owner_team, start[5] or st.owner_rep, PENDING, False)
+    return shared((start[4] or st.owner_team, start[5] or st.owner_rep, PENDING, False))
 
 
 def _pending_after(st: LeadState, name: str, floor: int) -> Shown | None:

@@ -11,7 +11,7 @@ import msgspec
 import orjson
 from pydantic import ValidationError
 
-from leadsla.models.clock import NEVER, Buffered, Clock, Decision, LeadState
+from leadsla.models.clock import NEVER, Buffered, Clock, Decision, LeadState, compact
 from leadsla.models.events import EVENT_TYPES, LeadEvent, WireEvent, format_timestamp_us
 from leadsla.models.policy import STOP
 
@@ -238,16 +238,20 @@ def _state_v2_bytes(partition: int, st: LeadState) -> bytes:
 def state_from_bytes(raw: bytes) -> LeadEntry:
     """Read a lead-table changelog value of any release (versions 1 to 3).
     Raises ValueError (msgspec.DecodeError, orjson.JSONDecodeError) for bytes
-    that are none of them."""
+    that are none of them.
+
+    Equal values the state repeats, or shares with other leads, are held
+    once (``clock.compact``): decoded, each is an object of its own."""
     if raw[:1] != b"{":
         _, partition, st = _STATE_DECODER.decode(raw)
+        compact(st)
         return LeadEntry(partition, st)
     d = orjson.loads(raw)
     if not isinstance(d, dict):
         raise ValueError("a lead state record must be a JSON object")
-    if "v" not in d:
-        return _state_v1(d)
-    return _state_v2(d)
+    entry = _state_v1(d) if "v" not in d else _state_v2(d)
+    compact(entry.state)
+    return entry
 
 
 def _state_v2(d: dict[str, Any]) -> LeadEntry:
@@ -255,14 +259,14 @@ def _state_v2(d: dict[str, Any]) -> LeadEntry:
     a clock's fields left out where they had their default."""
     st = LeadState(
         seen=d.get("seen", []),
-        buffer=[_item(x) for x in d.get("buffer", [])],
+        buffer=tuple(_item(x) for x in d.get("buffer", [])),
         log=[_item(x) for x in d.get("log", [])],
         clocks={},
         last_event_at=d.get("last_event_at", 0),
         handoff_at=d.get("handoff_at"),
         touched=d.get("touched", True),
         shown={name: (v[0], v[1], v[2], v[3]) for name, v in d.get("shown", {}).items()},
-        too_late=[(t, p, r) for t, p, r in d.get("too_late", [])],
+        too_late=tuple((t, p, r) for t, p, r in d.get("too_late", [])),
         delivered={k: (t, v) for k, (t, v) in d.get("delivered", {}).items()},
         received_w=d.get("received_w", 0),
     )
@@ -281,7 +285,7 @@ def _state_v1(d: dict[str, Any]) -> LeadEntry:
     clock running kept per clock ("orphans", now entries of the lead's log)."""
     st = LeadState(
         seen=d["s"],
-        buffer=[_item(x) for x in d["b"]],
+        buffer=tuple(_item(x) for x in d["b"]),
         last_event_at=d["l"],
     )
     orphans: list[Buffered] = []

@@ -605,7 +605,7 @@ def test_several_policies_each_get_their_own_clock_from_one_handoff() -> None:
 def test_irrelevant_events_change_nothing() -> None:
     lead = Lead(MINIMAL)
     assert timely(lead, ev("deal.won", T0, "w1", amount=10.0, currency="EUR")) == []
-    assert lead.state.buffer == [] and lead.state.clocks == {}
+    assert lead.state.buffer == () and lead.state.clocks == {}
     assert timely(lead, ev("deal.won", T0, "w1")) is None  # but it was seen
 
 

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadsla.models.clock import NEVER, Clock, LeadState
+from leadsla.models.clock import NEVER, Clock, LeadState, apply
+from leadsla.models.events import LeadEvent, format_timestamp_us
+from leadsla.models.policy import parse_policies
 from leadsla.streams import codec
 from leadsla.streams.codec import LeadEntry, state_from_bytes, state_to_bytes
 
@@ -111,8 +113,8 @@ def test_the_version_2_records_hold_what_they_say() -> None:
     late = state_from_bytes(V2_RECORDS["too_late"])
     assert late.partition == 6
     s = late.state
-    assert s.too_late == [(1795338000000000, "first_touch", "stop"), (1795338000000001, "disposition", "start")]
-    assert s.buffer == [(1795338900000000, 7, "lead.connected", (("first_touch", "stop"),), "emea ü", None)]
+    assert s.too_late == ((1795338000000000, "first_touch", "stop"), (1795338000000001, "disposition", "start"))
+    assert s.buffer == ((1795338900000000, 7, "lead.connected", (("first_touch", "stop"),), "emea ü", None),)
     assert (s.owner_team, s.owner_rep, s.owner_at, s.handoff_at, s.touched) == ("emea ü", None, 1795338800000000, None, False)
     assert s.shown == {"first_touch": ("emea ü", None, 2, True)}
     assert s.delivered == {"revenue|2026-11": (1795338900000000, 1250.75)}
@@ -145,7 +147,7 @@ CLOCKS = st.builds(Clock, **{f.name: _field(f.default) for f in dataclasses.fiel
 STATES = st.builds(
     LeadState,
     seen=st.lists(st.integers(0, 2**63 - 1), max_size=6),
-    buffer=st.lists(ITEMS, max_size=3),
+    buffer=st.lists(ITEMS, max_size=3).map(tuple),
     log=st.lists(ITEMS, max_size=3),
     clocks=st.dictionaries(NAMES, CLOCKS, max_size=4),
     last_event_at=INSTANTS,
@@ -155,7 +157,7 @@ STATES = st.builds(
     handoff_at=INSTANTS | st.none(),
     touched=st.booleans(),
     shown=st.dictionaries(NAMES, st.tuples(TEXT | st.none(), TEXT | st.none(), st.integers(0, 3), st.booleans())),
-    too_late=st.lists(st.tuples(INSTANTS, NAMES, st.sampled_from(["start", "stop"])), max_size=2),
+    too_late=st.lists(st.tuples(INSTANTS, NAMES, st.sampled_from(["start", "stop"])), max_size=2).map(tuple),
     delivered=st.dictionaries(TEXT, st.tuples(INSTANTS, st.floats(allow_nan=False, allow_infinity=False)), max_size=2),
     received_w=INSTANTS,
 )
@@ -240,3 +242,43 @@ def test_a_field_a_version_3_record_has_and_this_release_does_not_is_ignored() -
 def test_bytes_of_no_version_raise_value_error(raw: bytes) -> None:
     with pytest.raises(ValueError):
         state_from_bytes(raw)
+
+
+# -- what a decoded state holds ----------------------------------------------------------
+
+TWO_POLICIES = parse_policies(
+    """
+policies:
+  - name: first_touch
+    start: lead.handed_off
+    stop: [lead.contact_attempt]
+    goal: 1h
+  - name: disposition
+    start: lead.handed_off
+    stop: [lead.qualified]
+    goal: 4h
+""",
+    source="p.yaml",
+)
+T0 = 1_795_338_000_000_000
+
+
+def _event(etype: str, at: int, event_id: str, **fields: Any) -> LeadEvent:
+    return LeadEvent.model_validate({"event_id": event_id, "lead_id": "A", "type": etype,
+                                     "occurred_at": format_timestamp_us(at), **fields})
+
+
+def test_a_decoded_state_holds_its_repeated_values_once() -> None:
+    s = LeadState()
+    apply(s, _event("lead.handed_off", T0, "h", team="emea", rep="rep-7"), TWO_POLICIES, T0, T0)
+    apply(s, _event("lead.contact_attempt", T0 + 60_000_000, "a"), TWO_POLICIES, T0 + 60_000_000, T0)
+    one, two = (state_from_bytes(state_to_bytes(3, s)).state for _ in range(2))
+    assert one == s and repr(one) == repr(s)
+    # Decoded, each value is an object of its own; compacted, equal ones are one.
+    c1, c2 = one.clocks["disposition"], two.clocks["disposition"]
+    assert c1.team is c2.team is one.owner_team is two.owner_team
+    assert c1.started_at is c1.resumed_at is c1.opened_at is one.owner_at is one.log[-1][0]
+    assert one.log[-1][3] is two.log[-1][3] and one.shown["disposition"] is two.shown["disposition"]
+    done = one.clocks["first_touch"]
+    assert done.last_outcome is two.clocks["first_touch"].last_outcome == "met"
+    assert done.last_started is done.started_at and done.last_deadline is done.deadline
