@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_right, insort
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from leadsla.models.events import EventType, LeadEvent
@@ -196,7 +196,7 @@ class LeadState:
         return f"LeadState({fields})"
 
 
-_LEAD_FIELDS = tuple(LeadState.__dataclass_fields__)
+_LEAD_FIELDS = tuple(f.name for f in fields(LeadState))
 
 
 # -- what a transition reports ---------------------------------------------------
