@@ -247,6 +247,35 @@ class ChangelogReader:
         took = time.monotonic() - started
         log.info("changelogs: %d record(s) of %d partition(s) read in %.1f s", applied, len(tps), took)
 
+    async def fetch_highwaters(self, tps: Iterable[Any], offsets: MutableMapping[Any, int | None]) -> dict[Any, int]:
+        """Each of ``tps``' (Faust TPs) high watermark as a fetch response
+        carries it (right where the broker's ListOffsets answer lags behind
+        multi-record batches), fetching from ``offsets[tp]`` (a read from
+        past a partition's end is moved to its end by the client, whose
+        answer is then the real end). Partitions the broker does not answer
+        for within the request timeout are left out; raises what the client
+        raises when the broker is away."""
+        client = await self._started()
+        by_tp = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}
+        out: dict[Any, int] = {}
+        if not by_tp:
+            return out
+        client.assign(list(by_tp))
+        try:
+            for ktp, tp in by_tp.items():
+                client.seek(ktp, max(0, offsets.get(tp) or 0))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._timeout
+            while len(out) < len(by_tp) and loop.time() < deadline:
+                await client.getmany(*(k for k, tp in by_tp.items() if tp not in out), timeout_ms=200, max_records=1)
+                for ktp, tp in by_tp.items():
+                    hw = client.highwater(ktp)
+                    if hw is not None:
+                        out[tp] = hw
+        finally:
+            client.assign([])
+        return out
+
     async def _started(self) -> AIOKafkaConsumer:
         if self._client is None:
             client = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
@@ -310,14 +339,42 @@ _faust_build_offsets = Recovery._build_offsets
 async def _build_offsets(self: Any, consumer: Any, tps: Any, destination: Any, title: str) -> None:
     """Faust's ``Recovery._build_offsets`` (where reading starts), after
     ``restart_shortened`` for the active partitions (Faust builds their
-    highwaters just before), then, for the active partitions of an app with
-    a ``ChangelogReader``, the reading itself."""
+    highwaters just before; with a ``ChangelogReader``, a partition that
+    seems shortened is first asked of a fetch), then, for the active
+    partitions of an app with a ``ChangelogReader``, the reading itself."""
+    reader = getattr(self.app, "leadsla_changelog_reader", None)
     if title == "active":
+        if reader is not None:
+            await _confirm_highwaters(self, reader, tps, destination)
         restart_shortened(self, tps, destination)
     await _faust_build_offsets(self, consumer, tps, destination, title)
-    reader = getattr(self.app, "leadsla_changelog_reader", None)
     if title == "active" and reader is not None:
         await reader.catch_up(self, set(tps), destination)
+
+
+async def _confirm_highwaters(recovery: Any, reader: ChangelogReader, tps: Any,
+                              offsets: MutableMapping[Any, int | None]) -> None:
+    """Where a changelog partition seems to end before the offset this
+    worker had read it to, ask a fetch for its end before believing it:
+    the embedded broker's ListOffsets answer lags behind multi-record
+    batches, and a false "shortened" would read the whole partition again
+    (and say the broker lost it) on every rebalance. Raises the recovery's
+    highwaters to the fetch's (the last offset); the broker away, nothing
+    changes."""
+    highwaters = recovery.active_highwaters
+    suspect = [tp for tp in tps if offsets.get(tp) is not None and highwaters.get(tp) is not None
+               and offsets[tp] > highwaters[tp]]
+    if not suspect:
+        return
+    try:
+        fetched = await reader.fetch_highwaters(suspect, offsets)
+    except Exception as exc:  # the broker is away: the ListOffsets answer stands
+        log.warning("changelogs: could not confirm where %d partition(s) end (%s)", len(suspect),
+                    exc.__class__.__name__)
+        return
+    for tp, hw in fetched.items():
+        if hw - 1 > highwaters[tp]:
+            highwaters[tp] = hw - 1
 
 
 Recovery._build_offsets = _build_offsets  # type: ignore[method-assign]

@@ -42,6 +42,23 @@ class EarliestZero:
 LEADS, WINDOWS = "lost-leads-changelog", "lost-team-windows-changelog"
 
 
+class Reader:
+    """The app's changelog reader, as far as a recovery asks it here: where
+    a fetch says each partition ends (``ends``: TP -> high watermark), and
+    nothing to read."""
+
+    def __init__(self, ends: dict[TP, int]) -> None:
+        self.ends = ends
+        self.asked: list[TP] = []
+
+    async def fetch_highwaters(self, tps: Any, offsets: Any) -> dict[TP, int]:
+        self.asked += sorted(tps)
+        return {tp: self.ends[tp] for tp in tps if tp in self.ends}
+
+    async def catch_up(self, recovery: Any, tps: Any, offsets: Any) -> None:
+        return None
+
+
 def consistent(recovery: Any, tps: list[TP]) -> bool:
     """Faust's consistency check (faust/tables/recovery.py), which stops the
     worker with ConsistencyError when it fails."""
@@ -62,13 +79,36 @@ async def test_a_changelog_ending_before_what_was_read_is_read_from_its_start(
     recovery.active_offsets.update({lost: 10, kept: 4, fresh: None})
     recovery.active_highwaters.update({lost: -1, kept: 4, fresh: -1})
     assert not consistent(recovery, tps)  # what Faust alone would do: stop
+    # A fetch confirms it: the partition is empty (its high watermark 0).
+    app.leadsla_changelog_reader = reader = Reader({lost: 0})
     await recovery._build_offsets(EarliestZero(), set(tps), recovery.active_offsets, "active")
+    assert reader.asked == [lost]  # only the partition that seemed shortened
     assert dict(recovery.active_offsets) == {lost: -1, kept: 4, fresh: -1}
     assert consistent(recovery, tps)
     # (a set: in the whole suite another test's handler can make caplog see a record twice)
     said = {r.getMessage() for r in caplog.records if r.getMessage().startswith("changelogs:")}
     assert said == {f"changelogs: {LEADS}[0] end before the offsets this worker had read them to (10 > -1): the broker "
                     "lost them; the tables keep their state and read them from the start"}
+
+
+async def test_a_changelog_whose_list_offsets_answer_lags_is_not_read_again(
+    app: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded broker's ListOffsets answer lags behind multi-record
+    batches: a fetch says where the partition really ends, and a partition
+    read to that end is neither read again nor said to be lost."""
+    monkeypatch.setattr(logging.getLogger("leadsla"), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="leadsla")
+    recovery = app.tables.recovery
+    lagging = TP(LEADS, 0)
+    recovery.active_offsets.update({lagging: 99403})
+    recovery.active_highwaters.update({lagging: 99261})  # ListOffsets: behind what was read
+    app.leadsla_changelog_reader = Reader({lagging: 99404})  # a fetch: 99,404 records
+    await recovery._build_offsets(EarliestZero(), {lagging}, recovery.active_offsets, "active")
+    assert recovery.active_offsets[lagging] == 99403
+    assert recovery.active_highwaters[lagging] == 99403
+    assert consistent(recovery, [lagging])
+    assert not [r for r in caplog.records if r.getMessage().startswith("changelogs:")]
 
 
 def test_nothing_is_said_or_changed_when_every_changelog_is_whole(app: Any, caplog: pytest.LogCaptureFixture) -> None:
