@@ -148,6 +148,11 @@ def stage_engine(settings: Settings, policies_file: Path,
         def persist(self, partition: int, lead_id: str, entry: Any) -> None:
             self.states[(partition, lead_id)] = entry
 
+        def persist_now(self, partition: int, lead_id: str, entry: Any) -> None:
+            self.states.pop((partition, lead_id), None)
+            if entry is not None:
+                state_to_bytes(entry.partition, entry.state)
+
         def flush(self) -> None:
             # As the worker's record cache, flushed at every timer pass here
             # (the worker flushes at each commit, a few times less often).

@@ -360,7 +360,9 @@ class Engine:
         handled = 0
         store, policies, ttl = self.store, self.policies, self._ttl
         advance, forget = clock.advance, clock.forget
-        apply_effects, persist = self.effects.apply, self.sink.persist
+        # What the timer decides is written at once (persist_now): no offset
+        # covers it until the next commit.
+        apply_effects, persist = self.effects.apply, self.sink.persist_now
         for rt in list(self.runtimes.values()):
             w = self._watermark(rt, now)
             due = rt.index.pop_due(w, limit)

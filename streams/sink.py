@@ -59,6 +59,7 @@ class Sink(Protocol):
     changelog record belongs to (tables are co-partitioned with it)."""
 
     def persist(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None: ...
+    def persist_now(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None: ...
     def outcome(self, lead_id: str, value: bytes) -> None: ...
     def dead_letter(self, key: bytes | None, value: bytes | None, reason: str, error: str) -> None: ...
     def window(self, partition: int, key: str, value: float | None) -> None: ...
@@ -167,6 +168,17 @@ class KafkaSink:
         its latest state (the entry is read at the flush), and a lead deleted
         after its last change is written as a tombstone only."""
         self._states[(partition, lead_id)] = entry
+
+    def persist_now(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None:
+        """A lead's state (None: its tombstone) for its changelog, queued now
+        for the next drain rather than kept for the next flush: for what the
+        timer decides. A record's effects are covered by its offset until
+        the state is written (killed before, the worker reads the record
+        again); a timer's decision is covered by nothing, and a worker
+        killed before its state is written decides again."""
+        self._states.pop((partition, lead_id), None)  # this write has the latest state
+        value = None if entry is None else state_to_bytes(entry.partition, entry.state, self._state_version)
+        self.queue.append((self._leads, lead_key(lead_id), value, partition, None))
 
     async def flush(self) -> None:
         """Queue every lead state marked since the last flush, then drain:

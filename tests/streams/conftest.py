@@ -54,6 +54,9 @@ class FakeSink:
     def persist(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None:
         self.persisted.append((partition, lead_id, entry))
 
+    def persist_now(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None:
+        self.persisted.append((partition, lead_id, entry))
+
     def outcome(self, lead_id: str, value: bytes) -> None:
         self.outcomes.append((lead_id, value))
 

@@ -35,6 +35,10 @@ class LogSink:
     def persist(self, partition: int, lead_id: str, entry: Any) -> None:
         self.calls.append(("persist", partition, lead_id, None if entry is None else (entry.partition, repr(entry.state))))
 
+    def persist_now(self, partition: int, lead_id: str, entry: Any) -> None:
+        self.calls.append(("persist_now", partition, lead_id,
+                           None if entry is None else (entry.partition, repr(entry.state))))
+
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kw: self.calls.append((name, args, tuple(sorted(kw.items()))))
 

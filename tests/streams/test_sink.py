@@ -603,3 +603,20 @@ async def test_a_large_flush_goes_out_in_slices_with_the_loop_running_between_th
     assert [k for _, k, *_ in producer.sent] == [lead_key(f"L{i}") for i in range(n)]
     # The loop ran while the flush was part-way through.
     assert any(0 < sent < n for sent in seen_during)
+
+
+async def test_what_the_timer_decides_is_written_at_the_next_drain_not_the_next_flush() -> None:
+    """No offset covers a timer's decision: its state goes out with the next
+    drain, and replaces whatever the record cache held for the lead."""
+    producer = FakeProducer()
+    sink = KafkaSink(lambda: producer, "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    entry = LeadEntry(0, LeadState(last_event_at=1))
+    sink.persist(0, "L1", entry)  # a record's change, kept for the flush
+    entry.state.last_event_at = 2
+    sink.persist_now(0, "L1", entry)  # then the timer decided
+    sink.persist(0, "L2", LeadEntry(0, LeadState()))
+    await sink.drain()
+    assert [(t, k) for t, k, *_ in producer.sent] == [("leads-changelog", lead_key("L1"))]
+    assert state_from_bytes(producer.sent[0][2]).state.last_event_at == 2
+    await sink.flush()
+    assert [k for _, k, *_ in producer.sent] == [lead_key("L1"), lead_key("L2")]  # L1 not written again
