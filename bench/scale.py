@@ -122,9 +122,9 @@ TEAMS, REPS = 20, 200
 # the watermark reaches them.
 ON_TIME_US = 1 * US
 # How far the held wall clock moves to apply handoffs dated ON_TIME_US after
-# the watermark: their wake-up, plus the deadline index's bucket (1 s), plus
-# a margin.
-APPLY_US = ON_TIME_US + 1 * US + US // 2
+# the watermark: their wake-up, plus the deadline index's bucket, plus a
+# margin.
+APPLY_US = ON_TIME_US + deadline_index.BUCKET_US + US // 2
 LOAD_CHUNK = 1000  # leads per load step (the sink's record cache is flushed after each)
 CONSUMER_BATCH, CONSUMER_PAUSE = 100, 0.005  # records per fetch, seconds between fetches
 

@@ -17,10 +17,12 @@ is active, for the generation they were fetched in, for partitions that are
 active), the commit chain (which flushes the producer before it commits) and
 the timers. What ``Consumer.ack`` maintains per record (``_acked``,
 ``_acked_index``, ``_n_acked``) is maintained here per batch, and only after
-``flush`` has handed the effects of every record in the batch to the
-producer: a committed offset never runs ahead of the changelog records of
-the state it covers (at least once; a record read again is a duplicate the
-engine drops). ``flush`` and the acks run shielded, so a rebalance that
+``flush`` has handed the batch's outcome records, dead letters and cells to
+the producer; the lead states it changed wait in the sink's record cache,
+which ``before_commit`` writes before each of Faust's commits. So a
+committed offset never runs ahead of the changelog records of the state it
+covers (at least once; a record read again is a duplicate the engine
+drops). ``flush`` and the acks run shielded, so a rebalance that
 cancels the fetcher mid-batch still has them; Faust's revoke waits for them
 (``Consumer.wait_empty``) before its commit.
 
@@ -51,8 +53,10 @@ class BatchDelivery:
     """Installs the batch path on ``app``'s consumer for ``topic``.
 
     ``handle_batch(partition, records)`` gets a fetched partition's records
-    of ``topic`` as ``(offset, key, value)`` tuples in offset order, and must
-    not await (it runs between two fetches); ``flush()`` returns once
+    of ``topic`` as ``(offset, key, value)`` tuples in offset order, must
+    not await (it runs between two fetches) and must not raise (the engine
+    dead-letters a record it cannot handle; an exception here stops the
+    fetcher, as in Faust); ``flush()`` returns once
     everything it queued is with the producer (also what another flush
     under way had taken: ``KafkaSink.settle``); ``before_commit()`` runs
     before each of Faust's offset commits (the engine's record cache is
@@ -79,8 +83,9 @@ class BatchDelivery:
         self._finishing: asyncio.Future[None] | None = None
 
     def install(self) -> None:
-        """Replace the drain loop and ``wait_empty`` of the app's consumer
-        (call before the app starts)."""
+        """Replace the drain loop, ``wait_empty`` and (with
+        ``before_commit``) ``commit`` of the app's consumer, on that
+        instance only (call before the app starts)."""
         consumer = self.app.consumer
         faust_wait_empty = consumer.wait_empty
 
@@ -202,9 +207,8 @@ class BatchDelivery:
         self.batches += 1
         self.records += len(batch)
         consumer._read_offset[tp] = batch[-1][0]
-        # The batch's flush and acks go on while the next batch is decided
-        # (its outcome records wait for their delivery there, a linger or
-        # so); at most two batches are between the engine and the producer.
+        # The batch's flush and acks go on while the next batch is decided;
+        # at most two batches are between the engine and the producer.
         previous = self._finishing
         self._finishing = asyncio.ensure_future(self._finish(previous, consumer, tp, batch, generation))
         if previous is not None and not previous.done():

@@ -10,10 +10,10 @@ BUCKET_US = 100_000  # 100 ms buckets: a deadline is found at most 0.1 s after i
 
 
 class DeadlineIndex:
-    """Leads bucketed by the second after their next wake-up time.
+    """Leads bucketed by the ``BUCKET_US`` (100 ms) after their next wake-up time.
 
     A lead is in at most one bucket. A bucket keyed ``k`` holds leads whose wake
-    time is in ``[(k-1) s, k s)``; it is due once the watermark reaches ``k s``,
+    time is in ``[(k-1) B, k B)`` (B = ``BUCKET_US``); it is due once the watermark reaches ``k B``,
     which is strictly after every wake time in it (a breach needs the watermark
     *past* the deadline).
     """
@@ -61,7 +61,7 @@ class DeadlineIndex:
         earliest bucket first. A bucket's leads leave in ``set.pop`` order."""
         out: list[str] = []
         heap, buckets, where = self._heap, self._buckets, self._where
-        due_key = watermark_us // BUCKET_US  # a bucket keyed k is due once the watermark reaches k s
+        due_key = watermark_us // BUCKET_US  # a bucket keyed k is due once the watermark reaches k * BUCKET_US
         while heap and len(out) < limit:
             key = heap[0]
             bucket = buckets.get(key)

@@ -249,11 +249,12 @@ class ChangelogReader:
 
     async def fetch_highwaters(self, tps: Iterable[Any], offsets: MutableMapping[Any, int | None]) -> dict[Any, int]:
         """Each of ``tps``' (Faust TPs) high watermark as a fetch response
-        carries it (right where the broker's ListOffsets answer lags behind
-        multi-record batches), fetching from ``offsets[tp]`` (a read from
+        carries it: the offset after its last record (Faust's highwaters are
+        that less one). Right where the broker's ListOffsets answer lags behind
+        multi-record batches. Fetches from ``offsets[tp]`` (a read from
         past a partition's end is moved to its end by the client, whose
         answer is then the real end). Partitions the broker does not answer
-        for within the request timeout are left out; raises what the client
+        for within the reader's request timeout are left out; raises what the client
         raises when the broker is away."""
         client = await self._started()
         by_tp = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}

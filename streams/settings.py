@@ -105,18 +105,20 @@ class Settings(BaseSettings):
     dlq_topic: str = Field(topics.DLQ, description="rejected records out")
     outcomes_topic: str = Field(topics.OUTCOMES, description="decisions out")
     periods_topic: str = Field(topics.PERIODS, description="judged periods out (one record per level and period)")
-    timer_interval: float = Field(0.5, description="how often due clocks are looked for (duration)")
+    timer_interval: float = Field(0.5, gt=0, description=(
+        "the longest pause between two passes of the deadline timer (duration); it also wakes when the next "
+        "deadline bucket of a caught-up partition falls due"))
     timer_batch: int = Field(500, ge=1, description=(
         "due leads decided per partition in one slice of a timer pass; between slices the worker reads records, "
         "so a burst of due clocks never stalls consumption for long"))
     single_record_batches: bool = Field(False, description=(
-        "one record per changelog batch: only for a broker whose ListOffsets answer is wrong after multi-record "
+        "one record per produce batch: only for a broker whose ListOffsets answer is wrong after multi-record "
         "batches (the embedded broker's is), and only with direct_recovery off, where Faust's recovery would trust "
         "that answer and can end table recovery early. Costs write throughput (about 280 µs per record here), not "
         "recovery time"))
     direct_recovery: bool = Field(True, description=(
         "read the changelogs with leadsla's own client before Faust's recovery: whole fetches up to the fetch's "
-        "high watermark (right on every broker), about twenty times faster than Faust's record-by-record reading "
+        "high watermark (right on every broker), about thirty times faster than Faust's record-by-record reading "
         "(README: Reliability)"))
     state_format: int = Field(3, ge=2, le=3, description=(
         "the lead-state changelog format written: 3 (MessagePack, smaller and about twice as fast to read back); "
@@ -141,7 +143,9 @@ class Settings(BaseSettings):
         "member's session ran out, at its next heartbeat"))
     rebalance_timeout: float = Field(20.0, description=(
         "consumer group rebalance timeout (duration): how long the group waits for its members to rejoin"))
-    commit_interval: float = Field(2.8, description="offset commit interval (duration); each commit first flushes the producer")
+    commit_interval: float = Field(2.8, description=(
+        "offset commit interval (duration); each commit first writes the lead states changed since the last "
+        "one (the record cache: a longer interval writes fewer, in larger bursts) and flushes the producer"))
     broker_probe_interval: float = Field(2.0, gt=0, description="how often a running worker checks that the broker answers (duration)")
     broker_probe_timeout: float = Field(2.0, gt=0, description="how long one check may take before the broker counts as unreachable (duration)")
     broker_wait_max: float = Field(30.0, gt=0, description="longest pause between attempts while a starting worker waits for its broker (duration)")

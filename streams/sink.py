@@ -97,8 +97,9 @@ def cut_dead_letter(key: bytes | None, value: bytes, headers: Headers, max_bytes
 
 class KafkaSink:
     """Queues ready records and hands them to the Kafka producer right after
-    each batch of records or timer pass (``drain``); lead states are kept
-    until the next commit (``persist``, ``flush``).
+    each batch of records or timer pass (``drain``); lead states records
+    change are kept until the next commit (``persist``, ``flush``), those the
+    timer changes go with the next drain (``persist_now``).
 
     Faust's own path (send_soon, its producer buffer, publish_message) costs
     more per record than the engine spends deciding a clock. Writing to the
@@ -142,6 +143,8 @@ class KafkaSink:
         # (partition, lead id) -> the lead's entry (None: deleted), to flush
         self._states: dict[tuple[int, str], LeadEntry | None] = {}
         self._flushing = asyncio.Lock()
+        # The states a flush under way took and has not encoded yet.
+        self._flushing_states: dict[tuple[int, str], LeadEntry | None] | None = None
         # Outcome records handed to the producer and not yet delivered.
         self._outcomes_in_flight: set[asyncio.Future[Any]] = set()
         # One drain at a time: the agent and the timer both drain, and one
@@ -175,8 +178,14 @@ class KafkaSink:
         timer decides. A record's effects are covered by its offset until
         the state is written (killed before, the worker reads the record
         again); a timer's decision is covered by nothing, and a worker
-        killed before its state is written decides again."""
-        self._states.pop((partition, lead_id), None)  # this write has the latest state
+        killed before its state is written decides again. Raises what
+        ``state_to_bytes`` raises (ValueError, TypeError)."""
+        key = (partition, lead_id)
+        # This write has the latest state: an older one kept for a flush, or
+        # taken by a flush under way and not yet encoded, must not follow it.
+        self._states.pop(key, None)
+        if self._flushing_states is not None:
+            self._flushing_states.pop(key, None)
         value = None if entry is None else state_to_bytes(entry.partition, entry.state, self._state_version)
         self.queue.append((self._leads, lead_key(lead_id), value, partition, None))
 
@@ -184,21 +193,39 @@ class KafkaSink:
         """Queue every lead state marked since the last flush, then drain:
         afterwards all of them are with the producer. The worker flushes
         before each offset commit, so no committed offset runs ahead of the
-        states it changed."""
+        states it changed. Raises what ``state_to_bytes`` raises (ValueError,
+        TypeError): the states not yet encoded then go back to the cache."""
         async with self._flushing:  # flushes in order: a lead's newer state never overtakes an older one
             if self._states:
                 states, self._states = self._states, {}
+                self._flushing_states = states
                 leads, version = self._leads, self._state_version
-                for encoded, ((partition, lead_id), entry) in enumerate(states.items(), 1):
-                    value = None if entry is None else state_to_bytes(entry.partition, entry.state, version)
-                    self.queue.append((leads, lead_key(lead_id), value, partition, None))
-                    if encoded % FLUSH_SLICE == 0:
-                        # Hand this slice over and let the worker read
-                        # records meanwhile: a burst can leave 100,000
-                        # states to write, seconds of encoding.
-                        await self.drain()
-                        await asyncio.sleep(0)
+                try:
+                    await self._flush_states(states, leads, version)
+                except BaseException:
+                    # What was not handed over is marked again (a newer mark wins).
+                    self._states = {**states, **self._states}
+                    raise
+                finally:
+                    self._flushing_states = None
             await self.drain()
+
+    async def _flush_states(self, states: dict[tuple[int, str], LeadEntry | None], leads: str, version: int) -> None:
+        """Encode and queue ``states`` in slices, draining after each; a
+        state ``persist_now`` wrote meanwhile is left out (it is newer)."""
+        for encoded, (key, entry) in enumerate(list(states.items()), 1):
+            if key not in states:
+                continue  # written since by persist_now
+            del states[key]  # handed over (what is left goes back to the cache on an error)
+            partition, lead_id = key
+            value = None if entry is None else state_to_bytes(entry.partition, entry.state, version)
+            self.queue.append((leads, lead_key(lead_id), value, partition, None))
+            if encoded % FLUSH_SLICE == 0:
+                # Hand this slice over and let the worker read records
+                # meanwhile: a burst can leave 100,000 states to write,
+                # seconds of encoding.
+                await self.drain()
+                await asyncio.sleep(0)
 
     def window(self, partition: int, key: str, value: float | None) -> None:
         self.queue.append((self._windows, orjson.dumps(key), None if value is None else orjson.dumps(value),
@@ -263,9 +290,9 @@ class KafkaSink:
             # A decision's outcome is delivered before the lead state that
             # records it: killed in between, the worker decides again after a
             # restart and re-sends the same decision_id, where the other
-            # order would lose the outcome for good. Lead states go out at
-            # a flush (before a commit), so one wait there covers every
-            # outcome sent since the last one.
+            # order would lose the outcome for good. Lead states go out at a
+            # flush (before a commit) or with what the timer decided, so one
+            # wait there covers every outcome sent before them.
             await self._send_all(producer, [r for r in records if r[0] != leads])
             if self._outcomes_in_flight:
                 await asyncio.wait(list(self._outcomes_in_flight))

@@ -620,3 +620,40 @@ async def test_what_the_timer_decides_is_written_at_the_next_drain_not_the_next_
     assert state_from_bytes(producer.sent[0][2]).state.last_event_at == 2
     await sink.flush()
     assert [k for _, k, *_ in producer.sent] == [lead_key("L1"), lead_key("L2")]  # L1 not written again
+
+
+async def test_a_timer_write_during_a_flush_is_not_followed_by_the_older_state_the_flush_took() -> None:
+    """A flush hands its states over in slices; the timer deleting a lead
+    meanwhile (a tombstone, at once) must stay the last word on the lead."""
+    from leadsla.streams import sink as sink_module
+
+    producer = FakeProducer()
+    sink = KafkaSink(lambda: producer, "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    n = sink_module.FLUSH_SLICE + 5
+    for i in range(n):
+        sink.persist(0, f"L{i}", LeadEntry(0, LeadState(last_event_at=i)))
+    last = f"L{n - 1}"  # in the second slice
+
+    async def timer() -> None:
+        while not producer.sent:  # the first slice is out: the flush is part-way
+            await asyncio.sleep(0)
+        sink.persist_now(0, last, None)
+        await sink.drain()
+
+    await asyncio.gather(sink.flush(), timer())
+    written = [(k, v) for _, k, v, *_ in producer.sent if k == lead_key(last)]
+    assert written == [(lead_key(last), None)]  # the tombstone only
+
+
+async def test_a_state_that_cannot_be_encoded_leaves_the_rest_of_the_flush_marked() -> None:
+    producer = FakeProducer()
+    sink = KafkaSink(lambda: producer, "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    sink.persist(0, "ok", LeadEntry(0, LeadState()))
+    sink.persist(0, "huge", LeadEntry(0, LeadState(last_event_at=2**70)))  # past 64 bits
+    sink.persist(0, "after", LeadEntry(0, LeadState()))
+    with pytest.raises((ValueError, TypeError, OverflowError)):
+        await sink.flush()
+    sink.persist(0, "huge", None)  # the lead went meanwhile: its newer mark wins
+    await sink.flush()
+    assert [k for _, k, *_ in producer.sent] == [lead_key("ok"), lead_key("after"), lead_key("huge")]
+    assert producer.sent[-1][2] is None  # the tombstone, not the state that could not be encoded
