@@ -650,6 +650,14 @@ class Metrics:
             self._opened.clear()
         self._opened.add(key)
 
+    def _by_policy_team(self, f: Any, policy: str, team: str | None) -> Any:
+        """``f``'s child for a policy and a team as given (the team bounded
+        to its label once, then remembered by the team as given)."""
+        child = f.given.get((policy, team))
+        if child is None:
+            child = f.remember((policy, team), self._child(f, policy, self.team(team)))
+        return child
+
     def too_late(self, policy: str, role: str) -> CounterChild:
         f = self.too_late_total
         child = f.given.get((policy, role))
@@ -665,32 +673,16 @@ class Metrics:
         return child
 
     def correction(self, policy: str, team: str | None) -> CounterChild:
-        f = self.corrections
-        child = f.given.get((policy, team))
-        if child is None:
-            child = f.remember((policy, team), self._child(f, policy, self.team(team)))
-        return child
+        return self._by_policy_team(self.corrections, policy, team)
 
     def elapsed_of(self, policy: str, team: str | None) -> HistogramChild:
-        f = self.elapsed
-        child = f.given.get((policy, team))
-        if child is None:
-            child = f.remember((policy, team), self._child(f, policy, self.team(team)))
-        return child
+        return self._by_policy_team(self.elapsed, policy, team)
 
     def pause_expired_of(self, policy: str, team: str | None) -> CounterChild:
-        f = self.pauses_expired
-        child = f.given.get((policy, team))
-        if child is None:
-            child = f.remember((policy, team), self._child(f, policy, self.team(team)))
-        return child
+        return self._by_policy_team(self.pauses_expired, policy, team)
 
     def at_risk_of(self, policy: str, team: str | None) -> CounterChild:
-        f = self.at_risk_total
-        child = f.given.get((policy, team))
-        if child is None:
-            child = f.remember((policy, team), self._child(f, policy, self.team(team)))
-        return child
+        return self._by_policy_team(self.at_risk_total, policy, team)
 
     def followup_of(self, team: str | None) -> HistogramChild:
         f = self.followup
