@@ -215,21 +215,23 @@ class Calendar:
             n += 1
         raise ValueError(f"calendar {self.name!r} has no open hours for {MAX_CLOSED_DAYS} days")
 
+    def _window_days(self, first: int) -> Iterator[tuple[int, tuple[tuple[int, int], ...]]]:
+        """(date ordinal, open intervals) of the ``_WINDOW_DAYS`` local days
+        from ordinal ``first``, each from the day cache; none near the end
+        of the date range (the windows are then empty and callers walk)."""
+        if first + _WINDOW_DAYS + 2 >= _MAX_ORDINAL:
+            return
+        days = self._days
+        for n in range(first, first + _WINDOW_DAYS):
+            ivs = days.get(n)
+            yield n, (self._day_by_ordinal(n) if ivs is None else ivs)
+
     def _open_days_window(self, u: int) -> tuple[tuple[int, tuple[tuple[int, int], ...]], ...]:
         """Build the open days of UTC day ``u``'s window (see ``_open_days``):
         (date ordinal, intervals) of each open day among the ``_WINDOW_DAYS``
         local days from the first one an instant of that UTC day can fall in;
         () at the end of the date range (callers walk)."""
-        first = self._first_ordinal(u * DAY_US)
-        out: list[tuple[int, tuple[tuple[int, int], ...]]] = []
-        if first + _WINDOW_DAYS + 2 < _MAX_ORDINAL:
-            days = self._days
-            for n in range(first, first + _WINDOW_DAYS):
-                ivs = days.get(n)
-                if ivs is None:
-                    ivs = self._day_by_ordinal(n)
-                if ivs:
-                    out.append((n, ivs))
+        out = [(n, ivs) for n, ivs in self._window_days(self._first_ordinal(u * DAY_US)) if ivs]
         open_days = tuple(out)
         _put(self._open_days, u, open_days)
         return open_days
@@ -244,18 +246,12 @@ class Calendar:
         DST gap breaks that, and at the end of the date range, the window is
         () and callers walk."""
         t0 = u * DAY_US
-        first = self._first_ordinal(t0)
         out: list[tuple[int, int]] = []
-        if first + _WINDOW_DAYS + 2 < _MAX_ORDINAL:
-            days = self._days
-            for n in range(first, first + _WINDOW_DAYS):
-                ivs = days.get(n)
-                if ivs is None:
-                    ivs = self._day_by_ordinal(n)
-                if ivs and ivs[-1][1] != max(b for _, b in ivs):
-                    out = []
-                    break
-                out.extend(iv for iv in ivs if iv[1] > t0)
+        for _, ivs in self._window_days(self._first_ordinal(t0)):
+            if ivs and ivs[-1][1] != max(b for _, b in ivs):
+                out = []
+                break
+            out.extend(iv for iv in ivs if iv[1] > t0)
         window = tuple(out)
         _put(self._windows, u, window)
         return window
