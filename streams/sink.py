@@ -186,6 +186,10 @@ class KafkaSink:
         self._states.pop(key, None)
         if self._flushing_states is not None:
             self._flushing_states.pop(key, None)
+        self._queue_state(partition, lead_id, entry)
+
+    def _queue_state(self, partition: int, lead_id: str, entry: LeadEntry | None) -> None:
+        """Encode a lead's state (None: a tombstone) and queue it for the next drain."""
         value = None if entry is None else state_to_bytes(entry.partition, entry.state, self._state_version)
         self.queue.append((self._leads, lead_key(lead_id), value, partition, None))
 
@@ -199,9 +203,8 @@ class KafkaSink:
             if self._states:
                 states, self._states = self._states, {}
                 self._flushing_states = states
-                leads, version = self._leads, self._state_version
                 try:
-                    await self._flush_states(states, leads, version)
+                    await self._flush_states(states)
                 except BaseException:
                     # What was not handed over is marked again (a newer mark wins).
                     self._states = {**states, **self._states}
@@ -210,16 +213,14 @@ class KafkaSink:
                     self._flushing_states = None
             await self.drain()
 
-    async def _flush_states(self, states: dict[tuple[int, str], LeadEntry | None], leads: str, version: int) -> None:
+    async def _flush_states(self, states: dict[tuple[int, str], LeadEntry | None]) -> None:
         """Encode and queue ``states`` in slices, draining after each; a
         state ``persist_now`` wrote meanwhile is left out (it is newer)."""
         for encoded, (key, entry) in enumerate(list(states.items()), 1):
             if key not in states:
                 continue  # written since by persist_now
             del states[key]  # handed over (what is left goes back to the cache on an error)
-            partition, lead_id = key
-            value = None if entry is None else state_to_bytes(entry.partition, entry.state, version)
-            self.queue.append((leads, lead_key(lead_id), value, partition, None))
+            self._queue_state(*key, entry)
             if encoded % FLUSH_SLICE == 0:
                 # Hand this slice over and let the worker read records
                 # meanwhile: a burst can leave 100,000 states to write,
@@ -338,18 +339,8 @@ class KafkaSink:
             await self._send_all(producer, records)
             return
         if isinstance(future, asyncio.Future):
-            future.add_done_callback(self._batch_callback(len(records)))
+            future.add_done_callback(self._delivery_callback(self._leads, len(records)))
 
-    def _batch_callback(self, records: int) -> Callable[[asyncio.Future[Any]], None]:
-        def delivered(future: asyncio.Future[Any]) -> None:
-            if future.cancelled():
-                return
-            exc = future.exception()
-            if exc is not None:
-                for _ in range(records):  # each record of the batch is lost
-                    self._failed(self._leads, exc)
-
-        return delivered
 
     async def _send_all(self, producer: Any, records: list[Record]) -> None:
         """Send ``records`` in order; outcome records are in flight until delivered."""
@@ -418,7 +409,9 @@ class KafkaSink:
                     future.add_done_callback(self._outcomes_in_flight.discard)
             return
 
-    def _delivery_callback(self, topic: str) -> Callable[[asyncio.Future[Any]], None]:
+    def _delivery_callback(self, topic: str, records: int = 1) -> Callable[[asyncio.Future[Any]], None]:
+        """What to do when a send of ``records`` records (one, or a batch) to
+        ``topic`` is delivered or has failed."""
         def delivered(future: asyncio.Future[Any]) -> None:
             # aiokafka already retried retriable errors until its request
             # timeout: an exception here is final. Reading it also keeps
@@ -427,7 +420,8 @@ class KafkaSink:
                 return
             exc = future.exception()
             if exc is not None:
-                self._failed(topic, exc)
+                for _ in range(records):  # each record is lost
+                    self._failed(topic, exc)
 
         return delivered
 
