@@ -65,10 +65,7 @@ def cpu_s() -> float:
 
 def rss_mib() -> float:
     """This process's peak RSS (MiB) since the last ``reset_peak_rss``."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return _proc_rss_mib(os.getpid()) or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def reset_peak_rss() -> None:
