@@ -406,47 +406,52 @@ async def test_without_metrics_a_failure_is_still_survived() -> None:
     assert [k for _, k, *_ in producer.sent] == [b"lead-2"]
 
 
+class DeliversLater(FakeProducer):
+    """A producer whose every send is delivered 50 ms later; ``order`` says
+    what was sent and delivered, in the order it happened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                   partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]:
+        self.order.append(f"send {topic} {key!r}")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def deliver() -> None:
+            self.order.append(f"delivered {topic} {key!r}")
+            future.set_result(None)
+
+        asyncio.get_running_loop().call_later(0.05, deliver)
+        return future
+
+
 async def test_an_outcome_is_delivered_before_the_state_that_records_its_decision() -> None:
     """Killed between the two, a worker must decide again (and re-send the
     same decision_id), never hold state that says decided with no outcome."""
-    order: list[str] = []
-
-    class Slow(FakeProducer):
-        async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                       partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]:
-            order.append(f"send {topic}")
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_later(0.05, lambda: (order.append(f"delivered {topic}"), future.set_result(None)))
-            return future
-
-    sink = KafkaSink(lambda: Slow(), "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    producer = DeliversLater()
+    order = producer.order
+    sink = KafkaSink(lambda: producer, "leads-changelog", "windows-changelog", "outcomes", "dlq")
     sink.outcome("L1", b"{}")
     sink.persist(0, "L1", LeadEntry(0, LeadState()))
     await sink.flush()
-    assert order[:3] == ["send outcomes", "delivered outcomes", "send leads-changelog"]
+    assert order[:3] == ["send outcomes b'L1'", "delivered outcomes b'L1'", f"send leads-changelog {lead_key('L1')!r}"]
 
 
 async def test_a_drain_waits_once_for_all_its_outcomes_then_sends_the_states_in_order() -> None:
     """With the producer's linger, a wait per outcome would cost a linger per
     decision: the outcomes of one drain go out together and are waited for
     once, and every other record keeps its order."""
-    order: list[str] = []
-
-    class Slow(FakeProducer):
-        async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                       partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]:
-            order.append(f"send {topic} {key!r}")
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_later(0.05, lambda: (order.append(f"delivered {topic}"), future.set_result(None)))
-            return future
-
-    sink = KafkaSink(lambda: Slow(), "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    producer = DeliversLater()
+    order = producer.order
+    sink = KafkaSink(lambda: producer, "leads-changelog", "windows-changelog", "outcomes", "dlq")
     for lead in ("L1", "L2", "L3"):
         sink.outcome(lead, b"{}")
         sink.persist(0, lead, LeadEntry(0, LeadState()))
     await sink.flush()
     assert order[:3] == ["send outcomes b'L1'", "send outcomes b'L2'", "send outcomes b'L3'"]
-    assert order[3:6] == ["delivered outcomes"] * 3
+    assert order[3:6] == [f"delivered outcomes {lead.encode()!r}" for lead in ("L1", "L2", "L3")]
     assert order[6:] == [f"send leads-changelog {lead_key(lead)!r}" for lead in ("L1", "L2", "L3")]
 
 
@@ -454,17 +459,9 @@ async def test_a_drain_without_lead_states_never_waits_for_deliveries_and_a_flus
     """Between commits a drain only hands records over (a wait would cost
     the producer's linger per batch); the flush that writes the lead states
     waits for every outcome sent before, by any drain."""
-    order: list[str] = []
-
-    class Slow(FakeProducer):
-        async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                       partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]:
-            order.append(f"send {topic} {key!r}")
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_later(0.05, lambda: (order.append(f"delivered {key!r}"), future.set_result(None)))
-            return future
-
-    sink = KafkaSink(lambda: Slow(), "leads-changelog", "windows-changelog", "outcomes", "dlq")
+    producer = DeliversLater()
+    order = producer.order
+    sink = KafkaSink(lambda: producer, "leads-changelog", "windows-changelog", "outcomes", "dlq")
     sink.outcome("L1", b"{}")
     sink.persist(0, "L1", LeadEntry(0, LeadState()))
     sink.window(0, "k", 1.0)
@@ -472,7 +469,8 @@ async def test_a_drain_without_lead_states_never_waits_for_deliveries_and_a_flus
     assert order == ["send outcomes b'L1'", "send windows-changelog b'\"k\"'"]  # nothing waited for
     sink.outcome("L2", b"{}")
     await sink.flush()
-    assert order[2:] == ["send outcomes b'L2'", "delivered b'L1'", "delivered b'\"k\"'", "delivered b'L2'",
+    assert order[2:] == ["send outcomes b'L2'", "delivered outcomes b'L1'", "delivered windows-changelog b'\"k\"'",
+                         "delivered outcomes b'L2'",
                          f"send leads-changelog {lead_key('L1')!r}"]
 
 
