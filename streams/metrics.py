@@ -658,6 +658,13 @@ class Metrics:
             child = f.remember((policy, team), self._child(f, policy, self.team(team)))
         return child
 
+    def _by_team(self, f: Any, team: str | None) -> Any:
+        """``f``'s child for a team as given (bounded to its label once)."""
+        child = f.given.get(team)
+        if child is None:
+            child = f.remember(team, self._child(f, self.team(team)))
+        return child
+
     def too_late(self, policy: str, role: str) -> CounterChild:
         f = self.too_late_total
         child = f.given.get((policy, role))
@@ -685,25 +692,13 @@ class Metrics:
         return self._by_policy_team(self.at_risk_total, policy, team)
 
     def followup_of(self, team: str | None) -> HistogramChild:
-        f = self.followup
-        child = f.given.get(team)
-        if child is None:
-            child = f.remember(team, self._child(f, self.team(team)))
-        return child
+        return self._by_team(self.followup, team)
 
     def attempts_of(self, team: str | None) -> CounterChild:
-        f = self.attempts
-        child = f.given.get(team)
-        if child is None:
-            child = f.remember(team, self._child(f, self.team(team)))
-        return child
+        return self._by_team(self.attempts, team)
 
     def handoffs_of(self, team: str | None) -> CounterChild:
-        f = self.handoffs
-        child = f.given.get(team)
-        if child is None:
-            child = f.remember(team, self._child(f, self.team(team)))
-        return child
+        return self._by_team(self.handoffs, team)
 
 
 class Scraped:
