@@ -249,8 +249,18 @@ def worker_stage(bootstrap: str, topic: str, n: int, partitions: int, extra: dic
                "LEADSLA_APP_ID": f"bench-{uuid.uuid4().hex[:8]}", "LEADSLA_WEB_PORT": str(port),
                "LEADSLA_PARTITIONS": str(partitions), "LEADSLA_DATA_DIR": tmp, "LEADSLA_LOG_LEVEL": "warning",
                **extra}
-        proc = subprocess.Popen([sys.executable, "-m", "leadsla", "run"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log_path = Path(tmp) / "worker.log"
+        with open(log_path, "wb") as log_file:  # the child keeps its own copy
+            proc = subprocess.Popen([sys.executable, "-m", "leadsla", "run"], env=env,
+                                    stdout=log_file, stderr=subprocess.STDOUT)
+
+        def exited() -> dict[str, Any] | None:
+            # A worker that refused its settings or crashed: say so, with its last words.
+            if proc.poll() is None:
+                return None
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+            return {"error": f"the worker exited with {proc.returncode}: " + " | ".join(tail)}
+
         try:
             # From the moment the worker says ready (recovered, about to
             # fetch) to the wall time it received its last record (its own
@@ -258,6 +268,8 @@ def worker_stage(bootstrap: str, topic: str, n: int, partitions: int, extra: dic
             t_start = time.perf_counter()
             ready = None
             while ready is None and time.perf_counter() - t_start < 300:
+                if (gone := exited()) is not None:
+                    return gone
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as r:
                         if json.loads(r.read())["ready"]:
@@ -273,6 +285,8 @@ def worker_stage(bootstrap: str, topic: str, n: int, partitions: int, extra: dic
             poll = min(1.0, max(0.1, n / 200_000))
             while time.perf_counter() - t_start < 1800:
                 time.sleep(poll)
+                if (gone := exited()) is not None:
+                    return gone
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
                     text = r.read().decode()
                 total, last = 0.0, 0.0
@@ -324,7 +338,9 @@ def _proc_rss_mib(pid: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=200_000, help="records in the backlog (default 200,000)")
+    ap.add_argument("--events", type=int, default=200_000,
+                    help="records in the backlog (default 200,000; below ~50,000 the worker reads much of it "
+                         "while starting, before B6's clock starts, and B6 means little)")
     ap.add_argument("--partitions", type=int, default=8, help="partitions of the topic (default 8)")
     ap.add_argument("--listen", default="127.0.0.1:19192", help="where the embedded broker listens")
     ap.add_argument("--out", type=Path, default=Path("bench/results"), help="the directory the JSON goes to")
@@ -399,7 +415,9 @@ def main() -> int:
     if b2["timer_us_per_due_lead"] is not None:
         print(f"\ntimer: {b2['timer_us_per_due_lead']:.1f} CPU µs per due lead ({b2['timer_due_leads']:,} due leads)")
     b6 = results.get("B6 leadsla run", {})
-    if "decisions" in b6:
+    if "error" in b6:
+        print(f"B6: {b6['error']}")
+    elif "decisions" in b6:
         print(f"decisions: B2 {b2['decisions']:,}, B6 {b6['decisions']:,} (distinct decision ids)")
     if args.scale != "none":
         results["scale"] = scale_figures(args.scale == "quick")
@@ -409,7 +427,7 @@ def main() -> int:
     out = args.out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2, sort_keys=True))
     print(f"\nwrote {out}")
-    return 0
+    return 1 if "error" in results.get("B6 leadsla run", {}) else 0
 
 
 if __name__ == "__main__":
